@@ -5,6 +5,20 @@ S seeds of one setting train as ONE model: every weight has shape (S, ...), ever
 in a fixed order, so a batched model over seeds [a, b] holds exactly the parameters of two
 single-seed models over [a] and [b]. Because Adam and friends act per element, training the
 batched model on the SUM of per-seed losses reproduces S separate runs (to float tolerance).
+
+Convolutions fold the seeds into the channels: inside a conv stack activations are laid out
+(B, S*C, H, W) and every conv is grouped with groups=S, so seed s only ever sees its own
+channels. Batch norm, where used, normalises each (seed, channel) pair over (B, H, W) alone.
+
+Public API:
+    seed_generators(seeds, stream=0)     one CPU generator per seed; stream 0 is manual_seed(s),
+                                         other streams give independent, reproducible draws
+    STREAM_G, STREAM_D, STREAM_DATA, STREAM_FRESH_D, STREAM_EVAL   stream ids the engine uses
+    BatchedLinear, BatchedMLP            per-seed affine maps / MLPs on (S, B, n)
+    BatchedConv2d, BatchedConvTranspose2d, BatchedBatchNorm2d   grouped layers on (B, S*C, H, W)
+    fold_seeds(x), unfold_seeds(x, S)    (S, B, C, H, W) <-> (B, S*C, H, W)
+    DCGANGenerator(seeds, z_dim, channels, norm)   z (S, B, z_dim) -> images (S, B, 1, 8, 8) in [-1, 1]
+    DCGANDiscriminator(seeds, channels)            images (S, B, 1, 8, 8) -> logits (S, B, 1)
 """
 
 from __future__ import annotations
@@ -12,7 +26,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {
@@ -23,9 +39,27 @@ ACTIVATIONS = {
 }
 
 
-def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
-    """One CPU generator per seed; initialisation draws on CPU so every device gets equal weights."""
-    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+# Random streams: G init, D init, training data + noise, a fresh D trained against a frozen G,
+# evaluation batches. Separate streams keep e.g. D's initial weights independent of G's.
+STREAM_G, STREAM_D, STREAM_DATA, STREAM_FRESH_D, STREAM_EVAL = 0, 1, 2, 3, 4
+
+
+def stream_seed(seed: int, stream: int = 0) -> int:
+    """The integer a generator for (seed, stream) is seeded with: seed itself on stream 0,
+    else the first 64-bit word of ``numpy.random.SeedSequence([seed, stream])``."""
+    if stream == 0:
+        return int(seed)
+    if seed < 0 or stream < 0:
+        raise ValueError(f"seed and stream must be non-negative, got {seed}, {stream}")
+    return int(np.random.SeedSequence([int(seed), int(stream)]).generate_state(1, np.uint64)[0])
+
+
+def seed_generators(seeds: Sequence[int], stream: int = 0) -> list[torch.Generator]:
+    """One CPU generator per seed; initialisation draws on CPU so every device gets equal weights.
+
+    ``stream`` selects an independent sequence for the same seed (see ``stream_seed``).
+    """
+    return [torch.Generator().manual_seed(stream_seed(int(s), stream)) for s in seeds]
 
 
 class BatchedLinear(nn.Module):
@@ -62,6 +96,8 @@ class BatchedMLP(nn.Module):
         sizes: layer widths including input and output, e.g. (1, 64, 64, 1).
         seeds: one integer seed per batched copy; seed s initialises copy s.
         activation: a key of ``ACTIVATIONS``.
+        stream: random stream of the initialisation (0, the default, is ``manual_seed(s)``); give
+            a discriminator ``STREAM_D`` so its weights are independent of the generator's.
 
     Example:
         >>> net = BatchedMLP((2, 32, 1), seeds=[0, 1, 2])
@@ -69,7 +105,13 @@ class BatchedMLP(nn.Module):
         torch.Size([3, 5, 1])
     """
 
-    def __init__(self, sizes: Sequence[int], seeds: Sequence[int], activation: str = "relu"):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        seeds: Sequence[int],
+        activation: str = "relu",
+        stream: int = 0,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -78,6 +120,7 @@ class BatchedMLP(nn.Module):
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least input and output widths, got {list(sizes)}")
         self.seeds = [int(s) for s in seeds]
+        self.stream = stream
         self.layers = nn.ModuleList(
             BatchedLinear(a, b, len(self.seeds)) for a, b in zip(sizes[:-1], sizes[1:])
         )
@@ -85,7 +128,7 @@ class BatchedMLP(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        gens = seed_generators(self.seeds)
+        gens = seed_generators(self.seeds, self.stream)
         for layer in self.layers:
             layer.reset_parameters(gens)
 
@@ -100,3 +143,218 @@ class BatchedMLP(nn.Module):
             if i < len(self.layers) - 1:
                 x = self.act(x)
         return x
+
+
+# ---------------------------------------------------------------------------------------------
+# convolutions: seeds folded into channels, groups = S
+
+
+def fold_seeds(x: torch.Tensor) -> torch.Tensor:
+    """(S, B, C, H, W) -> (B, S*C, H, W): channel s*C + c holds seed s, channel c."""
+    s, b, c, h, w = x.shape
+    return x.transpose(0, 1).reshape(b, s * c, h, w)
+
+
+def unfold_seeds(x: torch.Tensor, n_seeds: int) -> torch.Tensor:
+    """(B, S*C, H, W) -> (S, B, C, H, W), the inverse of ``fold_seeds``."""
+    b, sc, h, w = x.shape
+    return x.reshape(b, n_seeds, sc // n_seeds, h, w).transpose(0, 1)
+
+
+def _uniform(shape: Sequence[int], bound: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(*shape, generator=gen) * 2 * bound - bound
+
+
+class BatchedConv2d(nn.Module):
+    """S independent 2-D convolutions as one grouped convolution on (B, S*C_in, H, W).
+
+    Weight (S, C_out, C_in, k, k), bias (S, C_out). Initialised like ``torch.nn.Conv2d``:
+    W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_in k^2, per seed (weight, then bias).
+    """
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, n_seeds: int, stride: int = 1, padding: int = 0
+    ):
+        super().__init__()
+        self.c_in, self.c_out, self.kernel = c_in, c_out, kernel
+        self.stride, self.padding = stride, padding
+        self.weight = nn.Parameter(torch.empty(n_seeds, c_out, c_in, kernel, kernel))
+        self.bias = nn.Parameter(torch.empty(n_seeds, c_out))
+
+    def fan_in(self) -> float:
+        return self.c_in * self.kernel**2
+
+    @torch.no_grad()
+    def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
+        bound = 1.0 / math.sqrt(self.fan_in())
+        for s, gen in enumerate(generators):
+            self.weight[s].copy_(_uniform(self.weight.shape[1:], bound, gen))
+            self.bias[s].copy_(_uniform(self.bias.shape[1:], bound, gen))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, S*C_in, H, W) -> (B, S*C_out, H', W')
+        s = self.weight.shape[0]
+        w = self.weight.reshape(s * self.c_out, self.c_in, self.kernel, self.kernel)
+        return F.conv2d(x, w, self.bias.reshape(-1), self.stride, self.padding, groups=s)
+
+
+class BatchedConvTranspose2d(BatchedConv2d):
+    """S independent transposed convolutions as one grouped ``conv_transpose2d``.
+
+    Weight (S, C_in, C_out, k, k) (PyTorch's transposed layout), bias (S, C_out). Each output
+    pixel sums about C_in (k / stride)^2 terms, so fan_in = C_in k^2 / stride^2 sets the uniform
+    bound 1/sqrt(fan_in) (PyTorch's own default uses C_out k^2 here, a known quirk).
+    """
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, n_seeds: int, stride: int = 1, padding: int = 0
+    ):
+        super().__init__(c_in, c_out, kernel, n_seeds, stride, padding)
+        self.weight = nn.Parameter(torch.empty(n_seeds, c_in, c_out, kernel, kernel))
+
+    def fan_in(self) -> float:
+        return self.c_in * self.kernel**2 / self.stride**2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, S*C_in, H, W) -> (B, S*C_out, H', W')
+        s = self.weight.shape[0]
+        w = self.weight.reshape(s * self.c_in, self.c_out, self.kernel, self.kernel)
+        return F.conv_transpose2d(
+            x, w, self.bias.reshape(-1), self.stride, self.padding, groups=s
+        )
+
+
+class BatchedBatchNorm2d(nn.Module):
+    """Batch norm with statistics per (seed, channel): no statistic is shared across seeds.
+
+    On (B, S*C, H, W) ordinary per-channel batch norm already averages over (B, H, W) only, so
+    each seed's channels are normalised by that seed's own batch. Parameters and running
+    statistics are stored (S, C) to keep the leading seed dimension.
+    """
+
+    def __init__(self, channels: int, n_seeds: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(n_seeds, channels))
+        self.bias = nn.Parameter(torch.zeros(n_seeds, channels))
+        self.register_buffer("running_mean", torch.zeros(n_seeds, channels))
+        self.register_buffer("running_var", torch.ones(n_seeds, channels))
+
+    @torch.no_grad()
+    def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
+        # deterministic init: draws nothing, so the other layers' draws do not depend on norm
+        self.weight.fill_(1.0)
+        self.bias.zero_()
+        self.running_mean.zero_()
+        self.running_var.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, S*C, H, W); views of the (S, C) buffers are updated in place in training mode
+        return F.batch_norm(
+            x,
+            self.running_mean.view(-1),
+            self.running_var.view(-1),
+            self.weight.reshape(-1),
+            self.bias.reshape(-1),
+            self.training,
+            self.momentum,
+            self.eps,
+        )
+
+
+NORMS = ("none", "batch")
+
+
+class _Batched(nn.Module):
+    """Shared bookkeeping: seeds, init stream, per-seed initialisation in registration order."""
+
+    def __init__(self, seeds: Sequence[int], stream: int):
+        super().__init__()
+        self.seeds = [int(s) for s in seeds]
+        self.stream = stream
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    def reset_parameters(self) -> None:
+        gens = seed_generators(self.seeds, self.stream)
+        for module in self.modules():  # registration order: fixed, so init is reproducible
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters(gens)
+
+
+class DCGANGenerator(_Batched):
+    """A small DCGAN-style generator for 8x8 images, all seeds at once.
+
+    z (S, B, z_dim) -> Linear -> (2c, 4, 4) -> [BN] -> ReLU -> ConvT(4, stride 2) -> (c, 8, 8)
+    -> [BN] -> ReLU -> Conv(3, pad 1) -> (1, 8, 8) -> tanh, so images lie in [-1, 1] like the
+    scaled digits. Radford et al. 2016 (DCGAN) shape, shrunk to 8x8.
+
+    Args:
+        seeds: one integer seed per batched copy.
+        z_dim: latent dimension.
+        channels: c, the width of the last hidden layer (the first has 2c).
+        norm: "none" or "batch" (per-seed batch norm after the two hidden layers).
+        stream: initialisation stream (default ``STREAM_G``).
+
+    Example:
+        >>> g = DCGANGenerator([0, 1], z_dim=16, channels=8)
+        >>> g(torch.zeros(2, 5, 16)).shape
+        torch.Size([2, 5, 1, 8, 8])
+    """
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        z_dim: int = 16,
+        channels: int = 32,
+        norm: str = "none",
+        stream: int = STREAM_G,
+    ):
+        super().__init__(seeds, stream)
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+        s, c = self.n_seeds, channels
+        self.z_dim, self.channels = z_dim, c
+        self.fc = BatchedLinear(z_dim, 2 * c * 16, s)
+        self.norm1 = BatchedBatchNorm2d(2 * c, s) if norm == "batch" else nn.Identity()
+        self.up = BatchedConvTranspose2d(2 * c, c, 4, s, stride=2, padding=1)
+        self.norm2 = BatchedBatchNorm2d(c, s) if norm == "batch" else nn.Identity()
+        self.out = BatchedConv2d(c, 1, 3, s, stride=1, padding=1)
+        self.reset_parameters()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        s, b, _ = z.shape
+        h = self.fc(z).reshape(s, b, 2 * self.channels, 4, 4)  # (S, B, 2c, 4, 4)
+        h = torch.relu(self.norm1(fold_seeds(h)))  # (B, S*2c, 4, 4)
+        h = torch.relu(self.norm2(self.up(h)))  # (B, S*c, 8, 8)
+        return unfold_seeds(torch.tanh(self.out(h)), s)  # (S, B, 1, 8, 8)
+
+
+class DCGANDiscriminator(_Batched):
+    """A small DCGAN-style discriminator (critic) for 8x8 images, all seeds at once.
+
+    x (S, B, 1, 8, 8) -> Conv(4, stride 2) -> (c, 4, 4) -> LeakyReLU(0.2) -> Conv(4, stride 2)
+    -> (2c, 2, 2) -> LeakyReLU(0.2) -> Linear -> logit (S, B, 1). No batch norm, so it also
+    serves as a WGAN-GP critic (Gulrajani et al. 2017 drop BN in the critic).
+
+    Args:
+        seeds: one integer seed per batched copy.
+        channels: c, the width of the first conv layer (the second has 2c).
+        stream: initialisation stream (default ``STREAM_D``; ``STREAM_FRESH_D`` for a fresh D).
+    """
+
+    def __init__(self, seeds: Sequence[int], channels: int = 32, stream: int = STREAM_D):
+        super().__init__(seeds, stream)
+        s, c = self.n_seeds, channels
+        self.conv1 = BatchedConv2d(1, c, 4, s, stride=2, padding=1)
+        self.conv2 = BatchedConv2d(c, 2 * c, 4, s, stride=2, padding=1)
+        self.fc = BatchedLinear(2 * c * 4, 1, s)
+        self.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, b = x.shape[:2]
+        h = F.leaky_relu(self.conv1(fold_seeds(x)), 0.2)  # (B, S*c, 4, 4)
+        h = F.leaky_relu(self.conv2(h), 0.2)  # (B, S*2c, 2, 2)
+        return self.fc(unfold_seeds(h, s).reshape(s, b, -1))  # (S, B, 1)

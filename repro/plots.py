@@ -13,7 +13,8 @@ matplotlib.use("Agg")  # no display anywhere: CI, clusters, Snakemake jobs
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
+
+from repro.stats import t_interval  # noqa: E402,F401  (re-exported for figure code)
 
 STYLE = {
     "figure.dpi": 110,
@@ -36,19 +37,6 @@ def figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3
             nrows, ncols, figsize=(width * ncols, height * nrows), layout="constrained", **kw
         )
     return fig, axes
-
-
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and the two-sided Student-t confidence interval of ``values`` (NaN bounds if n < 2)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(v.mean())
-    if v.size < 2:
-        return mean, float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
-    return mean, mean - half, mean + half
 
 
 def mean_band(ax, df: pd.DataFrame, x: str, y: str, label: str | None = None, **kw):

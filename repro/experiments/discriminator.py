@@ -1,0 +1,183 @@
+"""Goodfellow et al. 2014, Prop. 1 and Thm. 1: the optimal discriminator and the value it attains.
+
+For fixed G, D*(x) = p_data(x) / (p_data(x) + p_g(x)) maximises V(D, G), and
+max_D V(D, G) = -log 4 + 2 JSD(p_data || p_g). We train a discriminator (BatchedMLP, logits) on
+fresh samples from known 1-D pairs (p_data, p_g) with the GAN objective and compare, on a grid,
+the learned D with D* and the attained V with -log 4 + 2 JSD (both by quadrature).
+
+Every (pair, seed) is one copy in the batched model's leading dimension; seed s draws the
+samples of all its pairs from its own generator, so batched seeds equal separate runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from repro import divergences as dv
+from repro import plots
+from repro.experiments import Experiment, Tables
+from repro.nets import BatchedMLP
+
+# A 1-D Gaussian mixture: (weights, means, stds). A Gaussian is a one-component mixture.
+Mixture = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
+
+# name -> (p_data, p_g). Two Gaussian pairs (D* has a linear / quadratic logit) and a bimodal
+# p_data against a broad unimodal p_g (D* is a bump around each mode, ~0 between them).
+PAIRS: dict[str, tuple[Mixture, Mixture]] = {
+    "shift": (((1.0,), (0.0,), (1.0,)), ((1.0,), (1.5,), (1.0,))),
+    "scale": (((1.0,), (0.0,), (1.0,)), ((1.0,), (0.5,), (2.0,))),
+    "mixture": (((0.5, 0.5), (-2.0, 2.0), (0.5, 0.5)), ((1.0,), (0.0,), (1.5,))),
+}
+GRID = (-10.0, 10.0)  # evaluation grid; every density above is < 1e-9 of its peak outside
+
+
+def mixture_density(x: np.ndarray, mix: Mixture) -> np.ndarray:
+    """Density of a ``Mixture`` on the grid ``x``."""
+    return dv.mixture_pdf(x, *mix)
+
+
+def sample_mixture(mix: Mixture, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    """Samples of a 1-D Gaussian mixture, drawn on CPU from ``gen``: tensor of ``shape``."""
+    weights, means, stds = (torch.tensor(v, dtype=torch.float32) for v in mix)
+    n = math.prod(shape)
+    comp = torch.multinomial(weights, n, replacement=True, generator=gen)  # (n,)
+    noise = torch.randn(n, generator=gen)
+    return (means[comp] + stds[comp] * noise).reshape(shape)
+
+
+def draw_batch(
+    pairs: Sequence[str], seeds_gens: Sequence[torch.Generator], batch: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real and fake batches for every (pair, seed) copy, copy index = pair * S + seed.
+
+    Seed s's generator draws all of its pairs in a fixed order, so its copies see the same
+    numbers whether it runs alone or beside other seeds. Returns two (K*S, B, 1) tensors.
+    """
+    real = torch.empty(len(pairs), len(seeds_gens), batch)
+    fake = torch.empty_like(real)
+    for s, gen in enumerate(seeds_gens):
+        for k, name in enumerate(pairs):
+            p_data, p_g = PAIRS[name]
+            real[k, s] = sample_mixture(p_data, (batch,), gen)
+            fake[k, s] = sample_mixture(p_g, (batch,), gen)
+    return real.reshape(-1, batch, 1), fake.reshape(-1, batch, 1)
+
+
+def gan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Per-copy discriminator loss -[E_data log D + E_g log(1 - D)] from logits: (C, B, 1) -> (C,)."""
+    return -(F.logsigmoid(real_logits).mean((1, 2)) + F.logsigmoid(-fake_logits).mean((1, 2)))
+
+
+def cosine_lr(base_lr: float, step: int, steps: int) -> float:
+    """Cosine decay from base_lr to 0: lets the last iterates average out the SGD noise."""
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * step / steps))
+
+
+def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device) -> BatchedMLP:
+    """Train one D copy per (pair, seed) with Adam on the SUM of per-copy GAN losses."""
+    pairs = list(params["pairs"])
+    width, depth = int(params["hidden"]), int(params["depth"])
+    init_seeds = [s for _ in pairs for s in seeds]  # copy (k, s) is initialised from seed s
+    net = BatchedMLP((1, *[width] * depth, 1), seeds=init_seeds).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=float(params["lr"]))
+    gens = [torch.Generator().manual_seed(int(s) + 10_000) for s in seeds]  # data, not init
+    steps = int(params["steps"])
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(float(params["lr"]), step, steps)
+        real, fake = draw_batch(pairs, gens, int(params["batch_size"]))
+        loss = gan_d_loss(net(real.to(device)), net(fake.to(device))).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return net
+
+
+def evaluate_pair(
+    logits: np.ndarray, p: np.ndarray, q: np.ndarray, x: np.ndarray, support_frac: float
+) -> dict[str, float]:
+    """Errors of a learned D (given by its logits on ``x``) against D* and Thm. 1's value.
+
+    sup error is taken where m = (p + q)/2 >= support_frac * max m (D* is arbitrary where both
+    densities vanish and untrained where they are negligible); the mean error is weighted by m.
+    """
+    d = 1.0 / (1.0 + np.exp(-logits))
+    d_star = dv.optimal_discriminator(p, q)
+    m = 0.5 * (p + q)
+    region = m >= support_frac * m.max()
+    err = np.abs(d - d_star)
+    value_star = -dv.LOG4 + 2.0 * dv.js(p, q, x)
+    value = dv.gan_value_logits(logits, p, q, x)
+    return {
+        "d_sup_error": float(err[region].max()),
+        "d_mean_abs_error": float(np.trapezoid(m * err, x)),
+        "value": value,
+        "value_star": value_star,
+        "value_gap": value_star - value,
+        "js": 0.5 * value_star + dv.LOG2,
+    }
+
+
+def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
+    """Train D on each pair for every seed; tables ``seeds``, ``pairs`` and ``curves``."""
+    pairs = list(params["pairs"])
+    net = train_discriminator(params, seeds, device)
+    x = np.linspace(*GRID, int(params["grid_points"]))
+    xt = torch.tensor(x, dtype=torch.float32, device=device).reshape(1, -1, 1)
+    with torch.no_grad():
+        logits = net(xt.expand(net.n_seeds, -1, -1)).squeeze(-1).double().cpu().numpy()  # (C, G)
+    logits = logits.reshape(len(pairs), len(seeds), -1)
+    rows, curves = [], []
+    for k, name in enumerate(pairs):
+        p, q = (mixture_density(x, mix) for mix in PAIRS[name])
+        for i, seed in enumerate(seeds):
+            rows.append({"seed": seed, "pair": name, **evaluate_pair(logits[k, i], p, q, x, float(params["support_frac"]))})
+            curves.append(
+                pd.DataFrame(
+                    {"seed": seed, "pair": name, "x": x, "d": 1 / (1 + np.exp(-logits[k, i])),
+                     "d_star": dv.optimal_discriminator(p, q), "p_data": p, "p_g": q}
+                )
+            )
+    per_pair = pd.DataFrame(rows)
+    worst = per_pair.groupby("seed").agg(
+        d_sup_error=("d_sup_error", "max"),
+        d_mean_abs_error=("d_mean_abs_error", "max"),
+        value_gap=("value_gap", "max"),
+        value_excess=("value_gap", lambda g: float((-g).max())),
+    )
+    seeds_table = worst.reset_index().astype({"seed": int})
+    return {"seeds": seeds_table, "pairs": per_pair, "curves": pd.concat(curves, ignore_index=True)}
+
+
+def fig_discriminator(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
+    """Learned D (mean and min-max band over seeds) over D*, with both densities, per pair."""
+    curves = tables["curves"]
+    names = list(dict.fromkeys(curves["pair"]))
+    fig, axes = plots.figure(len(names), width=3.6)
+    for ax, name in zip(np.atleast_1d(axes), names):
+        c = curves[curves["pair"] == name]
+        one = c[c["seed"] == c["seed"].iloc[0]]
+        ax.plot(one["x"], one["d_star"], color="k", lw=1.5, label=r"$D^*=p_{data}/(p_{data}+p_g)$")
+        plots.mean_band(ax, c, "x", "d", label="learned D (seeds)", color="C3", lw=1.2, ls="--")
+        scale = 1.0 / max(one["p_data"].max(), one["p_g"].max())
+        ax.fill_between(one["x"], 0, one["p_data"] * scale, color="C0", alpha=0.2, label=r"$p_{data}$ (scaled)")
+        ax.fill_between(one["x"], 0, one["p_g"] * scale, color="C2", alpha=0.2, label=r"$p_g$ (scaled)")
+        ax.set(title=name, xlabel="x", ylabel="D(x)", xlim=(-6, 6), ylim=(-0.02, 1.02))
+    np.atleast_1d(axes)[0].legend(loc="lower left")
+    return fig
+
+
+OPTIMAL_DISCRIMINATOR = Experiment(
+    run=run,
+    params=("pairs", "hidden", "depth", "steps", "batch_size", "lr", "grid_points", "support_frac"),
+    metrics=("d_sup_error", "d_mean_abs_error", "value_gap", "value_excess"),
+    figures={"optimal_discriminator": fig_discriminator},
+    doc=__doc__ or "",
+)

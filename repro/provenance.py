@@ -1,0 +1,94 @@
+"""Where a number came from: commit, dirty flag, device, package versions, time, memory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import resource
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "snakemake", "pot", "scikit-learn")
+
+
+def pick_device(requested: str = "auto"):
+    """CUDA when available (or asked for), else CPU. ``requested`` in {auto, cpu, cuda}."""
+    import torch
+
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be one of auto, cpu, cuda; got {requested!r}")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but torch.cuda.is_available() is False")
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def device_name(device) -> str:
+    """A human-readable device name: the GPU model, or the CPU model and thread count."""
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
+
+
+def git_state(root: str | Path = ".") -> dict[str, Any]:
+    """The commit and whether the working tree differs from it (``unknown`` outside git)."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=True
+        )
+        return out.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        # results/ and figures/ change with every run; only code, specs and config count as dirty
+        dirty = bool(git("status", "--porcelain", "--", ".", ":!results", ":!figures"))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """A short stable hash of a parameter mapping (key order does not matter)."""
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def peak_memory_mb(device=None) -> float:
+    """Peak resident memory of this process (and of the GPU when on CUDA), in MiB."""
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    if device is not None and device.type == "cuda":
+        import torch
+
+        return rss_mb + torch.cuda.max_memory_allocated(device) / 2**20
+    return rss_mb
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,75 @@
+# One claim: run the experiment (all seeds at once), then the verdict and tables, then figures.
+# Computing and drawing are separate rules, so editing a figure never retrains.
+
+
+rule run_claim:
+    input:
+        spec=spec_path,
+        retry=retry_if_failed,
+    output:
+        record=f"{RESULTS}/{{scale}}/{{claim}}/run.json",
+        seeds=f"{RESULTS}/{{scale}}/{{claim}}/seeds.csv",
+    log:
+        f"{RESULTS}/{{scale}}/{{claim}}/logs/run.log",
+    params:
+        results=RESULTS,
+        device=config["device"],
+        seeds=seeds_arg,
+    threads: config["threads"]
+    conda:
+        "envs/gan-claims.yaml"
+    shell:
+        "{PYTHON} -m repro.pipeline run {input.spec} --scale {wildcards.scale} "
+        "--results {params.results} --device {params.device} {params.seeds} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule summarise_claim:
+    input:
+        spec=spec_path,
+        record=rules.run_claim.output.record,
+    output:
+        summary=f"{RESULTS}/{{scale}}/{{claim}}/summary.json",
+        csv=report(
+            f"{RESULTS}/{{scale}}/{{claim}}/summary.csv",
+            caption="../report/claim_table.rst",
+            category="Claims",
+            subcategory="{claim}",
+            labels={"claim": "{claim}", "content": "metrics over seeds"},
+        ),
+        md=f"{RESULTS}/{{scale}}/{{claim}}/summary.md",
+        tex=f"{RESULTS}/{{scale}}/{{claim}}/summary.tex",
+    log:
+        f"{RESULTS}/{{scale}}/{{claim}}/logs/summarise.log",
+    params:
+        claim="{claim}",
+    threads: 1
+    conda:
+        "envs/gan-claims.yaml"
+    shell:
+        "{PYTHON} -m repro.pipeline summarise {input.spec} {input.record} > {log} 2>&1"
+
+
+rule plot_figure:
+    input:
+        spec=spec_path,
+        record=rules.run_claim.output.record,
+    output:
+        png=report(
+            f"{FIGURES}/{{scale}}/{{claim}}/{{figure}}.png",
+            caption="../report/figure.rst",
+            category="Claims",
+            subcategory="{claim}",
+            labels={"claim": "{claim}", "content": "figure {figure}"},
+        ),
+        pdf=f"{FIGURES}/{{scale}}/{{claim}}/{{figure}}.pdf",
+    log:
+        f"{RESULTS}/{{scale}}/{{claim}}/logs/plot_{{figure}}.log",
+    params:
+        caption=figure_caption,
+    threads: 1
+    conda:
+        "envs/gan-claims.yaml"
+    shell:
+        "{PYTHON} -m repro.pipeline plot {input.spec} {input.record} "
+        "--figure {wildcards.figure} --out {output.png} > {log} 2>&1"

@@ -1,0 +1,32 @@
+# The per-scale report: REPORT.md (provenance header + claims table) and claims.csv.
+
+
+rule report:
+    input:
+        summaries=report_inputs,
+        figures=report_figures,
+    output:
+        md=report(
+            f"{RESULTS}/{{scale}}/REPORT.md",
+            caption="../report/report_md.rst",
+            category="Report",
+            labels={"content": "REPORT.md"},
+        ),
+        csv=report(
+            f"{RESULTS}/{{scale}}/claims.csv",
+            caption="../report/claims_table.rst",
+            category="Report",
+            labels={"content": "claims table"},
+        ),
+    log:
+        f"{RESULTS}/{{scale}}/logs/report.log",
+    params:
+        results=RESULTS,
+        figures=FIGURES,
+        claims_dir=str(CLAIMS_DIR),
+    threads: 1
+    conda:
+        "envs/gan-claims.yaml"
+    shell:
+        "{PYTHON} -m repro.pipeline report --scale {wildcards.scale} --results {params.results} "
+        "--figures {params.figures} --claims-dir {params.claims_dir} {input.summaries} > {log} 2>&1"
