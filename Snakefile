@@ -3,12 +3,15 @@
 #   snakemake --cores all                          # default (quick) scale
 #   snakemake --cores all --config scale=full      # paper scale (one GPU)
 #   snakemake --report results/quick/report.html   # Snakemake's HTML report
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("8.20")
 
 
-configfile: "config/config.yaml"
+# relative to this file, so `snakemake -s path/to/Snakefile -d elsewhere` works too
+configfile: Path(workflow.basedir) / "config/config.yaml"
 
 
 validate(config, "config/config.schema.yaml")

@@ -1,10 +1,10 @@
 """`repro`: list the claims, rerun some through the pipeline, show one.
 
-    repro list [--scale S]                 every claim with its latest verdict at S
-    repro run ID [ID ...] [--scale S]      rerun just these claims through Snakemake
-    repro show ID [--scale S] [--json]     spec, measured vs reported, verdict
-    repro validate                         check every spec (schema + meaning), train nothing
-    repro readme                           refresh README's claims table from the full-scale results
+repro list [--scale S]                 every claim with its latest verdict at S
+repro run ID [ID ...] [--scale S]      rerun just these claims through Snakemake
+repro show ID [--scale S] [--json]     spec, measured vs reported, verdict
+repro validate                         check every spec (schema + meaning), train nothing
+repro readme                           refresh README's claims table from the full-scale results
 """
 
 from __future__ import annotations
@@ -24,17 +24,12 @@ from repro.claims import ROOT, SCALES, SpecError, UnknownClaimError, load_all, r
 CONFIG = ROOT / "config" / "config.yaml"
 
 
-def default_scale() -> str:
-    return yaml.safe_load(CONFIG.read_text()).get("scale", "quick") if CONFIG.exists() else "quick"
+def config() -> dict[str, Any]:
+    return yaml.safe_load(CONFIG.read_text()) if CONFIG.exists() else {}
 
 
-def results_root() -> Path:
-    cfg = yaml.safe_load(CONFIG.read_text()) if CONFIG.exists() else {}
-    return ROOT / cfg.get("results_dir", "results")
-
-
-def load_summary(claim: str, scale: str) -> dict[str, Any] | None:
-    path = results_root() / scale / claim / "summary.json"
+def load_summary(claim: str, scale: str, results: Path) -> dict[str, Any] | None:
+    path = results / scale / claim / "summary.json"
     return io.read_json(path) if path.exists() else None
 
 
@@ -43,15 +38,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     width = max(len(i) for i in specs)
     print(f"{'claim':<{width}}  {'verdict (' + args.scale + ')':<18}  paper / where")
     for cid, spec in specs.items():
-        s = load_summary(cid, args.scale)
-        print(f"{cid:<{width}}  {(s['verdict'] if s else 'not run'):<18}  {spec['paper']} / {spec['where']}")
+        s = load_summary(cid, args.scale, args.results)
+        label = s["verdict"] if s else "not run"
+        print(f"{cid:<{width}}  {label:<18}  {spec['paper']} / {spec['where']}")
     return 0
 
 
 def claim_targets(claim: str, scale: str, spec) -> list[str]:
-    res = f"results/{scale}/{claim}"
-    figs = [f"figures/{scale}/{claim}/{f['name']}.png" for f in spec.figures]
-    return [f"{res}/summary.json", *figs]
+    res, fig = config().get("results_dir", "results"), config().get("figures_dir", "figures")
+    figs = [f"{fig}/{scale}/{claim}/{f['name']}.png" for f in spec.figures]
+    return [f"{res}/{scale}/{claim}/summary.json", *figs]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -60,22 +56,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     targets = [t for i in ids for t in claim_targets(i, args.scale, specs[i])]
     others = [i for i in specs if i not in ids]
     # the report covers every claim: refresh it only when the others already have results
-    if all(load_summary(i, args.scale) for i in others):
-        targets.append(f"results/{args.scale}/REPORT.md")
+    if all(load_summary(i, args.scale, args.results) for i in others):
+        targets.append(f"{config().get('results_dir', 'results')}/{args.scale}/REPORT.md")
     else:
         print(f"note: REPORT.md not refreshed; other claims have no {args.scale} results yet")
-    force = [f"results/{args.scale}/{i}/run.json" for i in ids]
+    force = [t.replace("summary.json", "run.json") for t in targets if t.endswith("summary.json")]
     cmd = [
-        sys.executable, "-m", "snakemake", "--cores", str(args.cores),
-        "--config", f"scale={args.scale}", "--forcerun", *force, "--", *targets,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        str(args.cores),
+        "--config",
+        f"scale={args.scale}",
+        "--forcerun",
+        *force,
+        "--",
+        *targets,
+    ]
     print("+", " ".join(cmd), flush=True)
     code = subprocess.call(cmd, cwd=ROOT)
     if code:
         return code
-    failed = [i for i in ids if (load_summary(i, args.scale) or {}).get("verdict") == "error"]
+    failed = [
+        i
+        for i in ids
+        if (load_summary(i, args.scale, args.results) or {}).get("verdict") == "error"
+    ]
     for i in ids:
-        s = load_summary(i, args.scale)
+        s = load_summary(i, args.scale, args.results)
         print(f"{i}: {s['verdict'] if s else 'no result'}")
     return 1 if failed else 0
 
@@ -83,10 +92,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     specs = load_all()
     (cid,) = resolve_ids([args.id], specs)
-    spec, summary = specs[cid], load_summary(cid, args.scale)
+    spec, summary = specs[cid], load_summary(cid, args.scale, args.results)
     if args.json:
-        out = summary or {"id": cid, "scale": args.scale, "verdict": "not run", "checks": [],
-                          "provenance": None}  # fmt: skip
+        out = summary or {
+            "id": cid,
+            "scale": args.scale,
+            "verdict": "not run",
+            "checks": [],
+            "provenance": None,
+        }
         out = {**out, "spec": dict(spec.data)}
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -105,8 +119,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{c['op']} {c['value']} -> {mark}; reported: {c.get('reported', '—')}"
         )
     prov = summary["provenance"]
-    print(f"  seeds: {summary['seeds']}; device: {prov.get('device_name')}; "
-          f"commit: {str(prov.get('commit'))[:10]} (dirty: {prov.get('dirty')})")  # fmt: skip
+    print(
+        f"  seeds: {summary['seeds']}; device: {prov.get('device_name')}; "
+        f"commit: {str(prov.get('commit'))[:10]} (dirty: {prov.get('dirty')})"
+    )
     return 0
 
 
@@ -119,16 +135,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_readme(args: argparse.Namespace) -> int:
     from repro.report import update_readme
 
-    changed = update_readme(ROOT / "README.md", results_root())
+    changed = update_readme(ROOT / "README.md", args.results)
     print("README.md updated" if changed else "README.md already up to date")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="repro", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="repro", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="results folder to read (default: config's results_dir)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    scale_kw = {"choices": SCALES, "default": None, "help": "smoke, quick or full (default: config)"}
+    scale_kw = {
+        "choices": SCALES,
+        "default": None,
+        "help": "smoke, quick or full (default: config)",
+    }
     p = sub.add_parser("list", help="every claim with its latest verdict")
     p.add_argument("--scale", **scale_kw)
     p.set_defaults(func=cmd_list)
@@ -152,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "scale", "x") is None:
-        args.scale = default_scale()
+        args.scale = config().get("scale", "quick")
+    args.results = (args.results or ROOT / config().get("results_dir", "results")).resolve()
     try:
         return args.func(args)
     except (SpecError, UnknownClaimError) as e:

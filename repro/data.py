@@ -14,7 +14,8 @@ Public API:
     sample_normal(gens, batch, dim)                    latent noise z ~ N(0, I)
     load_digits_images() -> (1797, 1, 8, 8)            scikit-learn digits scaled to [-1, 1]
     EpochSampler(data)                                 minibatches without replacement, per-seed
-                                                       shuffles, state_dict() for resuming
+                                                       shuffles; state_dict() for resuming,
+                                                       fresh() for an independent pass
 """
 
 from __future__ import annotations
@@ -225,6 +226,10 @@ class EpochSampler:
         self.pos += batch
         out = self.data[idx.to(self.data.device)]  # (S, B, ...)
         return out if device is None else out.to(device)
+
+    def fresh(self) -> EpochSampler:
+        """A new sampler over the same data (shared, not copied) with no epoch in progress."""
+        return EpochSampler(self.data)
 
     def state_dict(self) -> dict[str, Any]:
         return {"perms": self.perms, "pos": self.pos}

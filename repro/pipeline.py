@@ -29,26 +29,22 @@ from repro.claims import SCALES, Spec, evaluate_checks, load_spec, verdict
 log = logging.getLogger("repro.pipeline")
 
 
-def claim_dir(results: str | Path, scale: str, claim: str) -> Path:
-    return Path(results) / scale / claim
-
-
 # ---------------------------------------------------------------- run
 
 
 def run_claim(
     spec_path: str | Path,
     scale: str,
-    results: str | Path = "results",
+    out: str | Path,
     device: str = "auto",
     n_seeds: int | None = None,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Run one claim's experiment at ``scale`` and write its results; return the run record."""
+    """Run one claim's experiment at ``scale``; write its results into ``out``, return record."""
     import torch
 
     spec = load_spec(spec_path)
-    out = claim_dir(results, scale, spec.id)
+    out = Path(out)
     torch.set_num_threads(max(1, threads))
     dev = provenance.pick_device(device)
     seeds, params = spec.seeds(scale, n_seeds), spec.params(scale)
@@ -172,12 +168,20 @@ def plot_figure(spec_path: str | Path, run_json: str | Path, figure: str, out_pn
     else:
         fig, ax = plots.figure()
         ax.axis("off")
-        ax.text(0.5, 0.5, f"{spec.id}: experiment failed\n{record.get('error', '')}"[:300],
-                ha="center", va="center", wrap=True, color="firebrick")
+        ax.text(
+            0.5,
+            0.5,
+            f"{spec.id}: experiment failed\n{record.get('error', '')}"[:300],
+            ha="center",
+            va="center",
+            wrap=True,
+            color="firebrick",
+        )
     fig.suptitle(f"{spec.id} ({record['scale']})", fontsize=9, color="0.4")
     out_png = Path(out_png)
     for path in (out_png, out_png.with_suffix(".pdf")):
-        io.write_with(path, lambda p: fig.savefig(p, format=path.suffix[1:]), suffix=path.suffix)
+        fmt = path.suffix[1:]
+        io.write_with(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt), suffix=path.suffix)
     plots.plt.close(fig)
 
 
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("run", help="run one claim's experiment")
     p.add_argument("spec")
     p.add_argument("--scale", choices=SCALES, required=True)
-    p.add_argument("--results", default="results")
+    p.add_argument("--out", required=True, help="the claim's results folder")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seeds", type=int, default=None, help="override the spec's number of seeds")
     p.add_argument("--threads", type=int, default=1)
@@ -204,15 +208,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="PNG path; the PDF goes beside it")
     p = sub.add_parser("report", help="REPORT.md and the claims table for one scale")
     p.add_argument("--scale", choices=SCALES, required=True)
-    p.add_argument("--results", default="results")
-    p.add_argument("--figures", default="figures")
+    p.add_argument("--out", required=True, help="folder for REPORT.md and claims.csv")
+    p.add_argument("--figures", required=True, help="this scale's figures folder")
     p.add_argument("--claims-dir", default=None, help="where the specs are (default: claims/)")
     p.add_argument("summaries", nargs="+")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     if args.step == "run":
-        run_claim(args.spec, args.scale, args.results, args.device, args.seeds, args.threads)
+        run_claim(args.spec, args.scale, args.out, args.device, args.seeds, args.threads)
     elif args.step == "summarise":
         s = summarise_claim(args.spec, args.run_json)
         log.info("%s (%s): %s (%s)", s["id"], s["scale"], s["verdict"], s["reason"])
@@ -221,9 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.step == "report":
         from repro import report
 
-        report.build_report(
-            args.scale, args.summaries, args.results, args.figures, args.claims_dir
-        )
+        report.build_report(args.scale, args.summaries, args.out, args.figures, args.claims_dir)
 
 
 if __name__ == "__main__":

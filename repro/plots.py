@@ -11,7 +11,6 @@ import matplotlib
 matplotlib.use("Agg")  # no display anywhere: CI, clusters, Snakemake jobs
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from repro.stats import t_interval  # noqa: E402,F401  (re-exported for figure code)

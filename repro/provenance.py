@@ -46,8 +46,11 @@ def device_name(device) -> str:
     return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
 
 
-def git_state(root: str | Path = ".") -> dict[str, Any]:
-    """The commit and whether the working tree differs from it (``unknown`` outside git)."""
+REPO = Path(__file__).resolve().parent.parent
+
+
+def git_state(root: str | Path = REPO) -> dict[str, Any]:
+    """The commit of the code and whether its tree differs from it (``unknown`` outside git)."""
 
     def git(*args: str) -> str:
         out = subprocess.run(

@@ -140,7 +140,7 @@ def bib_entries(path: Path = REFS_PATH) -> dict[str, dict[str, str]]:
     return entries
 
 
-_ACCENTS = {r"{\o}": "ø", r"{\'e}": "é", r"{\'a}": "á", r'{\"o}': "ö", r'{\"u}': "ü"}
+_ACCENTS = {r"{\o}": "ø", r"{\'e}": "é", r"{\'a}": "á", r"{\"o}": "ö", r"{\"u}": "ü"}
 
 
 def _detex(value: str) -> str:
@@ -157,7 +157,10 @@ def short_cite(key: str, entries: dict[str, dict[str, str]] | None = None) -> st
         return key
     authors = [a.strip() for a in entry.get("author", "").split(" and ") if a.strip()]
     last = [a.split(",")[0] if "," in a else a.split()[-1] for a in authors]
-    who = last[0] if len(last) == 1 else f"{last[0]} & {last[1]}" if len(last) == 2 else f"{last[0]} et al."
+    if len(last) <= 2:
+        who = " & ".join(last)
+    else:
+        who = f"{last[0]} et al."
     return f"{who} {entry.get('year', '')}".strip()
 
 
@@ -169,7 +172,8 @@ def measured_text(summary: dict[str, Any]) -> str:
     parts = []
     for c in summary["checks"]:
         mark = {True: "✓", False: "✗", None: "?"}[c["passed"]]
-        parts.append(f"{c['metric']} {c['aggregate']} = {fmt(c['measured'])} ({c['op']} {fmt(c['value'])} {mark})")
+        rule = f"{c['op']} {fmt(c['value'])} {mark}"
+        parts.append(f"{c['metric']} {c['aggregate']} = {fmt(c['measured'])} ({rule})")
     return "; ".join(parts) if parts else summary.get("reason", "")
 
 
@@ -200,25 +204,23 @@ def _md_cell(s: str) -> str:
 
 
 def _figure_links(summary: dict[str, Any], spec_figures: Iterable[str], figures_rel: str) -> str:
-    return " ".join(
-        f"[{name}]({figures_rel}/{summary['id']}/{name}.png)" for name in spec_figures
-    )
+    return " ".join(f"[{name}]({figures_rel}/{summary['id']}/{name}.png)" for name in spec_figures)
 
 
 def build_report(
     scale: str,
     summary_paths: list[str],
-    results: str | Path = "results",
-    figures: str | Path = "figures",
+    out_dir: str | Path,
+    figures_dir: str | Path,
     claims_dir: str | Path | None = None,
 ) -> Path:
-    """results/{scale}/REPORT.md and results/{scale}/claims.csv from the claims' summaries."""
+    """REPORT.md and claims.csv in ``out_dir`` from the claims' summaries."""
     from repro.claims import CLAIMS_DIR, load_all
 
     specs = load_all(claims_dir or CLAIMS_DIR)
     summaries = sorted((io.read_json(p) for p in summary_paths), key=lambda s: s["id"])
-    out_dir = Path(results) / scale
-    figures_rel = os.path.relpath(Path(figures) / scale, out_dir)
+    out_dir = Path(out_dir)
+    figures_rel = os.path.relpath(figures_dir, out_dir)
     git = provenance.git_state()
     devices = sorted({s["provenance"].get("device_name", "?") for s in summaries})
     commits = sorted({str(s["provenance"].get("commit", "?"))[:10] for s in summaries})
@@ -238,9 +240,9 @@ def build_report(
         f"| packages | {', '.join(f'{k} {v}' for k, v in versions.items())} |",
         f"| verdicts | {', '.join(f'{v}: {n}' for v, n in sorted(counts.items()))} |",
         "",
-        "Verdicts are computed from each claim's pre-registered checks (claims/<id>.yaml) alone:",
-        "reproduced = every check holds, partial = some, not reproduced = none, inconclusive = smoke",
-        "scale or too few valid seeds, error = the experiment raised.",
+        "Verdicts are computed from each claim's pre-registered checks (claims/<id>.yaml)",
+        "alone: reproduced = every check holds, partial = some, not reproduced = none,",
+        "inconclusive = smoke scale or too few valid seeds, error = the experiment raised.",
         "",
         "## Claims",
         "",
@@ -248,11 +250,16 @@ def build_report(
         "|---|---|---|---|---|---|---|---|",
     ]
     table = claims_frame(summaries)
-    for s, row in zip(summaries, table.itertuples(index=False)):
+    for s, row in zip(summaries, table.itertuples(index=False), strict=True):
         figs = [f["name"] for f in specs[s["id"]].figures] if s["id"] in specs else []
         cells = [
-            f"[`{row.id}`](#{row.id})", row.paper, row.where, row.statement, row.reported,
-            row.measured, VERDICT_MARK.get(row.verdict, row.verdict),
+            f"[`{row.id}`](#{row.id})",
+            row.paper,
+            row.where,
+            row.statement,
+            row.reported,
+            row.measured,
+            VERDICT_MARK.get(row.verdict, row.verdict),
             _figure_links(s, figs, figures_rel),
         ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
@@ -277,7 +284,8 @@ def _claim_section(s: dict[str, Any], spec: Spec | None, figures_rel: str) -> li
         f"*Verdict:* **{s['verdict']}** ({s['reason']})",
         "",
         f"*Seeds:* {s['seeds']}; *device:* {prov.get('device_name')}; "
-        f"*wall time:* {fmt(prov.get('wall_time_s'))} s; *peak memory:* {fmt(prov.get('peak_mem_mb'))} MiB; "
+        f"*wall time:* {fmt(prov.get('wall_time_s'))} s; "
+        f"*peak memory:* {fmt(prov.get('peak_mem_mb'))} MiB; "
         f"*commit:* `{str(prov.get('commit'))[:10]}` (dirty: {prov.get('dirty')}); "
         f"*params hash:* `{prov.get('params_hash')}`",
         "",
@@ -291,15 +299,21 @@ def _claim_section(s: dict[str, Any], spec: Spec | None, figures_rel: str) -> li
             ci = f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]"
             per_seed = ", ".join(fmt(v) for v in c["per_seed"])
             cells = [
-                c["id"], c["metric"], f"{c['aggregate']} {c['op']} {fmt(c['value'])}",
-                fmt(c["measured"]), ci, per_seed, fmt(c.get("reported")),
+                c["id"],
+                c["metric"],
+                f"{c['aggregate']} {c['op']} {fmt(c['value'])}",
+                fmt(c["measured"]),
+                ci,
+                per_seed,
+                fmt(c.get("reported")),
                 {True: "yes", False: "no", None: "n/a"}[c["passed"]],
             ]
             lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
         lines.append("")
     if spec is not None:
         for f in spec.figures:
-            lines += [f"![{f['name']}]({figures_rel}/{s['id']}/{f['name']}.png)", "", f"*{f['caption'].strip()}*", ""]
+            image = f"![{f['name']}]({figures_rel}/{s['id']}/{f['name']}.png)"
+            lines += [image, "", f"*{f['caption'].strip()}*", ""]
         if spec.data.get("notes"):
             lines += [f"*Notes.* {spec['notes'].strip()}", ""]
     return lines
@@ -312,7 +326,8 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
     """The claims table README shows, read from results/{scale}/claims.csv."""
     csv = Path(results) / scale / "claims.csv"
     if not csv.exists():
-        return f"_No {scale}-scale results yet: run `snakemake --cores all --config scale={scale}`._\n"
+        hint = f"snakemake --cores all --config scale={scale}"
+        return f"_No {scale}-scale results yet: run `{hint}`._\n"
     df = pd.read_csv(csv)
     lines = [
         f"Latest {scale}-scale verdicts ([full report](results/{scale}/REPORT.md)):",

@@ -12,15 +12,16 @@ rule run_claim:
     log:
         f"{RESULTS}/{{scale}}/{{claim}}/logs/run.log",
     params:
-        results=RESULTS,
+        python=PYTHON,
+        out=claim_results_dir,
         device=config["device"],
         seeds=seeds_arg,
     threads: config["threads"]
     conda:
         "envs/gan-claims.yaml"
     shell:
-        "{PYTHON} -m repro.pipeline run {input.spec} --scale {wildcards.scale} "
-        "--results {params.results} --device {params.device} {params.seeds} "
+        "{params.python} -m repro.pipeline run {input.spec} --scale {wildcards.scale} "
+        "--out {params.out} --device {params.device} {params.seeds} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -42,12 +43,12 @@ rule summarise_claim:
     log:
         f"{RESULTS}/{{scale}}/{{claim}}/logs/summarise.log",
     params:
-        claim="{claim}",
+        python=PYTHON,
     threads: 1
     conda:
         "envs/gan-claims.yaml"
     shell:
-        "{PYTHON} -m repro.pipeline summarise {input.spec} {input.record} > {log} 2>&1"
+        "{params.python} -m repro.pipeline summarise {input.spec} {input.record} > {log} 2>&1"
 
 
 rule plot_figure:
@@ -66,10 +67,11 @@ rule plot_figure:
     log:
         f"{RESULTS}/{{scale}}/{{claim}}/logs/plot_{{figure}}.log",
     params:
+        python=PYTHON,
         caption=figure_caption,
     threads: 1
     conda:
         "envs/gan-claims.yaml"
     shell:
-        "{PYTHON} -m repro.pipeline plot {input.spec} {input.record} "
+        "{params.python} -m repro.pipeline plot {input.spec} {input.record} "
         "--figure {wildcards.figure} --out {output.png} > {log} 2>&1"

@@ -49,6 +49,18 @@ def spec_path(wildcards):
     return str(SPECS[wildcards.claim].path)
 
 
+def claim_results_dir(wildcards, output):
+    return str(Path(output.record).parent)
+
+
+def report_dir(wildcards, output):
+    return str(Path(output.md).parent)
+
+
+def scale_figures_dir(wildcards):
+    return f"{FIGURES}/{wildcards.scale}"
+
+
 def seeds_arg(wildcards):
     return "" if config["seeds"] is None else f"--seeds {config['seeds']}"
 

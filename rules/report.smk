@@ -21,12 +21,13 @@ rule report:
     log:
         f"{RESULTS}/{{scale}}/logs/report.log",
     params:
-        results=RESULTS,
-        figures=FIGURES,
+        python=PYTHON,
+        out=report_dir,
+        figures=scale_figures_dir,
         claims_dir=str(CLAIMS_DIR),
     threads: 1
     conda:
         "envs/gan-claims.yaml"
     shell:
-        "{PYTHON} -m repro.pipeline report --scale {wildcards.scale} --results {params.results} "
+        "{params.python} -m repro.pipeline report --scale {wildcards.scale} --out {params.out} "
         "--figures {params.figures} --claims-dir {params.claims_dir} {input.summaries} > {log} 2>&1"

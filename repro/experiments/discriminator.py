@@ -38,6 +38,14 @@ PAIRS: dict[str, tuple[Mixture, Mixture]] = {
 GRID = (-10.0, 10.0)  # evaluation grid; every density above is < 1e-9 of its peak outside
 
 
+def derived_seed(seed: int, stream: int) -> int:
+    """A 32-bit seed for one random stream of one seed (data, held-out, second net...).
+
+    Streams of different seeds never collide the way ``seed + offset`` can.
+    """
+    return int(np.random.SeedSequence([int(seed), int(stream)]).generate_state(1)[0])
+
+
 def mixture_density(x: np.ndarray, mix: Mixture) -> np.ndarray:
     """Density of a ``Mixture`` on the grid ``x``."""
     return dv.mixture_pdf(x, *mix)
@@ -87,7 +95,7 @@ def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device)
     init_seeds = [s for _ in pairs for s in seeds]  # copy (k, s) is initialised from seed s
     net = BatchedMLP((1, *[width] * depth, 1), seeds=init_seeds).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=float(params["lr"]))
-    gens = [torch.Generator().manual_seed(int(s) + 10_000) for s in seeds]  # data, not init
+    gens = [torch.Generator().manual_seed(derived_seed(s, 1)) for s in seeds]  # data stream
     steps = int(params["steps"])
     for step in range(steps):
         for group in opt.param_groups:

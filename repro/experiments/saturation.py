@@ -28,6 +28,28 @@ from repro.experiments import Experiment, Tables
 LOG_2PI = math.log(2 * math.pi)
 
 # --------------------------------------------------------------------------------------------
+# Goodfellow 2014, Sec. 3: the two generator costs as functions of D's logit l, D = sigmoid(l)
+# --------------------------------------------------------------------------------------------
+
+
+def saturating_logit_grad(logits: torch.Tensor) -> torch.Tensor:
+    """d/dl log(1 - sigmoid(l)) = -sigmoid(l) = -D(G(z)): the minimax cost's per-sample slope.
+
+    Goodfellow et al. 2014, Sec. 3: it vanishes as D(G(z)) -> 0, when D rejects fakes confidently.
+    """
+    return -torch.sigmoid(logits)
+
+
+def non_saturating_logit_grad(logits: torch.Tensor) -> torch.Tensor:
+    """d/dl [-log sigmoid(l)] = -(1 - sigmoid(l)) = -sigmoid(-l): the -log D cost's slope.
+
+    Goodfellow et al. 2014, Sec. 3: it tends to -1 as D(G(z)) -> 0. The ratio of the two slopes
+    is sigmoid(l) / sigmoid(-l) = exp(l) = D / (1 - D).
+    """
+    return -torch.sigmoid(-logits)
+
+
+# --------------------------------------------------------------------------------------------
 # Thm 2.5: -log D* gradient = grad [KL(P_g || P_r) - 2 JSD(P_g, P_r)]
 # --------------------------------------------------------------------------------------------
 

@@ -1,0 +1,181 @@
+"""The five gradient claims: Thm 2.5 math, the saturation closed forms, and every experiment at
+its smoke params (tables, determinism) and spec (schema, metrics, params)."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from scipy import integrate
+
+from repro import experiments, losses
+from repro.experiments import saturation
+
+ROOT = Path(__file__).resolve().parent.parent
+CLAIMS = {
+    "d-perfect": "d_perfect",
+    "vanishing-gradients": "vanishing_gradients",
+    "minus-log-d-instability": "minus_log_d_instability",
+    "saturation": "saturation",
+    "minus-log-d-is-kl-minus-2js": "minus_log_d_is_kl_minus_2js",
+}
+
+
+def _spec(claim_id: str) -> dict:
+    return yaml.safe_load((ROOT / "claims" / f"{claim_id}.yaml").read_text())
+
+
+@cache
+def _smoke(claim_id: str, seeds: tuple[int, ...]) -> dict[str, pd.DataFrame]:
+    """The experiment's tables at its smoke params (cached: several tests read them)."""
+    torch.set_num_threads(1)
+    spec = _spec(claim_id)
+    exp = experiments.get(spec["experiment"])
+    return exp.run(spec["scales"]["smoke"]["params"], list(seeds), torch.device("cpu"))
+
+
+# ---------------------------------------------------------------- Thm 2.5 (Arjovsky & Bottou)
+
+
+@pytest.mark.parametrize("mean0, std0", [(-1.0, 0.5), (2.0, 2.0), (0.7, 1.3)])
+def test_thm_2_5_identity_quadrature_vs_finite_differences(mean0, std0):
+    real = (0.3, 1.1)
+    x = np.linspace(-20.0, 20.0, 20001)
+    z = torch.linspace(-12.0, 12.0, 4001, dtype=torch.float64)
+    theta0 = np.array([mean0, math.log(std0)])
+    real_theta = torch.tensor([real[0], math.log(real[1])], dtype=torch.float64)
+    lhs = saturation.minus_log_d_grad_quadrature(torch.from_numpy(theta0), real_theta, z)
+    terms = saturation.divergence_grad_fd(theta0, real, x, 1e-4)  # (KL, 2 JSD) x (mean, log_std)
+    torch.testing.assert_close(
+        lhs, torch.from_numpy(terms[0] - terms[1]), rtol=1e-6, atol=1e-8
+    )
+    # the JSD term matters: dropping it would miss by far more than the tolerance
+    assert np.linalg.norm(terms[1]) > 1e-2
+
+
+def test_thm_2_5_left_side_matches_independent_quadrature():
+    """d/dmean E_z[-log D*(mean + std z)] = -int p_g0(x) (1 - D*(x)) (s_r(x) - s_g(x)) dx,
+    with Gaussian scores s(x) = -(x - m) / std^2, integrated by scipy (no autograd)."""
+    (mr, sr), (mg, sg) = (0.0, 1.0), (1.5, 0.7)
+
+    def integrand(x: float) -> float:
+        log_r = -0.5 * ((x - mr) / sr) ** 2 - math.log(sr)
+        log_g = -0.5 * ((x - mg) / sg) ** 2 - math.log(sg)
+        one_minus_d = 1.0 / (1.0 + math.exp(log_r - log_g))
+        p_g = math.exp(log_g) / math.sqrt(2 * math.pi)
+        return -p_g * one_minus_d * (-(x - mr) / sr**2 + (x - mg) / sg**2)
+
+    expected, _ = integrate.quad(integrand, -15, 15, epsabs=1e-13, epsrel=1e-12, limit=200)
+    theta0 = torch.tensor([mg, math.log(sg)], dtype=torch.float64)
+    real = torch.tensor([mr, math.log(sr)], dtype=torch.float64)
+    z = torch.linspace(-12.0, 12.0, 4001, dtype=torch.float64)
+    lhs = saturation.minus_log_d_grad_quadrature(theta0, real, z)
+    assert float(lhs[0]) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_thm_2_5_monte_carlo_per_sample_gradients_average_to_quadrature():
+    theta0 = torch.tensor([-1.0, math.log(0.6)], dtype=torch.float64)
+    real = torch.tensor([0.0, 0.0], dtype=torch.float64)
+    z_grid = torch.linspace(-12.0, 12.0, 4001, dtype=torch.float64)
+    z = torch.randn(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    per_sample = saturation.minus_log_d_grad_samples(theta0, real, z)  # (N, 2)
+    se = per_sample.std(0) / math.sqrt(z.numel())
+    exact = saturation.minus_log_d_grad_quadrature(theta0, real, z_grid)
+    assert torch.all((per_sample.mean(0) - exact).abs() < 5 * se)
+
+
+def test_thm_2_5_far_generator_log_d_star_stays_finite():
+    """D* underflows in probability space 30 std away; the logit form must not."""
+    x = torch.tensor([30.0], dtype=torch.float64)
+    real = torch.tensor([0.0, 0.0], dtype=torch.float64)
+    gen0 = torch.tensor([30.0, 0.0], dtype=torch.float64)
+    value = saturation.log_d_star(x, real, gen0)
+    assert float(value) == pytest.approx(-450.0, rel=1e-12)  # log p_r - log p_g0 = -30^2 / 2
+
+
+# ---------------------------------------------------------------- saturation closed forms
+
+
+def test_saturating_cost_logit_gradient_is_minus_sigmoid():
+    """d/dl log(1 - sigmoid(l)) = -sigmoid(l) (Goodfellow 2014, Sec. 3), autograd in float64."""
+    logits = torch.linspace(-30, 30, 121, dtype=torch.float64).reshape(1, -1).requires_grad_(True)
+    (grad,) = torch.autograd.grad(losses.minimax_g_loss(logits).sum(), logits)
+    per_sample = grad * logits.shape[1]  # the loss is a mean over the batch
+    torch.testing.assert_close(per_sample, -torch.sigmoid(logits.detach()), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        per_sample, saturation.saturating_logit_grad(logits.detach()), rtol=1e-12, atol=0
+    )
+
+
+def test_non_saturating_cost_logit_gradient_is_minus_one_minus_sigmoid():
+    """d/dl [-log sigmoid(l)] = -(1 - sigmoid(l)), autograd in float64."""
+    logits = torch.linspace(-30, 30, 121, dtype=torch.float64).reshape(1, -1).requires_grad_(True)
+    (grad,) = torch.autograd.grad(losses.non_saturating_g_loss(logits).sum(), logits)
+    per_sample = grad * logits.shape[1]
+    # 1 - sigmoid(l) as written cancels for large l: absolute float64 error ~1e-16 there
+    naive = -(1 - torch.sigmoid(logits.detach()))
+    torch.testing.assert_close(per_sample, naive, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(
+        per_sample, saturation.non_saturating_logit_grad(logits.detach()), rtol=1e-12, atol=0
+    )
+
+
+def test_saturation_ratio_limits():
+    """|sat| / |ns| = sigmoid(l) / sigmoid(-l) = exp(l): 1 at D = 1/2, e^-10 at l = -10."""
+    logits = torch.tensor([0.0, -10.0], dtype=torch.float64)
+    ratio = saturation.saturating_logit_grad(logits) / saturation.non_saturating_logit_grad(logits)
+    torch.testing.assert_close(ratio, torch.exp(logits), rtol=1e-12, atol=0)
+
+
+# ---------------------------------------------------------------- every experiment, smoke scale
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_spec_validates_and_matches_experiment(claim_id):
+    spec = _spec(claim_id)
+    schema = yaml.safe_load((ROOT / "claims" / "schema" / "claim.schema.yaml").read_text())
+    jsonschema.validate(spec, schema)
+    assert spec["id"] == claim_id
+    assert spec["experiment"] == CLAIMS[claim_id]
+    exp = experiments.get(spec["experiment"])
+    for scale in ("smoke", "quick", "full"):
+        assert set(spec["scales"][scale]["params"]) == set(exp.params), scale
+    assert {c["metric"] for c in spec["checks"]} <= set(exp.metrics)
+    assert {f["name"] for f in spec["figures"]} <= set(exp.figures)
+    assert spec["scales"]["quick"]["seeds"] >= 3
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_smoke_seeds_table_is_complete_and_finite(claim_id):
+    exp = experiments.get(CLAIMS[claim_id])
+    table = _smoke(claim_id, (0,))["seeds"]
+    assert list(table["seed"]) == [0]
+    for metric in exp.metrics:
+        assert metric in table.columns, metric
+        assert np.all(np.isfinite(table[metric].to_numpy(dtype=float))), metric
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_smoke_is_deterministic(claim_id):
+    first = _smoke(claim_id, (0,))
+    _smoke.cache_clear()
+    again = _smoke(claim_id, (0,))
+    for name in first:
+        pd.testing.assert_frame_equal(first[name], again[name], check_exact=True)
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_smoke_figures_draw(claim_id):
+    spec = _spec(claim_id)
+    exp = experiments.get(spec["experiment"])
+    tables = _smoke(claim_id, (0,))
+    for name, fig_fn in exp.figures.items():
+        fig = fig_fn(tables, spec["scales"]["smoke"]["params"], spec["reported"])
+        assert fig.axes, name
