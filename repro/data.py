@@ -147,10 +147,14 @@ def sample_parallel_lines(
 
 
 def sample_normal(
-    gens: Sequence[torch.Generator], batch: int, dim: int, device: Any = None
+    gens: Sequence[torch.Generator],
+    batch: int,
+    dim: int,
+    device: Any = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Latent noise z ~ N(0, I_dim) per seed: (S, B, dim)."""
-    return _stack([torch.randn(batch, dim, generator=g) for g in gens], device)
+    return _stack([torch.randn(batch, dim, generator=g, dtype=dtype) for g in gens], device)
 
 
 SAMPLERS: dict[str, Sampler] = {

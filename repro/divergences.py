@@ -56,7 +56,7 @@ def mixture_pdf(
     w = np.asarray(weights, dtype=float)
     if not math.isclose(w.sum(), 1.0, rel_tol=1e-9):
         raise ValueError(f"mixture weights must sum to 1, got {w.sum()}")
-    return sum(wk * gaussian_pdf(x, m, s) for wk, m, s in zip(w, means, stds))
+    return sum(wk * gaussian_pdf(x, m, s) for wk, m, s in zip(w, means, stds, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,15 +99,15 @@ def kl_gaussians(mean1: float, std1: float, mean2: float, std2: float) -> float:
 
     KL = log(std2 / std1) + (std1^2 + (mean1 - mean2)^2) / (2 std2^2) - 1/2.
     """
-    return (
-        math.log(std2 / std1) + (std1**2 + (mean1 - mean2) ** 2) / (2.0 * std2**2) - 0.5
-    )
+    return math.log(std2 / std1) + (std1**2 + (mean1 - mean2) ** 2) / (2.0 * std2**2) - 0.5
 
 
 def pearson_gaussians(mean1: float, std1: float, mean2: float, std2: float) -> float:
-    """Closed form Pearson chi^2(P || Q) = int (p - q)^2 / q dx for P = N(mean1, std1^2), Q = N(mean2, std2^2).
+    """Closed form Pearson chi^2(P || Q) = int (p - q)^2 / q dx for two Gaussians.
 
-    chi^2 = std2^2 / (std1 sqrt(2 std2^2 - std1^2)) exp((mean1 - mean2)^2 / (2 std2^2 - std1^2)) - 1,
+    P = N(mean1, std1^2), Q = N(mean2, std2^2):
+
+    chi^2 = std2^2 / (std1 sqrt(d)) exp((mean1 - mean2)^2 / d) - 1 with d = 2 std2^2 - std1^2,
     finite iff 2 std2^2 > std1^2 (inf otherwise). Neyman chi^2(P || Q) is pearson_gaussians with
     the two distributions swapped.
     """

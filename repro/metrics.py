@@ -61,11 +61,9 @@ def per_seed_grad_norm(
         (S,) gradient norms, detached. Parameters the loss does not reach contribute 0.
     """
     params = list(params)
-    grads = torch.autograd.grad(
-        loss.sum(), params, retain_graph=retain_graph, allow_unused=True
-    )
+    grads = torch.autograd.grad(loss.sum(), params, retain_graph=retain_graph, allow_unused=True)
     sq = torch.zeros(loss.shape[0], dtype=loss.dtype, device=loss.device)
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         if p.shape[0] != loss.shape[0]:
             raise ValueError(f"parameter of shape {tuple(p.shape)} has no seed dim {loss.shape[0]}")
         if g is not None:
@@ -73,9 +71,7 @@ def per_seed_grad_norm(
     return sq.sqrt()
 
 
-def nearest_mode(
-    samples: torch.Tensor, means: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_mode(samples: torch.Tensor, means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of, and Euclidean distance to, the nearest mode of every sample.
 
     Args:
@@ -105,8 +101,9 @@ def mode_counts(
     """
     index, distance = nearest_mode(samples, means)
     good = (distance <= n_std * mode_std).to(samples.dtype)  # (S, N)
-    counts = torch.zeros(samples.shape[0], means.shape[0], dtype=samples.dtype,
-                         device=samples.device)
+    counts = torch.zeros(
+        samples.shape[0], means.shape[0], dtype=samples.dtype, device=samples.device
+    )
     return counts.scatter_add_(1, index, good)
 
 

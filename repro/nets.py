@@ -17,7 +17,7 @@ Public API:
     BatchedLinear, BatchedMLP            per-seed affine maps / MLPs on (S, B, n)
     BatchedConv2d, BatchedConvTranspose2d, BatchedBatchNorm2d   grouped layers on (B, S*C, H, W)
     fold_seeds(x), unfold_seeds(x, S)    (S, B, C, H, W) <-> (B, S*C, H, W)
-    DCGANGenerator(seeds, z_dim, channels, norm)   z (S, B, z_dim) -> images (S, B, 1, 8, 8) in [-1, 1]
+    DCGANGenerator(seeds, z_dim, channels, norm)   z (S, B, z_dim) -> (S, B, 1, 8, 8) in [-1, 1]
     DCGANDiscriminator(seeds, channels)            images (S, B, 1, 8, 8) -> logits (S, B, 1)
 """
 
@@ -122,7 +122,7 @@ class BatchedMLP(nn.Module):
         self.seeds = [int(s) for s in seeds]
         self.stream = stream
         self.layers = nn.ModuleList(
-            BatchedLinear(a, b, len(self.seeds)) for a, b in zip(sizes[:-1], sizes[1:])
+            BatchedLinear(a, b, len(self.seeds)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         )
         self.act = ACTIVATIONS[activation]()
         self.reset_parameters()
@@ -219,9 +219,7 @@ class BatchedConvTranspose2d(BatchedConv2d):
         # x: (B, S*C_in, H, W) -> (B, S*C_out, H', W')
         s = self.weight.shape[0]
         w = self.weight.reshape(s * self.c_in, self.c_out, self.kernel, self.kernel)
-        return F.conv_transpose2d(
-            x, w, self.bias.reshape(-1), self.stride, self.padding, groups=s
-        )
+        return F.conv_transpose2d(x, w, self.bias.reshape(-1), self.stride, self.padding, groups=s)
 
 
 class BatchedBatchNorm2d(nn.Module):

@@ -237,7 +237,7 @@ def _restore(ckpt, G, D, opt_g, opt_d, gens, real, seeds) -> _Run:
     D.load_state_dict(ckpt["discriminator"])
     opt_g.load_state_dict(ckpt["opt_g"])
     opt_d.load_state_dict(ckpt["opt_d"])
-    for g, state in zip(gens, ckpt["gens"]):
+    for g, state in zip(gens, ckpt["gens"], strict=True):
         g.set_state(state)
     if ckpt["real"] is not None:
         real.load_state_dict(ckpt["real"])
@@ -252,13 +252,22 @@ def _flush(run: _Run, seeds: Sequence[int], total: int, t0: float) -> None:
     means = (run.sums / max(run.count, 1)).cpu().double()  # the only device sync per interval
     for i, seed in enumerate(seeds):
         run.rows.append(
-            {"step": run.step, "seed": seed, "d_loss": float(means[0, i]),
-             "g_loss": float(means[1, i])}
+            {
+                "step": run.step,
+                "seed": seed,
+                "d_loss": float(means[0, i]),
+                "g_loss": float(means[1, i]),
+            }
         )
     d_mean, g_mean = means.mean(dim=1).tolist()
     log.info(
         "step %d/%d  d_loss %.4f  g_loss %.4f  (mean of %d seeds)  %.1f steps/s",
-        run.step, total, d_mean, g_mean, len(seeds), run.count / max(time.perf_counter() - t0, 1e-9),
+        run.step,
+        total,
+        d_mean,
+        g_mean,
+        len(seeds),
+        run.count / max(time.perf_counter() - t0, 1e-9),
     )
     run.sums.zero_()
     run.count = 0
@@ -299,7 +308,7 @@ def train_gan(
     opt_g = make_optimizer(config.optimizer, generator.parameters(), config.lr_g, config.betas)
     opt_d = make_optimizer(config.optimizer, discriminator.parameters(), config.lr_d, config.betas)
     gens = seed_generators(seeds, data_stream)
-    run = _Run(0, torch.zeros(2, len(seeds), device=device))
+    run = _Run(0, torch.zeros(2, len(seeds), device=device, dtype=torch.float64))
     if checkpoint is not None and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint, device)
         run = _restore(ckpt, generator, discriminator, opt_g, opt_d, gens, real, seeds)
@@ -307,15 +316,16 @@ def train_gan(
     snapshot_at = set(config.snapshot_steps)
     bar = tqdm(total=config.steps, initial=run.step, disable=not sys.stderr.isatty(), leave=False)
     t0, b = time.perf_counter(), config.batch_size
+    dtype = next(generator.parameters()).dtype
     while run.step < config.steps:
-        d_sum = torch.zeros(len(seeds), device=device)
+        d_sum = torch.zeros(len(seeds), device=device, dtype=dtype)
         for _ in range(config.d_steps):
-            x = real(gens, b, device=device)
-            z = sample_normal(gens, b, z_dim, device=device)
+            x = real(gens, b, device=device).to(dtype)
+            z = sample_normal(gens, b, z_dim, device=device, dtype=dtype)
             d_sum += d_step(generator, discriminator, opt_d, objective, x, z, gens)
-        z = sample_normal(gens, b, z_dim, device=device)
+        z = sample_normal(gens, b, z_dim, device=device, dtype=dtype)
         g_loss = g_step(generator, discriminator, opt_g, objective, z)
-        run.sums += torch.stack([d_sum / config.d_steps, g_loss])
+        run.sums += torch.stack([d_sum / config.d_steps, g_loss]).to(run.sums.dtype)
         run.count += 1
         run.step += 1
         bar.update()
@@ -376,11 +386,12 @@ def evaluate_discriminator(
     """
     d_obj = d_objective if isinstance(d_objective, Objective) else get_objective(d_objective)
     costs = {c: get_objective(c) for c in g_costs}
-    g_params = [p for p in generator.parameters()]
+    g_params = list(generator.parameters())
+    dtype = g_params[0].dtype
     acc, loss, norms = [], [], {c: [] for c in costs}
     for _ in range(n_batches):
-        x = real(gens, batch_size, device=device)
-        z = sample_normal(gens, batch_size, z_dim, device=device)
+        x = real(gens, batch_size, device=device).to(dtype)
+        z = sample_normal(gens, batch_size, z_dim, device=device, dtype=dtype)
         fake_logits = discriminator(generator(z))  # graph through G for the gradient norms
         with torch.no_grad():
             real_logits = discriminator(x)
@@ -439,23 +450,34 @@ def train_fresh_discriminator(
     generator.to(device)
     discriminator.to(device)
     frozen = copy.deepcopy(generator.state_dict())  # batch-norm statistics move in train mode
+    dtype = next(generator.parameters()).dtype
     obj = d_objective if isinstance(d_objective, Objective) else get_objective(d_objective)
     opt = make_optimizer(optimizer, discriminator.parameters(), lr, betas)
     gens, eval_gens = seed_generators(seeds, data_stream), seed_generators(seeds, eval_stream)
     # an epoch sampler keeps its own permutations: separate passes for training and evaluation
     train_real, eval_real = _fresh(real), _fresh(real)
-    kw = dict(z_dim=z_dim, batch_size=batch_size, n_batches=eval_batches, g_costs=g_costs,
-              d_objective=obj, device=device)
+    kw = dict(
+        z_dim=z_dim,
+        batch_size=batch_size,
+        n_batches=eval_batches,
+        g_costs=g_costs,
+        d_objective=obj,
+        device=device,
+    )
     records = []
     for it in range(iterations + 1):
         if it % eval_every == 0 or it == iterations:
             stats = evaluate_discriminator(generator, discriminator, eval_real, eval_gens, **kw)
             records.append((it, {k: v.detach().double().cpu() for k, v in stats.items()}))
-            log.info("fresh D it %d/%d  accuracy %.4f", it, iterations,
-                     float(records[-1][1]["d_accuracy"].mean()))
+            log.info(
+                "fresh D it %d/%d  accuracy %.4f",
+                it,
+                iterations,
+                float(records[-1][1]["d_accuracy"].mean()),
+            )
         if it < iterations:
-            x = train_real(gens, batch_size, device=device)
-            z = sample_normal(gens, batch_size, z_dim, device=device)
+            x = train_real(gens, batch_size, device=device).to(dtype)
+            z = sample_normal(gens, batch_size, z_dim, device=device, dtype=dtype)
             d_step(generator, discriminator, opt, obj, x, z, gens)
     generator.load_state_dict(frozen)
     generator.zero_grad(set_to_none=True)

@@ -53,9 +53,7 @@ def test_thm_2_5_identity_quadrature_vs_finite_differences(mean0, std0):
     real_theta = torch.tensor([real[0], math.log(real[1])], dtype=torch.float64)
     lhs = saturation.minus_log_d_grad_quadrature(torch.from_numpy(theta0), real_theta, z)
     terms = saturation.divergence_grad_fd(theta0, real, x, 1e-4)  # (KL, 2 JSD) x (mean, log_std)
-    torch.testing.assert_close(
-        lhs, torch.from_numpy(terms[0] - terms[1]), rtol=1e-6, atol=1e-8
-    )
+    torch.testing.assert_close(lhs, torch.from_numpy(terms[0] - terms[1]), rtol=1e-6, atol=1e-8)
     # the JSD term matters: dropping it would miss by far more than the tolerance
     assert np.linalg.norm(terms[1]) > 1e-2
 

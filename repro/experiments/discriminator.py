@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.experiments import Experiment, Tables
-from repro.nets import BatchedMLP
+from repro.nets import STREAM_D, STREAM_DATA, BatchedMLP, seed_generators
 
 # A 1-D Gaussian mixture: (weights, means, stds). A Gaussian is a one-component mixture.
 Mixture = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
@@ -36,14 +36,6 @@ PAIRS: dict[str, tuple[Mixture, Mixture]] = {
     "mixture": (((0.5, 0.5), (-2.0, 2.0), (0.5, 0.5)), ((1.0,), (0.0,), (1.5,))),
 }
 GRID = (-10.0, 10.0)  # evaluation grid; every density above is < 1e-9 of its peak outside
-
-
-def derived_seed(seed: int, stream: int) -> int:
-    """A 32-bit seed for one random stream of one seed (data, held-out, second net...).
-
-    Streams of different seeds never collide the way ``seed + offset`` can.
-    """
-    return int(np.random.SeedSequence([int(seed), int(stream)]).generate_state(1)[0])
 
 
 def mixture_density(x: np.ndarray, mix: Mixture) -> np.ndarray:
@@ -79,7 +71,7 @@ def draw_batch(
 
 
 def gan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Per-copy discriminator loss -[E_data log D + E_g log(1 - D)] from logits: (C, B, 1) -> (C,)."""
+    """Per-copy D loss -[E_data log D + E_g log(1 - D)] from logits: (C, B, 1) each -> (C,)."""
     return -(F.logsigmoid(real_logits).mean((1, 2)) + F.logsigmoid(-fake_logits).mean((1, 2)))
 
 
@@ -93,9 +85,9 @@ def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device)
     pairs = list(params["pairs"])
     width, depth = int(params["hidden"]), int(params["depth"])
     init_seeds = [s for _ in pairs for s in seeds]  # copy (k, s) is initialised from seed s
-    net = BatchedMLP((1, *[width] * depth, 1), seeds=init_seeds).to(device)
+    net = BatchedMLP((1, *[width] * depth, 1), seeds=init_seeds, stream=STREAM_D).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=float(params["lr"]))
-    gens = [torch.Generator().manual_seed(derived_seed(s, 1)) for s in seeds]  # data stream
+    gens = seed_generators(seeds, STREAM_DATA)
     steps = int(params["steps"])
     for step in range(steps):
         for group in opt.param_groups:
@@ -146,11 +138,24 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     for k, name in enumerate(pairs):
         p, q = (mixture_density(x, mix) for mix in PAIRS[name])
         for i, seed in enumerate(seeds):
-            rows.append({"seed": seed, "pair": name, **evaluate_pair(logits[k, i], p, q, x, float(params["support_frac"]))})
+            rows.append(
+                {
+                    "seed": seed,
+                    "pair": name,
+                    **evaluate_pair(logits[k, i], p, q, x, float(params["support_frac"])),
+                }
+            )
             curves.append(
                 pd.DataFrame(
-                    {"seed": seed, "pair": name, "x": x, "d": 1 / (1 + np.exp(-logits[k, i])),
-                     "d_star": dv.optimal_discriminator(p, q), "p_data": p, "p_g": q}
+                    {
+                        "seed": seed,
+                        "pair": name,
+                        "x": x,
+                        "d": 1 / (1 + np.exp(-logits[k, i])),
+                        "d_star": dv.optimal_discriminator(p, q),
+                        "p_data": p,
+                        "p_g": q,
+                    }
                 )
             )
     per_pair = pd.DataFrame(rows)
@@ -169,14 +174,18 @@ def fig_discriminator(tables: Tables, params: Mapping[str, Any], reported: Mappi
     curves = tables["curves"]
     names = list(dict.fromkeys(curves["pair"]))
     fig, axes = plots.figure(len(names), width=3.6)
-    for ax, name in zip(np.atleast_1d(axes), names):
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
         c = curves[curves["pair"] == name]
         one = c[c["seed"] == c["seed"].iloc[0]]
         ax.plot(one["x"], one["d_star"], color="k", lw=1.5, label=r"$D^*=p_{data}/(p_{data}+p_g)$")
         plots.mean_band(ax, c, "x", "d", label="learned D (seeds)", color="C3", lw=1.2, ls="--")
         scale = 1.0 / max(one["p_data"].max(), one["p_g"].max())
-        ax.fill_between(one["x"], 0, one["p_data"] * scale, color="C0", alpha=0.2, label=r"$p_{data}$ (scaled)")
-        ax.fill_between(one["x"], 0, one["p_g"] * scale, color="C2", alpha=0.2, label=r"$p_g$ (scaled)")
+        ax.fill_between(
+            one["x"], 0, one["p_data"] * scale, color="C0", alpha=0.2, label=r"$p_{data}$ (scaled)"
+        )
+        ax.fill_between(
+            one["x"], 0, one["p_g"] * scale, color="C2", alpha=0.2, label=r"$p_g$ (scaled)"
+        )
         ax.set(title=name, xlabel="x", ylabel="D(x)", xlim=(-6, 6), ylim=(-0.02, 1.02))
     np.atleast_1d(axes)[0].legend(loc="lower left")
     return fig

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.experiments import Experiment, Tables
-from repro.experiments.discriminator import derived_seed, gan_d_loss
-from repro.nets import BatchedMLP
+from repro.experiments.discriminator import gan_d_loss
+from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, BatchedMLP, seed_generators
 
-DATA_STREAM, EVAL_STREAM, CRITIC_INIT_STREAM = 1, 2, 3
+STREAM_CRITIC = 5  # the critic's initial weights; nets.py numbers the shared streams 0-4
 
 
 def sample_lines(
@@ -71,13 +71,12 @@ def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> tuple[Batc
     """Train D (GAN loss, Adam) and the critic (WGAN-GP, Adam(lr, 0, 0.9)) on the same samples."""
     thetas = [float(t) for t in params["thetas"]]
     sizes = (2, *[int(params["hidden"])] * int(params["depth"]), 1)
-    d_net = BatchedMLP(sizes, seeds=[s for _ in thetas for s in seeds]).to(device)
-    critic = BatchedMLP(
-        sizes, seeds=[derived_seed(s, CRITIC_INIT_STREAM) for _ in thetas for s in seeds]
-    ).to(device)
+    copy_seeds = [s for _ in thetas for s in seeds]  # copy (theta, s) is initialised from seed s
+    d_net = BatchedMLP(sizes, seeds=copy_seeds, stream=STREAM_D).to(device)
+    critic = BatchedMLP(sizes, seeds=copy_seeds, stream=STREAM_CRITIC).to(device)
     d_opt = torch.optim.Adam(d_net.parameters(), lr=float(params["lr_d"]))
     c_opt = torch.optim.Adam(critic.parameters(), lr=float(params["lr_critic"]), betas=(0.0, 0.9))
-    gens = [torch.Generator().manual_seed(derived_seed(s, DATA_STREAM)) for s in seeds]
+    gens = seed_generators(seeds, STREAM_DATA)
     batch = int(params["batch_size"])
     for _ in range(int(params["steps"])):
         real, fake = (t.to(device) for t in sample_lines(thetas, gens, batch))
@@ -95,10 +94,15 @@ def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> tuple[Batc
 
 @torch.no_grad()
 def estimates(
-    d_net: BatchedMLP, critic: BatchedMLP, thetas: Sequence[float], seeds: Sequence[int], n_eval: int, device
+    d_net: BatchedMLP,
+    critic: BatchedMLP,
+    thetas: Sequence[float],
+    seeds: Sequence[int],
+    n_eval: int,
+    device,
 ) -> pd.DataFrame:
     """Held-out JS estimate V/2 + log 2, D accuracy and critic W estimate per (theta, seed)."""
-    gens = [torch.Generator().manual_seed(derived_seed(s, EVAL_STREAM)) for s in seeds]
+    gens = seed_generators(seeds, STREAM_EVAL)
     real, fake = (t.to(device) for t in sample_lines(thetas, gens, n_eval))
     lr_, lf = d_net(real), d_net(fake)  # (C, N, 1) logits
     value = F.logsigmoid(lr_).mean((1, 2)) + F.logsigmoid(-lf).mean((1, 2))
@@ -162,16 +166,40 @@ def fig_parallel_lines(tables: Tables, params: Mapping[str, Any], reported: Mapp
     est, closed = tables["estimates"], tables["closed"]
     fig, (ax_w, ax_js, ax_acc) = plots.figure(3, width=3.6)
     ax_w.plot(closed["theta"], closed["w"], color="k", lw=1.5, label=r"$W=|\theta|$ (closed form)")
-    plots.mean_band(ax_w, est, "theta", "w_estimate", label="WGAN-GP critic estimate", color="C0", marker="o", ms=3)
+    plots.mean_band(
+        ax_w,
+        est,
+        "theta",
+        "w_estimate",
+        label="WGAN-GP critic estimate",
+        color="C0",
+        marker="o",
+        ms=3,
+    )
     ax_w.set(title="Wasserstein distance", xlabel=r"$\theta$", ylabel="W (distance units)")
     js_curve = closed["js"].where(closed["theta"] != 0)  # the jump at 0 is a single point
     ax_js.plot(closed["theta"], js_curve, color="k", lw=1.5, label=r"JS = log 2 ($\theta\neq0$)")
     ax_js.plot([0], [0], "ko", ms=4)
-    plots.mean_band(ax_js, est, "theta", "js_estimate", label="GAN D estimate V/2 + log 2", color="C3", marker="o", ms=3)
+    plots.mean_band(
+        ax_js,
+        est,
+        "theta",
+        "js_estimate",
+        label="GAN D estimate V/2 + log 2",
+        color="C3",
+        marker="o",
+        ms=3,
+    )
     ax_js.axhline(dv.LOG2, color="0.5", ls=":", lw=1)
-    ax_js.set(title="Jensen-Shannon divergence", xlabel=r"$\theta$", ylabel="JS (nats)", ylim=(-0.05, 0.8))
-    plots.mean_band(ax_acc, est, "theta", "d_accuracy", color="C3", marker="o", ms=3, label="D accuracy")
-    ax_acc.set(title="GAN discriminator accuracy", xlabel=r"$\theta$", ylabel="accuracy", ylim=(0.4, 1.02))
+    ax_js.set(
+        title="Jensen-Shannon divergence", xlabel=r"$\theta$", ylabel="JS (nats)", ylim=(-0.05, 0.8)
+    )
+    plots.mean_band(
+        ax_acc, est, "theta", "d_accuracy", color="C3", marker="o", ms=3, label="D accuracy"
+    )
+    ax_acc.set(
+        title="GAN discriminator accuracy", xlabel=r"$\theta$", ylabel="accuracy", ylim=(0.4, 1.02)
+    )
     for ax in (ax_w, ax_js, ax_acc):
         ax.legend(loc="lower right")
     return fig
@@ -179,8 +207,26 @@ def fig_parallel_lines(tables: Tables, params: Mapping[str, Any], reported: Mapp
 
 JS_DISJOINT_SUPPORTS = Experiment(
     run=run,
-    params=("thetas", "hidden", "depth", "steps", "batch_size", "lr_d", "lr_critic", "gp_lambda", "n_eval"),
-    metrics=("js_gap_max", "d_accuracy_min", "js_at_zero_abs", "w_slope", "w_intercept", "w_r2", "w_max_abs_error"),
+    params=(
+        "thetas",
+        "hidden",
+        "depth",
+        "steps",
+        "batch_size",
+        "lr_d",
+        "lr_critic",
+        "gp_lambda",
+        "n_eval",
+    ),
+    metrics=(
+        "js_gap_max",
+        "d_accuracy_min",
+        "js_at_zero_abs",
+        "w_slope",
+        "w_intercept",
+        "w_r2",
+        "w_max_abs_error",
+    ),
     figures={"parallel_lines": fig_parallel_lines},
     doc=__doc__ or "",
 )

@@ -1,0 +1,107 @@
+"""Batched networks: per-seed initialisation, grouped layers against per-seed references."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from repro.nets import (
+    STREAM_D,
+    BatchedConv2d,
+    BatchedConvTranspose2d,
+    BatchedMLP,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    fold_seeds,
+    seed_generators,
+    stream_seed,
+    unfold_seeds,
+)
+
+
+def test_stream_zero_is_manual_seed_and_streams_differ():
+    (g,) = seed_generators([5])
+    ref = torch.Generator().manual_seed(5)
+    torch.testing.assert_close(torch.rand(3, generator=g), torch.rand(3, generator=ref))
+    assert stream_seed(5, 0) == 5
+    assert stream_seed(5, 1) == stream_seed(5, 1) != stream_seed(5, 2)
+    assert len({stream_seed(s, 1) for s in range(100)}) == 100
+    with pytest.raises(ValueError, match="non-negative"):
+        stream_seed(-1, 1)
+
+
+def test_mlp_init_semantics_unchanged():
+    net = BatchedMLP((2, 3, 1), seeds=[7])
+    g = torch.Generator().manual_seed(7)
+    bound = 1 / 2**0.5
+    w = torch.rand(2, 3, generator=g) * 2 * bound - bound
+    torch.testing.assert_close(net.layers[0].weight[0], w)
+    other = BatchedMLP((2, 3, 1), seeds=[7], stream=STREAM_D)
+    assert not torch.equal(other.layers[0].weight, net.layers[0].weight)
+
+
+def test_fold_unfold_roundtrip():
+    x = torch.randn(3, 4, 2, 5, 5)
+    folded = fold_seeds(x)
+    assert folded.shape == (4, 6, 5, 5)
+    torch.testing.assert_close(folded[:, 2:4], x[1])  # seed 1 owns channels 2..3
+    torch.testing.assert_close(unfold_seeds(folded, 3), x)
+
+
+@pytest.mark.parametrize("layer_cls", [BatchedConv2d, BatchedConvTranspose2d])
+def test_grouped_conv_equals_per_seed_conv(layer_cls):
+    layer = layer_cls(3, 4, 4, n_seeds=2, stride=2, padding=1).double()
+    layer.reset_parameters(seed_generators([0, 1]))
+    x = torch.randn(2, 5, 3, 6, 6, dtype=torch.float64)  # (S, B, C, H, W)
+    out = unfold_seeds(layer(fold_seeds(x)), 2)
+    ref_fn = F.conv2d if layer_cls is BatchedConv2d else F.conv_transpose2d
+    for s in range(2):
+        ref = ref_fn(x[s], layer.weight[s], layer.bias[s], stride=2, padding=1)
+        torch.testing.assert_close(out[s], ref, rtol=1e-12, atol=1e-12)
+
+
+def _params_equal(batched, single, s):
+    for (name, pb), (_, ps) in zip(
+        batched.state_dict().items(), single.state_dict().items(), strict=True
+    ):
+        assert torch.equal(pb[s], ps[0]), name
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_dcgan_batched_equals_single_seed_models(norm):
+    seeds = [2, 9, 4]
+    G = DCGANGenerator(seeds, z_dim=6, channels=4, norm=norm).double()
+    D = DCGANDiscriminator(seeds, channels=4).double()
+    z = torch.randn(3, 5, 6, dtype=torch.float64)
+    for i, s in enumerate(seeds):
+        _params_equal(G, DCGANGenerator([s], z_dim=6, channels=4, norm=norm).double(), i)
+        _params_equal(D, DCGANDiscriminator([s], channels=4).double(), i)
+    x = G(z)
+    assert x.shape == (3, 5, 1, 8, 8) and x.abs().max() <= 1
+    logits = D(x)
+    assert logits.shape == (3, 5, 1)
+    for i, s in enumerate(seeds):
+        g1 = DCGANGenerator([s], z_dim=6, channels=4, norm=norm).double()
+        d1 = DCGANDiscriminator([s], channels=4).double()
+        x1 = g1(z[i : i + 1])
+        torch.testing.assert_close(x[i], x1[0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(logits[i], d1(x1)[0], rtol=1e-12, atol=1e-12)
+        if norm == "batch":  # running statistics too: per seed, from that seed's batch only
+            torch.testing.assert_close(G.norm1.running_mean[i], g1.norm1.running_mean[0])
+
+
+def test_batch_norm_shares_no_statistics_across_seeds():
+    G = DCGANGenerator([0, 1], z_dim=6, channels=4, norm="batch")
+    z = torch.randn(2, 8, 6)
+    out = G(z)
+    z2 = z.clone()
+    z2[1] = 100 * torch.randn(8, 6)  # change only seed 1's inputs
+    torch.testing.assert_close(G(z2)[0], out[0])
+
+
+def test_generator_and_discriminator_use_different_streams():
+    G, D = DCGANGenerator([0], channels=4), DCGANDiscriminator([0], channels=4)
+    assert G.stream != D.stream
+    with pytest.raises(ValueError, match="valid: none, batch"):
+        DCGANGenerator([0], norm="layer")

@@ -1,0 +1,88 @@
+"""Tables, citations, README block, and atomic writes."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from repro import io, report
+
+
+def test_fmt_numbers_for_humans():
+    assert report.fmt(0.123456) == "0.1235"
+    assert report.fmt(float("nan")) == "—"
+    assert report.fmt(None) == "—"
+    assert report.fmt(7) == "7"
+    assert report.fmt("log 2") == "log 2"
+
+
+def test_markdown_and_latex_tables_hold_every_cell():
+    df = pd.DataFrame({"metric": ["a_b", "c"], "mean": [0.5, math.nan]})
+    md = report.to_markdown(df).splitlines()
+    assert md == ["| metric | mean |", "|---|---|", "| a_b | 0.5 |", "| c | — |"]
+    tex = report.to_latex(df, "caption 95%", "tab:x")
+    assert r"a\_b & 0.5 \\" in tex
+    assert r"\caption{caption 95\%}" in tex
+    assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == 1
+
+
+def test_short_citations_from_refs_bib():
+    entries = report.bib_entries()
+    assert report.short_cite("goodfellow2014generative", entries) == "Goodfellow et al. 2014"
+    assert report.short_cite("arjovsky2017towards", entries) == "Arjovsky & Bottou 2017"
+    assert report.short_cite("sonderby2016amortised", entries) == "Sønderby et al. 2016"
+    assert report.short_cite("unknown2000", entries) == "unknown2000"
+
+
+def test_readme_block_is_regenerated_from_results(tmp_path):
+    results = tmp_path / "results"
+    (results / "full").mkdir(parents=True)
+    pd.DataFrame(
+        [{"id": "x-claim", "paper": "A & B 2017", "where": "Thm 1", "verdict": "partial"}]
+    ).to_csv(results / "full" / "claims.csv", index=False)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nstale\n{report.README_END}\noutro\n")
+    assert report.update_readme(readme, results) is True
+    text = readme.read_text()
+    assert "stale" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert "| [`x-claim`](results/full/REPORT.md#x-claim) | A & B 2017 | Thm 1 |" in text
+    assert "🟡 partial" in text
+    assert report.update_readme(readme, results) is False  # idempotent
+
+
+def test_readme_without_markers_is_an_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        report.update_readme(readme, tmp_path)
+
+
+def test_committed_readme_table_matches_committed_full_results():
+    """README's claims table is generated; it must not drift from results/full."""
+    text = (report.ROOT_README).read_text()
+    block = text.split(report.README_START)[1].split(report.README_END)[0]
+    assert block.strip() == report.readme_table(report.ROOT_RESULTS).strip()
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "out.csv"
+    io.write_text(target, "old\n")
+
+    def failing_writer(path):
+        path.write_text("half a fi")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        io.write_with(target, failing_writer)
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temp file left
+
+
+def test_json_round_trip_keeps_nan_and_numpy_scalars(tmp_path):
+    import numpy as np
+
+    io.write_json(tmp_path / "a.json", {"x": np.float64(0.5), "y": float("nan"), "n": np.int64(3)})
+    back = io.read_json(tmp_path / "a.json")
+    assert back["x"] == 0.5 and back["n"] == 3 and math.isnan(back["y"])
