@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         *targets,
     ]
     print("+", " ".join(cmd), flush=True)
-    code = subprocess.call(cmd, cwd=ROOT)
+    code = subprocess.call(cmd)
     if code:
         return code
     failed = [
@@ -145,10 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="repro", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--results",
+        "--workdir",
         type=Path,
-        default=None,
-        help="results folder to read (default: config's results_dir)",
+        default=ROOT,
+        help="where results/ and figures/ live, as Snakemake's -d (default: the repository)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     scale_kw = {
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "scale", "x") is None:
         args.scale = config().get("scale", "quick")
-    args.results = (args.results or ROOT / config().get("results_dir", "results")).resolve()
+    args.workdir = args.workdir.resolve()
+    args.results = args.workdir / config().get("results_dir", "results")
     try:
         return args.func(args)
     except (SpecError, UnknownClaimError) as e:

@@ -17,7 +17,7 @@ def repro(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_list_prints_every_claim(tmp_path, capsys):
-    assert main(["--results", str(tmp_path), "list", "--scale", "quick"]) == 0
+    assert main(["--workdir", str(tmp_path), "list", "--scale", "quick"]) == 0
     out = capsys.readouterr().out
     for cid in claims.load_all():
         assert cid in out
@@ -40,9 +40,9 @@ def test_invalid_scale_is_rejected_with_allowed_values():
 
 def test_show_unrun_claim(tmp_path, capsys):
     cid = sorted(claims.load_all())[0]
-    assert main(["--results", str(tmp_path), "show", cid, "--scale", "full"]) == 0
+    assert main(["--workdir", str(tmp_path), "show", cid, "--scale", "full"]) == 0
     assert "not run" in capsys.readouterr().out
-    assert main(["--results", str(tmp_path), "show", cid, "--json"]) == 0
+    assert main(["--workdir", str(tmp_path), "show", cid, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["id"] == cid and shown["verdict"] == "not run" and shown["spec"]["id"] == cid
 

@@ -115,7 +115,9 @@ def test_value_at_optimal_discriminator_is_2js_minus_log4(pair):
 
 def test_value_at_equal_densities_is_minus_log4():
     p = dv.gaussian_pdf(X, 0.0, 1.0)
-    assert dv.gan_value(dv.optimal_discriminator(p, p), p, p, X) == pytest.approx(-dv.LOG4, abs=1e-12)
+    assert dv.gan_value(dv.optimal_discriminator(p, p), p, p, X) == pytest.approx(
+        -dv.LOG4, abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("bump", [0.05, -0.05, 0.2])

@@ -84,7 +84,7 @@ def test_cli_show_json_reads_the_results(smoke_run):
     wd, _, _, _ = smoke_run
     cid = sorted(claims.load_all())[0]
     out = subprocess.run(
-        [sys.executable, "-m", "repro.cli", "--results", str(wd / "results"), "show", cid,
+        [sys.executable, "-m", "repro.cli", "--workdir", str(wd), "show", cid,
          "--scale", "smoke", "--json"],  # fmt: skip
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -93,6 +93,23 @@ def test_cli_show_json_reads_the_results(smoke_run):
     assert shown["verdict"] == "inconclusive"
     assert shown["checks"] and {"measured", "passed"} <= set(shown["checks"][0])
     assert shown["provenance"]["device"] == "cpu"
+
+
+def test_cli_run_reruns_just_the_named_claim(smoke_run):
+    wd, _, _, _ = smoke_run
+    ids = sorted(claims.load_all())
+    target, other = ids[0], ids[1]
+    before = {c: json.loads((wd / f"results/smoke/{c}/run.json").read_text()) for c in ids[:2]}
+    out = subprocess.run(
+        [sys.executable, "-m", "repro.cli", "--workdir", str(wd), "run", target, "--scale"]
+        + ["smoke"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    after = {c: json.loads((wd / f"results/smoke/{c}/run.json").read_text()) for c in ids[:2]}
+    assert after[target]["started"] > before[target]["started"]  # rerun
+    assert after[other] == before[other]  # untouched
+    assert f"{target}: inconclusive" in out.stdout
 
 
 # ---------------------------------------------------------------- failures, with the toy claims

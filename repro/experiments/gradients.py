@@ -126,7 +126,7 @@ def train_snapshots(
 def stack_snapshots(
     params: Mapping[str, Any], seeds: Sequence[int], snapshots: Sequence[dict], device: Any
 ) -> DCGANGenerator:
-    """A batched G of K*S copies, copy k*S + i = snapshot k of seed i (seed list repeated K times)."""
+    """A batched G of K*S copies: copy k*S + i is snapshot k of seed i (seeds repeated K times)."""
     p = params
     G = DCGANGenerator(
         list(seeds) * len(snapshots), z_dim=p["z_dim"], channels=p["g_channels"], norm=p["g_norm"]
@@ -189,7 +189,7 @@ def protocol(
 
 
 def _per_seed(df: pd.DataFrame, column: str, how: str) -> pd.Series:
-    """Reduce a per-(seed, epochs) column over the snapshots: "min" = the worst G for ">=" claims."""
+    """Reduce a per-(seed, epochs) column over the snapshots ("min": the worst G for a ">=")."""
     return df.groupby("seed")[column].agg(how)
 
 
@@ -270,8 +270,8 @@ def fig_d_perfect(tables: Tables, params: Mapping[str, Any], reported: Mapping[s
 
 
 def run_vanishing(params: Mapping[str, Any], seeds: Sequence[int], device: Any) -> Tables:
-    """||grad E log(1 - D(G(z)))|| as the fresh D learns. Per seed: ``log10_decay`` (the worst G's
-    log10(norm at iteration 0 / norm at the last evaluation)) and ``log10_decay_best`` (the best G's).
+    """||grad E log(1 - D(G(z)))|| as the fresh D learns. Per seed: ``log10_decay``, the worst G's
+    log10(norm at iteration 0 / norm at the last evaluation), and ``log10_decay_best``, the best's.
     """
     curves, _, _ = protocol(params, seeds, device, g_costs=("minimax",))
     col = "grad_norm_minimax"
@@ -370,7 +370,7 @@ def minibatch_summary(
         )
         pooled = z[:, k].reshape(-1).numpy()
         pooled = pooled[np.isfinite(pooled)]
-        for p, q in zip(QQ_PROBS, np.quantile(pooled, QQ_PROBS)):
+        for p, q in zip(QQ_PROBS, np.quantile(pooled, QQ_PROBS), strict=True):
             qq.append(
                 {
                     "copy": k,
@@ -466,7 +466,8 @@ def fig_instability(tables: Tables, params: Mapping[str, Any], reported: Mapping
         )
     u = np.linspace(-3, 3, 101)
     ax.plot(u, u, color="k", lw=1, label="Gaussian")
-    cauchy = stats.cauchy.ppf(stats.norm.cdf(u)) * 2 * stats.norm.ppf(0.75) / 2
+    # a Cauchy's IQR is 2; robust_standardise maps the IQR to the Gaussian's 2 * 0.674
+    cauchy = stats.cauchy.ppf(stats.norm.cdf(u)) * stats.norm.ppf(0.75)
     ax.plot(u, cauchy, color="k", lw=1, ls="--", label="Cauchy")
     ax.set(
         xlabel="Gaussian quantile",

@@ -1,0 +1,169 @@
+"""The three analytic experiments at smoke scale: contract, determinism, batched == separate."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from repro import divergences as dv
+from repro import experiments
+from repro.experiments import discriminator, fgan, supports
+
+ROOT = Path(__file__).resolve().parent.parent
+CLAIMS = {
+    "optimal-discriminator": "optimal_discriminator",
+    "js-disjoint-supports": "js_disjoint_supports",
+    "fenchel-conjugates": "fenchel_conjugates",
+}
+CPU = torch.device("cpu")
+
+
+def spec(claim_id: str) -> dict:
+    return yaml.safe_load((ROOT / "claims" / f"{claim_id}.yaml").read_text())
+
+
+def smoke_params(claim_id: str) -> dict:
+    return spec(claim_id)["scales"]["smoke"]["params"]
+
+
+@cache
+def smoke_run(claim_id: str) -> dict[str, pd.DataFrame]:
+    """One smoke run per claim, shared by the tests below (seeds [0])."""
+    torch.set_num_threads(1)
+    exp = experiments.get(CLAIMS[claim_id])
+    return exp.run(smoke_params(claim_id), [0], CPU)
+
+
+# ------------------------------------------------------------------------------ specs
+
+
+@pytest.mark.parametrize("claim_id", CLAIMS)
+def test_spec_validates_and_matches_its_experiment(claim_id):
+    data = spec(claim_id)
+    schema = yaml.safe_load((ROOT / "claims" / "schema" / "claim.schema.yaml").read_text())
+    jsonschema.validate(data, schema)
+    assert data["id"] == claim_id
+    exp = experiments.get(data["experiment"])
+    assert data["experiment"] == CLAIMS[claim_id]
+    for check in data["checks"]:
+        assert check["metric"] in exp.metrics
+    for scale in ("smoke", "quick", "full"):
+        assert set(data["scales"][scale]["params"]) == set(exp.params), scale
+    assert {f["name"] for f in data["figures"]} <= set(exp.figures)
+
+
+# ------------------------------------------------------------------------------ contract
+
+
+@pytest.mark.parametrize("claim_id", CLAIMS)
+def test_smoke_run_returns_a_finite_seeds_table(claim_id):
+    exp = experiments.get(CLAIMS[claim_id])
+    seeds = smoke_run(claim_id)["seeds"]
+    assert list(seeds["seed"]) == [0]
+    assert set(exp.metrics) <= set(seeds.columns)
+    values = seeds[list(exp.metrics)].to_numpy(dtype=float)
+    assert np.all(np.isfinite(values))
+
+
+@pytest.mark.parametrize("claim_id", CLAIMS)
+def test_figures_are_drawn_from_the_tables(claim_id):
+    exp = experiments.get(CLAIMS[claim_id])
+    tables = smoke_run(claim_id)
+    for fig_fn in exp.figures.values():
+        fig = fig_fn(tables, smoke_params(claim_id), spec(claim_id)["reported"])
+        assert isinstance(fig, matplotlib.figure.Figure)
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("claim_id", CLAIMS)
+def test_same_seeds_give_identical_numbers(claim_id):
+    exp = experiments.get(CLAIMS[claim_id])
+    again = exp.run(smoke_params(claim_id), [0], CPU)
+    pd.testing.assert_frame_equal(again["seeds"], smoke_run(claim_id)["seeds"], check_exact=True)
+
+
+def test_batched_seeds_equal_separate_runs():
+    params = {**smoke_params("optimal-discriminator"), "steps": 60}
+    both = discriminator.run(params, [0, 1], CPU)["pairs"]
+    alone = pd.concat([discriminator.run(params, [s], CPU)["pairs"] for s in (0, 1)])
+    cols = ["d_sup_error", "d_mean_abs_error", "value", "value_gap"]
+    key = ["pair", "seed"]
+    a = both.sort_values(key)[cols].to_numpy(copy=True)
+    b = alone.sort_values(key)[cols].to_numpy(copy=True)
+    torch.testing.assert_close(torch.from_numpy(a), torch.from_numpy(b), rtol=1e-5, atol=1e-6)
+    # and the seeds differ from each other (the copies are not all the same run)
+    assert not np.allclose(a[0::2], a[1::2])
+
+
+def test_fgan_batched_seeds_equal_separate_runs():
+    params = {**smoke_params("fenchel-conjugates"), "steps": 30, "conjugate_points": 3}
+    both = fgan.run(params, [0, 1], CPU)["bounds"]
+    alone = pd.concat([fgan.run(params, [s], CPU)["bounds"] for s in (0, 1)])
+    key = ["divergence", "pair", "seed"]
+    a = both.sort_values(key)["estimate"].to_numpy(copy=True)
+    b = alone.sort_values(key)["estimate"].to_numpy(copy=True)
+    torch.testing.assert_close(torch.from_numpy(a), torch.from_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ pieces
+
+
+def test_optimal_discriminator_scores_d_star_as_exact():
+    x = np.linspace(*discriminator.GRID, 2001)
+    p, q = (discriminator.mixture_density(x, m) for m in discriminator.PAIRS["mixture"])
+    logits = np.log(p) - np.log(q)
+    out = discriminator.evaluate_pair(logits, p, q, x, support_frac=0.05)
+    assert out["d_sup_error"] == pytest.approx(0.0, abs=1e-12)
+    assert out["value_gap"] == pytest.approx(0.0, abs=1e-10)
+
+
+def test_mixture_sampler_matches_its_density():
+    gen = torch.Generator().manual_seed(0)
+    mix = discriminator.PAIRS["mixture"][0]
+    xs = discriminator.sample_mixture(mix, (200_000,), gen).double()
+    # mean 0, variance 0.5^2 + 2^2 = 4.25; standard errors ~0.005 and ~0.01
+    assert float(xs.mean()) == pytest.approx(0.0, abs=0.03)
+    assert float(xs.var()) == pytest.approx(4.25, abs=0.06)
+
+
+def test_parallel_lines_samples_and_line_fit():
+    gens = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
+    real, fake = supports.sample_lines([0.0, 0.5], gens, 1000)
+    assert real.shape == fake.shape == (4, 1000, 2)
+    assert torch.all(real[..., 0] == 0)
+    torch.testing.assert_close(fake[2:, :, 0], torch.full((2, 1000), 0.5))
+    assert float(real[..., 1].min()) >= 0 and float(real[..., 1].max()) <= 1
+    slope, intercept, r2 = supports.line_fit(np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 5.0]))
+    assert (slope, intercept, r2) == pytest.approx((2.0, 1.0, 1.0), abs=1e-12)
+
+
+def test_critic_penalty_is_zero_for_a_unit_slope_critic():
+    crit = supports.BatchedMLP((2, 1), seeds=[0])
+    with torch.no_grad():
+        crit.layers[0].weight.copy_(torch.tensor([[[-1.0], [0.0]]]))  # f(x) = -x1 (+ bias)
+    real = torch.zeros(1, 8, 2)
+    fake = torch.cat([torch.full((1, 8, 1), 0.7), torch.rand(1, 8, 1)], -1)
+    u = torch.rand(1, 8, 1)
+    loss = supports.critic_loss(crit, real, fake, u, gp_lambda=10.0)
+    torch.testing.assert_close(loss, torch.tensor([-0.7]), rtol=0, atol=1e-6)  # -(W) + 0
+
+
+def test_fgan_conjugate_table_and_quadrature_bound_at_t_star():
+    table = fgan.conjugate_table(["kl", "gan"], 5)
+    assert table["rel_error"].max() < 1e-9
+    x = np.linspace(*fgan.GRID, 3001)
+    (mp, sp), (mq, sq) = fgan.PAIRS["shift"]
+    p, q = dv.gaussian_pdf(x, mp, sp), dv.gaussian_pdf(x, mq, sq)
+    # KL: g_f is the identity, so V = T* = 1 + log(p/q) attains D_f exactly
+    v_star = 1.0 + np.log(p) - np.log(q)
+    assert fgan.quadrature_bound("kl", v_star, p, q, x) == pytest.approx(0.5, rel=1e-9)
+    assert fgan.quadrature_bound("kl", v_star + 0.3, p, q, x) < 0.5
