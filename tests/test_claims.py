@@ -1,4 +1,4 @@
-"""Claim specs: schema and meaning errors name the file and the field; verdicts follow the checks."""
+"""Claim specs: errors name the file and the field; verdicts follow the checks."""
 
 from __future__ import annotations
 
