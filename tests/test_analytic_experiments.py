@@ -167,3 +167,12 @@ def test_fgan_conjugate_table_and_quadrature_bound_at_t_star():
     v_star = 1.0 + np.log(p) - np.log(q)
     assert fgan.quadrature_bound("kl", v_star, p, q, x) == pytest.approx(0.5, rel=1e-9)
     assert fgan.quadrature_bound("kl", v_star + 0.3, p, q, x) < 0.5
+
+
+def test_unknown_names_list_the_valid_ones():
+    params = {**smoke_params("optimal-discriminator"), "pairs": ["shift", "nope"]}
+    with pytest.raises(ValueError, match="valid: shift, scale, mixture"):
+        discriminator.run(params, [0], CPU)
+    params = {**smoke_params("fenchel-conjugates"), "divergences": ["kl", "jeffrey"]}
+    with pytest.raises(ValueError, match="valid: kl, reverse_kl, pearson"):
+        fgan.run(params, [0], CPU)

@@ -105,3 +105,9 @@ def test_generator_and_discriminator_use_different_streams():
     assert G.stream != D.stream
     with pytest.raises(ValueError, match="valid: none, batch"):
         DCGANGenerator([0], norm="layer")
+
+
+def test_batch_norm_draws_nothing_so_norm_does_not_change_the_init():
+    plain, normed = DCGANGenerator([3], channels=4), DCGANGenerator([3], channels=4, norm="batch")
+    for name in ("fc.weight", "up.weight", "out.bias"):
+        assert torch.equal(plain.state_dict()[name], normed.state_dict()[name])

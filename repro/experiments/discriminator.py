@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 
 from repro import divergences as dv
 from repro import plots
@@ -108,7 +109,7 @@ def evaluate_pair(
     sup error is taken where m = (p + q)/2 >= support_frac * max m (D* is arbitrary where both
     densities vanish and untrained where they are negligible); the mean error is weighted by m.
     """
-    d = 1.0 / (1.0 + np.exp(-logits))
+    d = expit(logits)
     d_star = dv.optimal_discriminator(p, q)
     m = 0.5 * (p + q)
     region = m >= support_frac * m.max()
@@ -125,41 +126,48 @@ def evaluate_pair(
     }
 
 
+def check_names(given: Sequence[str], valid: Mapping[str, Any], what: str) -> list[str]:
+    """``given`` as a list; a ValueError listing the valid names if one is unknown."""
+    unknown = [g for g in given if g not in valid]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; valid: {', '.join(valid)}")
+    return list(given)
+
+
+def curve_frame(seed: int, name: str, x: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
+    """Learned D, D* and both densities on the grid, for the figure."""
+    p, q = (mixture_density(x, mix) for mix in PAIRS[name])
+    return pd.DataFrame(
+        {
+            "seed": seed,
+            "pair": name,
+            "x": x,
+            "d": expit(logits),
+            "d_star": dv.optimal_discriminator(p, q),
+            "p_data": p,
+            "p_g": q,
+        }
+    )
+
+
 def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     """Train D on each pair for every seed; tables ``seeds``, ``pairs`` and ``curves``."""
-    pairs = list(params["pairs"])
+    pairs = check_names(params["pairs"], PAIRS, "pair")
     net = train_discriminator(params, seeds, device)
     x = np.linspace(*GRID, int(params["grid_points"]))
     xt = torch.tensor(x, dtype=torch.float32, device=device).reshape(1, -1, 1)
     with torch.no_grad():
         logits = net(xt.expand(net.n_seeds, -1, -1)).squeeze(-1).double().cpu().numpy()  # (C, G)
-    logits = logits.reshape(len(pairs), len(seeds), -1)
+    logits = logits.reshape(len(pairs), len(seeds), -1)  # (K, S, G)
     rows, curves = [], []
     for k, name in enumerate(pairs):
         p, q = (mixture_density(x, mix) for mix in PAIRS[name])
         for i, seed in enumerate(seeds):
-            rows.append(
-                {
-                    "seed": seed,
-                    "pair": name,
-                    **evaluate_pair(logits[k, i], p, q, x, float(params["support_frac"])),
-                }
-            )
-            curves.append(
-                pd.DataFrame(
-                    {
-                        "seed": seed,
-                        "pair": name,
-                        "x": x,
-                        "d": 1 / (1 + np.exp(-logits[k, i])),
-                        "d_star": dv.optimal_discriminator(p, q),
-                        "p_data": p,
-                        "p_g": q,
-                    }
-                )
-            )
+            scores = evaluate_pair(logits[k, i], p, q, x, float(params["support_frac"]))
+            rows.append({"seed": seed, "pair": name, **scores})
+            curves.append(curve_frame(seed, name, x, logits[k, i]))
     per_pair = pd.DataFrame(rows)
-    worst = per_pair.groupby("seed").agg(
+    worst = per_pair.groupby("seed").agg(  # worst pair per seed
         d_sup_error=("d_sup_error", "max"),
         d_mean_abs_error=("d_mean_abs_error", "max"),
         value_gap=("value_gap", "max"),

@@ -26,7 +26,7 @@ import torch
 from repro import divergences as dv
 from repro import plots
 from repro.experiments import Experiment, Tables
-from repro.experiments.discriminator import cosine_lr
+from repro.experiments.discriminator import check_names, cosine_lr
 from repro.nets import STREAM_D, STREAM_DATA, BatchedMLP, seed_generators
 
 # name -> ((mean_P, std_P), (mean_Q, std_Q)), P data, Q model. Equal variances keep the
@@ -86,7 +86,8 @@ def bound_terms(v_p: torch.Tensor, v_q: torch.Tensor, names: Sequence[str]) -> t
 
 def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> BatchedMLP:
     """Maximise the bound for every copy: Adam on the SUM over copies of -bound."""
-    names, pairs = list(params["divergences"]), list(params["pairs"])
+    names = check_names(params["divergences"], dv.F_DIVERGENCES, "divergence")
+    pairs = check_names(params["pairs"], PAIRS, "pair")
     sizes = (1, *[int(params["hidden"])] * int(params["depth"]), 1)
     copy_seeds = [s for _ in names for _ in pairs for s in seeds]  # copy (f, pair, s) from seed s
     net = BatchedMLP(sizes, seeds=copy_seeds, stream=STREAM_D).to(device)
@@ -199,7 +200,7 @@ def fig_fgan(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, A
         ax_c.plot(c["t"], c["closed"], color=f"C{i}", lw=1.2, label=name)
         ax_c.plot(c["t"][::4], c["numeric"][::4], "o", color=f"C{i}", ms=2.5, mfc="none")
     ax_c.set(
-        title=r"$f^*$: closed form (lines) vs numeric sup (circles)",
+        title=r"$f^*$: closed (lines), numeric sup (circles)",
         xlabel="t",
         ylabel=r"$f^*(t)$",
         ylim=(-4, 8),

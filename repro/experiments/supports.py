@@ -34,6 +34,10 @@ from repro.experiments.discriminator import gan_d_loss
 from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, BatchedMLP, seed_generators
 
 STREAM_CRITIC = 5  # the critic's initial weights; nets.py numbers the shared streams 0-4
+# A ReLU critic can die: once every unit is off, f is constant, the penalty is lambda and its
+# gradient is 0, so it never recovers. Leaky ReLU keeps a gradient everywhere and still
+# represents the optimal (linear) critic exactly.
+CRITIC_ACTIVATION = "leaky_relu"
 
 
 def sample_lines(
@@ -73,7 +77,7 @@ def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> tuple[Batc
     sizes = (2, *[int(params["hidden"])] * int(params["depth"]), 1)
     copy_seeds = [s for _ in thetas for s in seeds]  # copy (theta, s) is initialised from seed s
     d_net = BatchedMLP(sizes, seeds=copy_seeds, stream=STREAM_D).to(device)
-    critic = BatchedMLP(sizes, seeds=copy_seeds, stream=STREAM_CRITIC).to(device)
+    critic = BatchedMLP(sizes, copy_seeds, CRITIC_ACTIVATION, stream=STREAM_CRITIC).to(device)
     d_opt = torch.optim.Adam(d_net.parameters(), lr=float(params["lr_d"]))
     c_opt = torch.optim.Adam(critic.parameters(), lr=float(params["lr_critic"]), betas=(0.0, 0.9))
     gens = seed_generators(seeds, STREAM_DATA)
@@ -200,8 +204,9 @@ def fig_parallel_lines(tables: Tables, params: Mapping[str, Any], reported: Mapp
     ax_acc.set(
         title="GAN discriminator accuracy", xlabel=r"$\theta$", ylabel="accuracy", ylim=(0.4, 1.02)
     )
-    for ax in (ax_w, ax_js, ax_acc):
-        ax.legend(loc="lower right")
+    ax_w.legend(loc="upper center")
+    ax_js.legend(loc="center right")
+    ax_acc.legend(loc="lower right")
     return fig
 
 
