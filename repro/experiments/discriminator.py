@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from scipy.special import expit
 
 from repro import divergences as dv
 from repro import plots
 from repro.experiments import Experiment, Tables
+from repro.losses import gan_d_loss
 from repro.nets import STREAM_D, STREAM_DATA, BatchedMLP, seed_generators
 
 # A 1-D Gaussian mixture: (weights, means, stds). A Gaussian is a one-component mixture.
@@ -69,11 +69,6 @@ def draw_batch(
             real[k, s] = sample_mixture(p_data, (batch,), gen)
             fake[k, s] = sample_mixture(p_g, (batch,), gen)
     return real.reshape(-1, batch, 1), fake.reshape(-1, batch, 1)
-
-
-def gan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Per-copy D loss -[E_data log D + E_g log(1 - D)] from logits: (C, B, 1) each -> (C,)."""
-    return -(F.logsigmoid(real_logits).mean((1, 2)) + F.logsigmoid(-fake_logits).mean((1, 2)))
 
 
 def cosine_lr(base_lr: float, step: int, steps: int) -> float:

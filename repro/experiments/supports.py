@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.experiments import Experiment, Tables
-from repro.experiments.discriminator import gan_d_loss
+from repro.losses import gan_d_loss
 from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, BatchedMLP, seed_generators
 
 STREAM_CRITIC = 5  # the critic's initial weights; nets.py numbers the shared streams 0-4
