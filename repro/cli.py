@@ -61,19 +61,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"note: REPORT.md not refreshed; other claims have no {args.scale} results yet")
     force = [t.replace("summary.json", "run.json") for t in targets if t.endswith("summary.json")]
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        str(args.cores),
-        "--config",
-        f"scale={args.scale}",
-        "--forcerun",
-        *force,
-        "--",
-        *targets,
-    ]
+    snakefile = ["-s", str(ROOT / "Snakefile"), "-d", str(args.workdir)]
+    settings = ["--cores", str(args.cores), "--config", f"scale={args.scale}"]
+    cmd = [sys.executable, "-m", "snakemake", *snakefile, *settings, "--forcerun", *force]
+    cmd += ["--", *targets]
     print("+", " ".join(cmd), flush=True)
     code = subprocess.call(cmd)
     if code:

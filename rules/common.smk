@@ -7,7 +7,12 @@ from snakemake.exceptions import WorkflowError
 
 from repro.claims import SpecError, UnknownClaimError, load_all, resolve_ids
 
-PYTHON = sys.executable  # the interpreter running Snakemake has the package and its deps
+# The interpreter running Snakemake has the package and its deps. Named by its environment, not
+# by sys.executable, so that `snakemake` (python3) and `python -m snakemake` (python) agree and a
+# changed spelling of the same interpreter never counts as changed params (which would rerun all).
+PYTHON = str(Path(sys.prefix) / "bin" / "python")
+if not Path(PYTHON).exists():
+    PYTHON = sys.executable
 SCALE = config["scale"]
 RESULTS = config["results_dir"]
 FIGURES = config["figures_dir"]
