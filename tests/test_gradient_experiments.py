@@ -15,8 +15,8 @@ import torch
 import yaml
 from scipy import integrate
 
-from repro import experiments, losses
-from repro.experiments import saturation
+from repro import claims, experiments, losses
+from repro.experiments import gradients, saturation
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = {
@@ -132,6 +132,70 @@ def test_saturation_ratio_limits():
     torch.testing.assert_close(ratio, torch.exp(logits), rtol=1e-12, atol=0)
 
 
+# ---------------------------------------------------------------- tail statistics (Thm 2.6)
+
+
+def test_tail_ratio_constants_and_large_samples():
+    """(q99 - q01) / (q75 - q25): 2 * 2.3263 / (2 * 0.6745) = 3.449 (Gaussian), tan(0.49 pi) =
+    31.82 (Cauchy); large samples land on them, whatever the location and scale."""
+    assert gradients.GAUSSIAN_TAIL_RATIO == pytest.approx(3.4490, abs=1e-4)
+    assert gradients.CAUCHY_TAIL_RATIO == pytest.approx(31.821, abs=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    normal = 3.0 + 5.0 * torch.randn(400_000, generator=gen, dtype=torch.float64)
+    cauchy = torch.tan(math.pi * (torch.rand(400_000, generator=gen, dtype=torch.float64) - 0.5))
+    assert float(gradients.tail_ratio(normal)) == pytest.approx(3.449, rel=0.02)
+    assert float(gradients.tail_ratio(cauchy)) == pytest.approx(31.82, rel=0.05)
+
+
+def test_tail_ratio_is_nan_without_spread_and_standardise_recovers_normal():
+    values = torch.stack(
+        [torch.zeros(100), torch.randn(100, generator=torch.Generator().manual_seed(1))], 1
+    )
+    ratios = gradients.tail_ratio(values, dim=0)
+    assert math.isnan(float(ratios[0])) and math.isfinite(float(ratios[1]))
+    x = 7.0 - 0.5 * torch.randn(
+        200_001, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+    )
+    z = gradients.robust_standardise(x)
+    assert float(z.median()) == pytest.approx(0.0, abs=1e-12)
+    assert float(z.std()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_first_iteration_and_censoring():
+    curve = pd.DataFrame({"iteration": [0, 10, 20, 30], "acc": [0.5, 0.98, 0.995, 1.0]})
+    assert gradients.first_iteration(curve, "acc", 0.99, censored=41) == 20
+    assert gradients.first_iteration(curve, "acc", 1.0, censored=41) == 30
+    assert gradients.first_iteration(curve.iloc[:2], "acc", 0.99, censored=41) == 41
+
+
+# ---------------------------------------------------------------- batched snapshots = separate runs
+
+
+def test_batched_snapshots_equal_separate_fresh_d_runs():
+    """K snapshots x S seeds in one batched G / fresh D give the curves of K separate runs."""
+    torch.set_num_threads(1)
+    params = _spec("d-perfect")["scales"]["smoke"]["params"] | {"d_iterations": 6, "eval_every": 3}
+    seeds = [0, 1]
+    snaps = [
+        gradients.DCGANGenerator(
+            seeds, params["z_dim"], params["g_channels"], params["g_norm"], stream=k
+        ).state_dict()
+        for k in (10, 11)
+    ]
+
+    def curves(snapshots, epochs):
+        G = gradients.stack_snapshots(params, seeds, snapshots, "cpu")
+        D = gradients.fresh_discriminator(params, G, "cpu")
+        out = gradients.run_fresh_d(params, G, D, ("minimax",), "cpu")
+        return gradients.label_copies(out, seeds, epochs).drop(columns="copy")
+
+    keys = ["epochs", "seed", "iteration"]
+    both = curves(snaps, [1, 2]).sort_values(keys).reset_index(drop=True)
+    alone = pd.concat([curves([snaps[0]], [1]), curves([snaps[1]], [2])])
+    alone = alone.sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(both, alone, check_exact=False, rtol=1e-4, atol=1e-6)
+
+
 # ---------------------------------------------------------------- every experiment, smoke scale
 
 
@@ -148,6 +212,7 @@ def test_spec_validates_and_matches_experiment(claim_id):
     assert {c["metric"] for c in spec["checks"]} <= set(exp.metrics)
     assert {f["name"] for f in spec["figures"]} <= set(exp.figures)
     assert spec["scales"]["quick"]["seeds"] >= 3
+    assert claims.load_spec(ROOT / "claims" / f"{claim_id}.yaml").id == claim_id  # + semantics
 
 
 @pytest.mark.parametrize("claim_id", sorted(CLAIMS))

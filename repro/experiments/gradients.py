@@ -55,6 +55,7 @@ PROTOCOL_PARAMS = (
     "g_norm",
     "g_objective",
     "lr",
+    "d_lr",
     "d_iterations",
     "eval_every",
     "eval_batches",
@@ -161,7 +162,7 @@ def run_fresh_d(
         batch_size=p["batch_size"],
         eval_batches=p["eval_batches"],
         g_costs=tuple(g_costs),
-        lr=p["lr"],
+        lr=p["d_lr"],
         device=device,
     )
     curves["copy"] = curves.groupby("iteration").cumcount()
@@ -188,9 +189,17 @@ def protocol(
     return label_copies(curves, seeds, params["g_epochs"]), G, D
 
 
-def _per_seed(df: pd.DataFrame, column: str, how: str) -> pd.Series:
-    """Reduce a per-(seed, epochs) column over the snapshots ("min": the worst G for a ">=")."""
-    return df.groupby("seed")[column].agg(how)
+def seed_table(
+    seeds: Sequence[int], snaps: pd.DataFrame, reductions: Mapping[str, tuple[str, str]]
+) -> pd.DataFrame:
+    """The "seeds" table: metric -> (column of ``snaps``, how to reduce it over the snapshots).
+
+    ``snaps`` has one row per (seed, epochs); "min" of a column checked with ">=" is the worst G.
+    """
+    table = pd.DataFrame({"seed": [int(s) for s in seeds]})
+    for metric, (column, how) in reductions.items():
+        table[metric] = snaps.groupby("seed")[column].agg(how).loc[list(seeds)].to_numpy()
+    return table
 
 
 def _snapshot_table(curves: pd.DataFrame, fn) -> pd.DataFrame:
@@ -229,17 +238,14 @@ def run_d_perfect(params: Mapping[str, Any], seeds: Sequence[int], device: Any) 
         }
 
     snaps = _snapshot_table(curves, summary)
-    table = pd.DataFrame(
+    table = seed_table(
+        seeds,
+        snaps,
         {
-            "seed": [int(s) for s in seeds],
-            "final_accuracy": _per_seed(snaps, "final_accuracy", "min").loc[list(seeds)].to_numpy(),
-            "iters_to_target_worst": _per_seed(snaps, "iters_to_target", "max")
-            .loc[list(seeds)]
-            .to_numpy(),
-            "iters_to_perfect_best": _per_seed(snaps, "iters_to_perfect", "min")
-            .loc[list(seeds)]
-            .to_numpy(),
-        }
+            "final_accuracy": ("final_accuracy", "min"),
+            "iters_to_target_worst": ("iters_to_target", "max"),
+            "iters_to_perfect_best": ("iters_to_perfect", "min"),
+        },
     )
     return {"seeds": table, "curves": curves, "snapshots": snaps}
 
@@ -271,7 +277,8 @@ def fig_d_perfect(tables: Tables, params: Mapping[str, Any], reported: Mapping[s
 
 def run_vanishing(params: Mapping[str, Any], seeds: Sequence[int], device: Any) -> Tables:
     """||grad E log(1 - D(G(z)))|| as the fresh D learns. Per seed: ``log10_decay``, the worst G's
-    log10(norm at iteration 0 / norm at the last evaluation), and ``log10_decay_best``, the best's.
+    log10(norm at iteration 0 / norm at the last evaluation), ``log10_decay_best``, the best G's,
+    and ``log10_decay_from_peak``, the worst G's log10(largest norm / last norm).
     """
     curves, _, _ = protocol(params, seeds, device, g_costs=("minimax",))
     col = "grad_norm_minimax"
@@ -279,17 +286,21 @@ def run_vanishing(params: Mapping[str, Any], seeds: Sequence[int], device: Any) 
     def summary(c: pd.DataFrame) -> dict[str, float]:
         return {
             "log10_decay": float(np.log10(c[col].iloc[0]) - np.log10(c[col].iloc[-1])),
+            # context, not checked: a fresh D starts near-constant, so the norm first rises
+            "log10_decay_from_peak": float(np.log10(c[col].max()) - np.log10(c[col].iloc[-1])),
             "log10_norm_final": float(np.log10(c[col].iloc[-1])),
             "final_accuracy": float(c["d_accuracy"].iloc[-1]),
         }
 
     snaps = _snapshot_table(curves, summary)
-    table = pd.DataFrame(
+    table = seed_table(
+        seeds,
+        snaps,
         {
-            "seed": [int(s) for s in seeds],
-            "log10_decay": _per_seed(snaps, "log10_decay", "min").loc[list(seeds)].to_numpy(),
-            "log10_decay_best": _per_seed(snaps, "log10_decay", "max").loc[list(seeds)].to_numpy(),
-        }
+            "log10_decay": ("log10_decay", "min"),
+            "log10_decay_best": ("log10_decay", "max"),
+            "log10_decay_from_peak": ("log10_decay_from_peak", "min"),
+        },
     )
     return {"seeds": table, "curves": curves, "snapshots": snaps}
 
@@ -427,14 +438,18 @@ def run_instability(params: Mapping[str, Any], seeds: Sequence[int], device: Any
         {
             "log10_norm_growth": np.log10(wide["norm_mean"]["end"] / wide["norm_mean"]["start"]),
             "log10_spread_growth": np.log10(wide["norm_std"]["end"] / wide["norm_std"]["start"]),
+            # relative spread (coefficient of variation): does the noise outgrow the signal?
+            "log10_cv_growth": np.log10(
+                (wide["norm_std"]["end"] / wide["norm_mean"]["end"])
+                / (wide["norm_std"]["start"] / wide["norm_mean"]["start"])
+            ),
             "coord_tail_ratio_end": wide["coord_tail_ratio"]["end"],
             "coord_tail_ratio_start": wide["coord_tail_ratio"]["start"],
             "norm_tail_ratio_end": wide["norm_tail_ratio"]["end"],
         }
     ).reset_index()
-    table = pd.DataFrame({"seed": [int(s) for s in seeds]})
-    for col in snaps.columns.drop(["seed", "epochs"]):
-        table[col] = _per_seed(snaps, col, "min").loc[list(seeds)].to_numpy()
+    metrics = snaps.columns.drop(["seed", "epochs"])
+    table = seed_table(seeds, snaps, {m: (m, "min") for m in metrics})
     qq = pd.concat([start[1], end[1]], ignore_index=True)
     return {"seeds": table, "curves": curves, "snapshots": snaps, "minibatch": mb, "qq": qq}
 
@@ -493,7 +508,7 @@ D_PERFECT = Experiment(
 VANISHING_GRADIENTS = Experiment(
     run=run_vanishing,
     params=PROTOCOL_PARAMS,
-    metrics=("log10_decay", "log10_decay_best"),
+    metrics=("log10_decay", "log10_decay_best", "log10_decay_from_peak"),
     figures={"grad_norm": fig_vanishing},
     doc="Arjovsky & Bottou 2017, Fig. 2 / Thm 2.4: the original G cost's gradient vanishes.",
 )
@@ -504,6 +519,7 @@ MINUS_LOG_D_INSTABILITY = Experiment(
     metrics=(
         "log10_norm_growth",
         "log10_spread_growth",
+        "log10_cv_growth",
         "coord_tail_ratio_end",
         "coord_tail_ratio_start",
         "norm_tail_ratio_end",

@@ -1,14 +1,21 @@
-"""Generator-cost gradients in closed form: saturation (Goodfellow 2014) and Thm 2.5 (A&B 2017).
+"""Generator-cost gradients: saturation (Goodfellow 2014, Sec. 3) and Thm 2.5 (A&B 2017).
+
+SATURATION (Goodfellow et al. 2014, Sec. 3): with D's logit l, D = sigmoid(l), the slopes of the
+two generator costs are d/dl log(1 - sigmoid(l)) = -sigmoid(l) and d/dl [-log sigmoid(l)] =
+-(1 - sigmoid(l)). G early in training (initialisation, one epoch of minimax training on the
+digits) is frozen and a fresh D trained against it (the protocol of ``gradients``); as D grows
+confident we record both costs' gradient norms wrt G's parameters and, per sample, their logit
+slopes (autograd) against the closed forms.
 
 KL_MINUS_2JS (Arjovsky & Bottou 2017, Thm 2.5): for 1-D Gaussians P_r = N(m_r, s_r^2) and
 P_g(theta) = N(mean, exp(log_std)^2), theta = (mean, log_std), with D* = p_r / (p_r + p_g0) frozen
 at theta0,
 
-    E_z[-grad_theta log D*(g_theta(z))] |_theta0 = grad_theta [KL(P_g || P_r) - 2 JSD(P_g, P_r)] |_theta0,
+    E_z[-grad_theta log D*(g_theta(z))] = grad_theta [KL(P_g || P_r) - 2 JSD(P_g, P_r)]  at theta0
 
 g_theta(z) = mean + exp(log_std) z, z ~ N(0, 1). The left side is computed by quadrature over z
 (autograd through the reparametrisation) and by Monte Carlo; the right side by central finite
-differences of quadrature divergences on a fixed x grid.
+differences of quadrature divergences (``repro.divergences``) on a fixed x grid.
 """
 
 from __future__ import annotations
@@ -22,8 +29,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from repro import divergences
+from repro import divergences, losses
+from repro.data import sample_normal
 from repro.experiments import Experiment, Tables
+from repro.experiments import gradients as gr
+from repro.nets import seed_generators
+from repro.plots import figure, mean_band
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -250,21 +261,41 @@ def run_kl_minus_2js(params: Mapping[str, Any], seeds: Sequence[int], device: An
 
 def fig_kl_minus_2js(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Both sides of Thm 2.5 against the generator mean, one panel per coordinate, + errors."""
-    from repro.plots import figure
-
     fig, axes = figure(3, width=3.8)
     curve, quad, mc = tables["curve"], tables["quadrature"], tables["monte_carlo"]
     mc_mean = mc.groupby(["gen_mean", "gen_std", "coord"], as_index=False)[["lhs_mc"]].mean()
-    for ax, coord in zip(axes[:2], COORDS):
+    for ax, coord in zip(axes[:2], COORDS, strict=True):
         for i, (std, c) in enumerate(curve[curve.coord == coord].groupby("gen_std")):
-            color = f"C{i}"
-            ax.plot(c.gen_mean, c.rhs_fd, color=color, label=f"FD grad(KL-2JSD), std_g={std:g}")
-            ax.plot(c.gen_mean, c.grad_kl, color=color, ls=":", lw=1, label="FD grad KL alone")
+            color, first = f"C{i}", i == 0  # colour = generator std; styles labelled once
             q = quad[(quad.coord == coord) & (quad.gen_std == std)]
-            ax.plot(q.gen_mean, q.lhs_quad, "o", color=color, mfc="none", label="E[-grad log D*], quad")
             m = mc_mean[(mc_mean.coord == coord) & (mc_mean.gen_std == std)]
-            ax.plot(m.gen_mean, m.lhs_mc, "x", color=color, label="E[-grad log D*], MC")
-        ax.set(xlabel="generator mean at theta0", ylabel=f"d/d {coord}", title=f"gradient in {coord}")
+            ax.plot(c.gen_mean, c.rhs_fd, color=color, label=f"std_g={std:g}: FD grad(KL - 2 JSD)")
+            ax.plot(
+                c.gen_mean,
+                c.grad_kl,
+                color=color,
+                ls=":",
+                lw=1,
+                label="FD grad KL alone" if first else None,
+            )
+            ax.plot(
+                q.gen_mean,
+                q.lhs_quad,
+                "o",
+                color=color,
+                mfc="none",
+                label="E[-grad log D*], quadrature" if first else None,
+            )
+            ax.plot(
+                m.gen_mean,
+                m.lhs_mc,
+                "x",
+                color=color,
+                label="E[-grad log D*], Monte Carlo" if first else None,
+            )
+        ax.set(
+            xlabel="generator mean at theta0", ylabel=f"d/d {coord}", title=f"gradient in {coord}"
+        )
     axes[0].legend(loc="best", fontsize=6)
     q = quad.drop_duplicates(["gen_mean", "gen_std"])
     for i, (std, c) in enumerate(q.groupby("gen_std")):
@@ -295,4 +326,157 @@ KL_MINUS_2JS = Experiment(
     metrics=("quad_max_rel_err", "mc_max_abs_z", "jsd_share_min"),
     figures={"identity": fig_kl_minus_2js},
     doc="Arjovsky & Bottou 2017 Thm 2.5: E[-grad log D*] = grad [KL(P_g||P_r) - 2 JSD].",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Goodfellow 2014, Sec. 3: a confident D early in training starves the saturating cost
+# --------------------------------------------------------------------------------------------
+
+
+def per_sample_logit_grads(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-sample slopes of both generator costs wrt D's logit: autograd (float64) and closed form.
+
+    ``logits`` (S, B[, 1]) from D(G(z)). The engine's costs are batch means, so B times the
+    autograd gradient is each sample's slope. Returns (S, B) tensors: d_fake = sigmoid(l),
+    sat_autograd, sat_closed (= -sigmoid(l)), ns_autograd, ns_closed (= -(1 - sigmoid(l))).
+    """
+    l64 = logits.detach().double().reshape(logits.shape[0], -1).requires_grad_(True)  # (S, B)
+    batch = l64.shape[1]
+    out = {"d_fake": torch.sigmoid(l64.detach())}
+    for name, cost, closed in (
+        ("sat", losses.minimax_g_loss, saturating_logit_grad),
+        ("ns", losses.non_saturating_g_loss, non_saturating_logit_grad),
+    ):
+        (grad,) = torch.autograd.grad(cost(l64).sum(), l64)
+        out[f"{name}_autograd"] = grad * batch
+        out[f"{name}_closed"] = closed(l64.detach())
+    return out
+
+
+def _logit_phase(params, G, D, seeds, epochs, phase: str, device) -> pd.DataFrame:
+    """Per-sample slopes of both costs on one fresh z batch per copy, labelled by phase."""
+    state = {k: v.clone() for k, v in G.state_dict().items()}  # batch norm moves in train mode
+    gens = seed_generators(G.seeds, gr.STREAM_MINIBATCH)
+    with torch.no_grad():
+        logits = D(G(sample_normal(gens, params["batch_size"], params["z_dim"], device=device)))
+    G.load_state_dict(state)
+    grads = {k: v.cpu().numpy() for k, v in per_sample_logit_grads(logits).items()}
+    k, b = grads["d_fake"].shape
+    df = pd.DataFrame({name: v.reshape(-1) for name, v in grads.items()})
+    df["copy"] = np.repeat(np.arange(k), b)
+    return gr.label_copies(df, seeds, epochs).assign(phase=phase)
+
+
+def run_saturation(params: Mapping[str, Any], seeds: Sequence[int], device: Any) -> Tables:
+    """A fresh D against G early in training; both costs' gradients as D grows confident.
+
+    Per seed, the worst G over the snapshots: ``log10_grad_ratio`` = log10(||grad_theta of -log D||
+    / ||grad_theta of log(1 - D)||) at the last evaluation (min), ``d_fake_median`` = median
+    D(G(z)) on a fresh batch at the end (max), ``logit_grad_max_err`` = max |autograd - closed
+    form| of the per-sample logit slopes at the start and the end (max).
+    """
+    epochs = params["g_epochs"]
+    G = gr.stack_snapshots(params, seeds, gr.train_snapshots(params, seeds, device), device)
+    D = gr.fresh_discriminator(params, G, device)
+    start = _logit_phase(params, G, D, seeds, epochs, "start", device)
+    costs = ("minimax", "non-saturating")
+    curves = gr.label_copies(gr.run_fresh_d(params, G, D, costs, device), seeds, epochs)
+    curves["log10_grad_ratio"] = np.log10(
+        curves["grad_norm_non_saturating"] / curves["grad_norm_minimax"]
+    )
+    samples = pd.concat([start, _logit_phase(params, G, D, seeds, epochs, "end", device)])
+    samples["abs_err"] = np.maximum(
+        (samples.sat_autograd - samples.sat_closed).abs(),
+        (samples.ns_autograd - samples.ns_closed).abs(),
+    )
+    last = curves[curves.iteration == curves.iteration.max()]
+    end = samples[samples.phase == "end"]
+    snaps = (
+        last[["seed", "epochs", "log10_grad_ratio"]]
+        .merge(end.groupby(["seed", "epochs"], as_index=False)["d_fake"].median())
+        .merge(samples.groupby(["seed", "epochs"], as_index=False)["abs_err"].max())
+        .rename(columns={"d_fake": "d_fake_median", "abs_err": "logit_grad_max_err"})
+    )
+    table = gr.seed_table(
+        seeds,
+        snaps,
+        {
+            "log10_grad_ratio": ("log10_grad_ratio", "min"),
+            "d_fake_median": ("d_fake_median", "max"),
+            "logit_grad_max_err": ("logit_grad_max_err", "max"),
+        },
+    )
+    return {
+        "seeds": table,
+        "curves": curves,
+        "samples": samples.reset_index(drop=True),
+        "snapshots": snaps,
+    }
+
+
+def fig_saturation(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
+    """Left: per-sample |slope| of both costs against D(G(z)) over the closed forms (log-log).
+    Right: ||grad_theta|| of both costs against D iterations, per G snapshot (log y)."""
+    fig, (ax, ax2) = figure(2, width=4.4)
+    d = np.logspace(-8, 0, 400)
+    ax.plot(d, d, color="C3", lw=1.2, label="log(1 - D): |-sigmoid(l)| = D")
+    ax.plot(d, 1 - d, color="C0", lw=1.2, label="-log D: |-(1 - sigmoid(l))| = 1 - D")
+    s = tables["samples"]
+    for phase, marker in (("start", "x"), ("end", "o")):
+        p = s[s.phase == phase]
+        ax.scatter(
+            p.d_fake,
+            p.sat_autograd.abs(),
+            s=6,
+            marker=marker,
+            color="C3",
+            alpha=0.5,
+            label=f"autograd, D {'fresh' if phase == 'start' else 'trained'}",
+        )
+        ax.scatter(p.d_fake, p.ns_autograd.abs(), s=6, marker=marker, color="C0", alpha=0.5)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="D(G(z))",
+        ylabel="|d cost / d logit| per sample",
+        title="per-sample slope wrt D's logit",
+        ylim=(1e-9, 3),
+    )
+    ax.legend(fontsize=6)
+    curves = tables["curves"]
+    for i, (ep, c) in enumerate(curves.groupby("epochs")):
+        mean_band(
+            ax2,
+            c,
+            "iteration",
+            "grad_norm_minimax",
+            color=f"C{2 * i + 3}",
+            label=f"log(1 - D), G after {ep} ep",
+        )
+        mean_band(
+            ax2,
+            c,
+            "iteration",
+            "grad_norm_non_saturating",
+            color=f"C{2 * i + 4}",
+            ls="--",
+            label=f"-log D, G after {ep} ep",
+        )
+    ax2.set(
+        yscale="log",
+        xlabel="fresh D iterations (G frozen)",
+        ylabel="||grad_theta cost||",
+        title="generator gradient norms",
+    )
+    ax2.legend(fontsize=6)
+    return fig
+
+
+SATURATION = Experiment(
+    run=run_saturation,
+    params=gr.PROTOCOL_PARAMS,
+    metrics=("log10_grad_ratio", "d_fake_median", "logit_grad_max_err"),
+    figures={"saturation": fig_saturation},
+    doc="Goodfellow et al. 2014, Sec. 3: log(1 - D) saturates under a confident D, -log D not.",
 )
