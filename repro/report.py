@@ -325,23 +325,26 @@ def _claim_section(s: dict[str, Any], spec: Spec | None, figures_rel: str) -> li
 
 
 def readme_table(results: str | Path = "results", scale: str = "full") -> str:
-    """The claims table README shows, read from results/{scale}/claims.csv."""
+    """The claims table README shows: every spec, with its verdict from results/{scale}."""
+    from repro.claims import load_all
+
     csv = Path(results) / scale / "claims.csv"
-    if not csv.exists():
-        hint = f"snakemake --cores all --config scale={scale}"
-        return f"_No {scale}-scale results yet: run `{hint}`._\n"
-    df = pd.read_csv(csv)
+    done = pd.read_csv(csv).set_index("id") if csv.exists() else pd.DataFrame()
+    entries = bib_entries()
     lines = [
         f"Latest {scale}-scale verdicts ([full report](results/{scale}/REPORT.md)):",
         "",
         "| claim | paper | where | verdict |",
         "|---|---|---|---|",
     ]
-    for r in df.itertuples(index=False):
-        lines.append(
-            f"| [`{r.id}`](results/{scale}/REPORT.md#{r.id}) | {r.paper} | {_md_cell(r.where)} | "
-            f"{VERDICT_MARK.get(r.verdict, r.verdict)} |"
-        )
+    for cid, spec in load_all().items():
+        if cid in done.index:
+            link, verdict = f"[`{cid}`](results/{scale}/REPORT.md#{cid})", done.loc[cid, "verdict"]
+            verdict = VERDICT_MARK.get(verdict, verdict)
+        else:
+            link, verdict = f"`{cid}`", f"not run at {scale} scale yet"
+        cite = short_cite(spec["paper"], entries)
+        lines.append(f"| {link} | {cite} | {_md_cell(spec['where'])} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from repro import io, report
+from repro import claims, io, report
 
 
 def test_fmt_numbers_for_humans():
@@ -37,18 +37,20 @@ def test_short_citations_from_refs_bib():
 
 
 def test_readme_block_is_regenerated_from_results(tmp_path):
+    ids = sorted(claims.load_all())
     results = tmp_path / "results"
     (results / "full").mkdir(parents=True)
-    pd.DataFrame(
-        [{"id": "x-claim", "paper": "A & B 2017", "where": "Thm 1", "verdict": "partial"}]
-    ).to_csv(results / "full" / "claims.csv", index=False)
+    pd.DataFrame([{"id": ids[0], "paper": "x", "where": "y", "verdict": "partial"}]).to_csv(
+        results / "full" / "claims.csv", index=False
+    )
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_START}\nstale\n{report.README_END}\noutro\n")
     assert report.update_readme(readme, results) is True
     text = readme.read_text()
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("outro\n")
-    assert "| [`x-claim`](results/full/REPORT.md#x-claim) | A & B 2017 | Thm 1 |" in text
+    assert f"| [`{ids[0]}`](results/full/REPORT.md#{ids[0]}) |" in text
     assert "🟡 partial" in text
+    assert f"| `{ids[1]}` |" in text and "not run at full scale yet" in text  # every claim listed
     assert report.update_readme(readme, results) is False  # idempotent
 
 
