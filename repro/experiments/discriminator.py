@@ -12,7 +12,7 @@ samples of all its pairs from its own generator, so batched seeds equal separate
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,14 +82,25 @@ def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device)
     width, depth = int(params["hidden"]), int(params["depth"])
     init_seeds = [s for _ in pairs for s in seeds]  # copy (k, s) is initialised from seed s
     net = BatchedMLP((1, *[width] * depth, 1), seeds=init_seeds, stream=STREAM_D).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=float(params["lr"]))
     gens = seed_generators(seeds, STREAM_DATA)
-    steps = int(params["steps"])
+
+    def per_copy_loss() -> torch.Tensor:
+        real, fake = draw_batch(pairs, gens, int(params["batch_size"]))
+        return gan_d_loss(net(real.to(device)), net(fake.to(device)))
+
+    return fit(net, per_copy_loss, float(params["lr"]), int(params["steps"]))
+
+
+def fit(
+    net: torch.nn.Module, per_copy_loss: Callable[[], torch.Tensor], lr: float, steps: int
+) -> torch.nn.Module:
+    """Adam on the SUM over copies of ``per_copy_loss()`` (a fresh batch each call), with the
+    learning rate cosine-decayed from ``lr`` to 0 (``cosine_lr``)."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(float(params["lr"]), step, steps)
-        real, fake = draw_batch(pairs, gens, int(params["batch_size"]))
-        loss = gan_d_loss(net(real.to(device)), net(fake.to(device))).sum()
+            group["lr"] = cosine_lr(lr, step, steps)
+        loss = per_copy_loss().sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -26,7 +26,7 @@ import torch
 from repro import divergences as dv
 from repro import plots
 from repro.experiments import Experiment, Tables
-from repro.experiments.discriminator import check_names, cosine_lr
+from repro.experiments.discriminator import check_names, fit
 from repro.nets import STREAM_D, STREAM_DATA, BatchedMLP, seed_generators
 
 # name -> ((mean_P, std_P), (mean_Q, std_Q)), P data, Q model. Equal variances keep the
@@ -91,17 +91,13 @@ def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> BatchedMLP
     sizes = (1, *[int(params["hidden"])] * int(params["depth"]), 1)
     copy_seeds = [s for _ in names for _ in pairs for s in seeds]  # copy (f, pair, s) from seed s
     net = BatchedMLP(sizes, seeds=copy_seeds, stream=STREAM_D).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=float(params["lr"]))
     gens = seed_generators(seeds, STREAM_DATA)
-    steps = int(params["steps"])
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(float(params["lr"]), step, steps)
+
+    def per_copy_loss() -> torch.Tensor:
         xp, xq = (t.to(device) for t in draw(names, pairs, gens, int(params["batch_size"])))
-        loss = -bound_terms(net(xp), net(xq), names).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return -bound_terms(net(xp), net(xq), names)
+
+    fit(net, per_copy_loss, float(params["lr"]), int(params["steps"]))
     return net
 
 
