@@ -316,7 +316,7 @@ def fig_vanishing(tables: Tables, params: Mapping[str, Any], reported: Mapping[s
     """Fig. 2 of the paper: the original cost's gradient norm against D iterations (log y)."""
     fig, ax = plots.figure()
     _norm_panel(ax, tables["curves"], "grad_norm_minimax", "||grad_theta E log(1 - D(G(z)))||")
-    ax.set_title("original cost: gradient vanishes as D learns")
+    ax.set_title("original cost log(1 - D(G(z))): gradient norm")
     return fig
 
 
