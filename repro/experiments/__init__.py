@@ -57,6 +57,10 @@ REGISTRY: dict[str, str] = {
     "minus_log_d_instability": "repro.experiments.gradients:MINUS_LOG_D_INSTABILITY",
     "saturation": "repro.experiments.saturation:SATURATION",
     "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
+    # issue 7 part A: mode counts on mixtures and the remedies
+    "mode_collapse_mixtures": "repro.experiments.mixtures:MODE_COLLAPSE_MIXTURES",
+    "pacgan_table1": "repro.experiments.mixtures:PACGAN_TABLE1",
+    "mode_rotation": "repro.experiments.mixtures:MODE_ROTATION",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to
