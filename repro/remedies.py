@@ -217,16 +217,14 @@ def unrolled_params(
 class Maxout(nn.Module):
     """Batched maxout (Goodfellow et al. 2013): y_j = max_p (x W_p + b_p)_j.
 
-    (S, B, n_in) -> (S, B, n_out); one BatchedLinear computes all pieces.
+    (S, B, n_in) -> (S, B, n_out); one BatchedLinear computes all pieces (it is initialised by the
+    owning network's ``reset_parameters``, which visits every submodule).
     """
 
     def __init__(self, n_in: int, n_out: int, pieces: int, n_seeds: int):
         super().__init__()
         self.n_out, self.pieces = n_out, pieces
         self.linear = BatchedLinear(n_in, n_out * pieces, n_seeds)
-
-    def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
-        self.linear.reset_parameters(generators)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.linear(x)  # (S, B, n_out * pieces)
