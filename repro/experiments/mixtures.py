@@ -231,7 +231,7 @@ def _noise(method: Method, params, step: int, x: torch.Tensor, gens) -> torch.Te
         return x
     from repro import noise  # the suite's one implementation of instance noise
 
-    std = noise.noise_std_at(step, params["noise_schedule"])
+    std = noise.noise_std_at(step, params["steps"], params["noise_schedule"])
     return noise.add_instance_noise(x, std, gens)
 
 
@@ -369,21 +369,21 @@ def metric_names(methods: Sequence[str]) -> tuple[str, ...]:
 
 
 def seed_table(results: pd.DataFrame, seeds, methods: Sequence[str]) -> pd.DataFrame:
-    """One row per seed, the columns of ``metric_names`` (NaN for what was not run)."""
-    table = pd.DataFrame({"seed": [int(s) for s in seeds]}).set_index("seed")
+    """One row per seed, the columns of ``metric_names(methods)`` (NaN for what was not run)."""
+    index = pd.Index([int(s) for s in seeds], name="seed")
+    cols: dict[str, pd.Series] = {}
     for (meth, ds), r in results.groupby(["method", "dataset"]):
-        r = r.set_index("seed")
+        r = r.set_index("seed").reindex(index)
         for m in METRICS:
-            table[_col(m, meth, ds)] = r[m]
+            cols[_col(m, meth, ds)] = r[m]
+    nan = pd.Series(np.nan, index=index)
     for ds in DATASETS:
+        gan_modes, gan_rkl = (cols.get(_col(m, "gan", ds), nan) for m in ("modes", "rkl"))
         for meth in (m for m in methods if m != "gan"):
-            a, g = _col("modes", meth, ds), _col("modes", "gan", ds)
-            ra, rg = _col("rkl", meth, ds), _col("rkl", "gan", ds)
-            ok = a in table and g in table
-            table[_col("modes_gain", meth, ds)] = table[a] - table[g] if ok else np.nan
-            table[_col("rkl_drop", meth, ds)] = table[rg] - table[ra] if ok else np.nan
-    names = metric_names(methods)
-    return table.reindex(columns=list(names)).astype(float).reset_index()
+            cols[_col("modes_gain", meth, ds)] = cols.get(_col("modes", meth, ds), nan) - gan_modes
+            cols[_col("rkl_drop", meth, ds)] = gan_rkl - cols.get(_col("rkl", meth, ds), nan)
+    table = pd.DataFrame(cols, index=index)
+    return table.reindex(columns=list(metric_names(methods))).astype(float).reset_index()
 
 
 def paper_comparison(results: pd.DataFrame, paper: Mapping[str, Any]) -> pd.DataFrame:
@@ -482,9 +482,8 @@ def fig_samples(tables: Tables, params: Mapping[str, Any], reported: Mapping[str
                 ax.set_ylabel(f"{ds}\n$x_2$", fontsize=7)
             if i == len(datasets) - 1:
                 ax.set_xlabel("$x_1$", fontsize=7)
-    fig.suptitle(
-        f"2,500 samples of seed {int(s.seed.iloc[0])} (dots) and the mode centres (x)", fontsize=8
-    )
+    n = len(s) // max(len(methods) * len(datasets), 1)
+    fig.suptitle(f"{n} samples of seed {int(s.seed.iloc[0])} (dots), mode centres (x)", fontsize=8)
     return fig
 
 
