@@ -57,6 +57,8 @@ REGISTRY: dict[str, str] = {
     "minus_log_d_instability": "repro.experiments.gradients:MINUS_LOG_D_INSTABILITY",
     "saturation": "repro.experiments.saturation:SATURATION",
     "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
+    # issue 8, part B: Dirac-GAN convergence and the Wasserstein critic
+    "dirac_gan": "repro.experiments.dirac:DIRAC_GAN",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to
