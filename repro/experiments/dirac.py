@@ -55,7 +55,7 @@ F1_0, F2_0 = 0.5, -0.25  # f'(0), f''(0) for f(t) = -log(1 + exp(-t))
 
 def f_gan(t: torch.Tensor) -> torch.Tensor:
     """f(t) = -log(1 + exp(-t)) = log sigmoid(t) (Mescheder et al. 2018, Sec. 2)."""
-    return -torch.nn.functional.softplus(-t)
+    return torch.nn.functional.logsigmoid(t)
 
 
 def f1(t: torch.Tensor) -> torch.Tensor:
@@ -96,7 +96,7 @@ def wgan_field(theta: torch.Tensor, psi: torch.Tensor) -> Field:
 
 
 def wgan_gp_field(theta: torch.Tensor, psi: torch.Tensor, gamma: float, target: float) -> Field:
-    """WGAN with D descending gamma/2 (|psi| - g0)^2: v = (-psi, theta - gamma (|psi| - g0) sgn psi).
+    """WGAN, D descending gamma/2 (|psi| - g0)^2: v = (-psi, theta - gamma (|psi| - g0) sgn psi).
 
     Gulrajani et al. 2017's penalty (||grad D|| - g0)^2 with ||grad D|| = |psi| in Dirac-GAN.
     """
@@ -196,7 +196,9 @@ def make_methods(params: Mapping) -> list[Method]:
         Method("gan", label="GAN"),
         Method("ns-gan", loss="ns-gan", label="non-saturating GAN"),
         Method("wgan", loss="wgan", clip=c, label=f"WGAN (clip {c:g})"),
-        Method("wgan-gp", loss="wgan", gp_gamma=gp, gp_target=g0, label=f"WGAN-GP ($\\gamma$={gp:g})"),
+        Method(
+            "wgan-gp", loss="wgan", gp_gamma=gp, gp_target=g0, label=f"WGAN-GP ($\\gamma$={gp:g})"
+        ),
         Method("instance-noise", noise_std=noise, label=f"instance noise (std {noise:g})"),
     ]
     for g in params["r1_gammas"]:
@@ -424,28 +426,44 @@ def run(params: Mapping, seeds: list[int], device) -> Tables:
             xy = path[:, i, 0].numpy()
             traj_rows.append(
                 pd.DataFrame(
-                    {"method": m.name, "scheme": label, "step": np.arange(n_steps + 1),
-                     "theta": xy[:, 0], "psi": xy[:, 1]}
+                    {
+                        "method": m.name,
+                        "scheme": label,
+                        "step": np.arange(n_steps + 1),
+                        "theta": xy[:, 0],
+                        "psi": xy[:, 1],
+                    }
                 )
             )
             conv = dist[i, 1:].reshape(len(seeds), -1) < tol
             for s, seed in enumerate(seeds):
                 final_rows.append(
-                    {"seed": seed, "method": m.name, "scheme": label,
-                     "dist_end_start": float(dist[i, 0]), "conv_frac_random": float(conv[s].mean()),
-                     "rho": rho}
+                    {
+                        "seed": seed,
+                        "method": m.name,
+                        "scheme": label,
+                        "dist_end_start": float(dist[i, 0]),
+                        "conv_frac_random": float(conv[s].mean()),
+                        "rho": rho,
+                    }
                 )
-            eig_rows.append({"method": m.name, "scheme": label, "rho": rho,
-                             "converged": bool(dist[i, 0] < tol)})
+            eig_rows.append(
+                {"method": m.name, "scheme": label, "rho": rho, "converged": bool(dist[i, 0] < tol)}
+            )
     spectra = []
     for m in methods:
         closed = closed_form_eigenvalues(m)
         numeric = _sort(np.linalg.eigvals(numeric_jacobian(m))) if m.smooth else closed
         spectra.append(
-            {"method": m.name, "label": m.label, "closed_re": closed.real.tolist(),
-             "closed_im": closed.imag.tolist(), "numeric_re": numeric.real.tolist(),
-             "numeric_im": numeric.imag.tolist(),
-             "sim_map_error": _sim_map_error(m, h, closed)}
+            {
+                "method": m.name,
+                "label": m.label,
+                "closed_re": closed.real.tolist(),
+                "closed_im": closed.imag.tolist(),
+                "numeric_re": numeric.real.tolist(),
+                "numeric_im": numeric.imag.tolist(),
+                "sim_map_error": _sim_map_error(m, h, closed),
+            }
         )
     spectra = pd.DataFrame(spectra)
     final = pd.DataFrame(final_rows)
@@ -479,10 +497,16 @@ def _explode(spectra: pd.DataFrame) -> pd.DataFrame:
     for _, r in spectra.iterrows():
         for j in range(2):
             rows.append(
-                {"method": r["method"], "label": r["label"], "index": j,
-                 "closed_re": r["closed_re"][j], "closed_im": r["closed_im"][j],
-                 "numeric_re": r["numeric_re"][j], "numeric_im": r["numeric_im"][j],
-                 "sim_map_error": r["sim_map_error"]}
+                {
+                    "method": r["method"],
+                    "label": r["label"],
+                    "index": j,
+                    "closed_re": r["closed_re"][j],
+                    "closed_im": r["closed_im"][j],
+                    "numeric_re": r["numeric_re"][j],
+                    "numeric_im": r["numeric_im"][j],
+                    "sim_map_error": r["sim_map_error"],
+                }
             )
     return pd.DataFrame(rows)
 
@@ -493,9 +517,11 @@ def per_seed(
     """One row per seed: the (1, 1)-start distances (the same for every seed), the seed's
     random-start convergence fractions, and the eigenvalue agreement numbers."""
     smooth = spectra[spectra["method"] != "wgan-gp"]
-    closed = np.array([c for v in zip(smooth["closed_re"], smooth["closed_im"]) for c in zip(*v)])
-    numeric = np.array(
-        [c for v in zip(smooth["numeric_re"], smooth["numeric_im"]) for c in zip(*v)]
+    closed = np.concatenate(smooth["closed_re"].tolist()) + 1j * np.concatenate(
+        smooth["closed_im"].tolist()
+    )
+    numeric = np.concatenate(smooth["numeric_re"].tolist()) + 1j * np.concatenate(
+        smooth["numeric_im"].tolist()
     )
     eig_err = float(np.abs(closed - numeric).max())
     map_err = float(smooth["sim_map_error"].max())
@@ -538,8 +564,13 @@ def field_grid(methods: Sequence[Method], extent: float, n: int) -> pd.DataFrame
         vt, vp = m.field(th, ps)
         rows.append(
             pd.DataFrame(
-                {"method": m.name, "theta": th.reshape(-1).numpy(), "psi": ps.reshape(-1).numpy(),
-                 "v_theta": vt.reshape(-1).numpy(), "v_psi": vp.reshape(-1).numpy()}
+                {
+                    "method": m.name,
+                    "theta": th.reshape(-1).numpy(),
+                    "psi": ps.reshape(-1).numpy(),
+                    "v_theta": vt.reshape(-1).numpy(),
+                    "v_psi": vp.reshape(-1).numpy(),
+                }
             )
         )
     return pd.concat(rows, ignore_index=True)
@@ -558,22 +589,39 @@ def fig_dirac_fields(tables: Tables, params: Mapping, reported: Mapping):
     nrows = math.ceil(len(names) / ncols)
     fig, axes = plots.figure(ncols, nrows, width=3.0, height=3.0)
     axes = np.atleast_1d(axes).reshape(-1)
-    styles = {"simultaneous": ("C3", "-"), "alternating-1": ("C0", "-"), "alternating-5": ("C2", "--")}
+    styles = {
+        "simultaneous": ("C3", "-"),
+        "alternating-1": ("C0", "-"),
+        "alternating-5": ("C2", "--"),
+    }
     for ax, name in zip(axes, names, strict=False):
         g = field[field["method"] == name]
         norm = np.hypot(g["v_theta"], g["v_psi"]).to_numpy() + 1e-12
-        ax.quiver(g["theta"], g["psi"], g["v_theta"] / norm, g["v_psi"] / norm, color="0.6",
-                  angles="xy", scale=25, width=0.004)
+        ax.quiver(
+            g["theta"],
+            g["psi"],
+            g["v_theta"] / norm,
+            g["v_psi"] / norm,
+            color="0.6",
+            angles="xy",
+            scale=25,
+            width=0.004,
+        )
         for scheme, t in traj[traj["method"] == name].groupby("scheme", sort=False):
             color, ls = styles.get(scheme, ("C4", ":"))
             ax.plot(t["theta"], t["psi"], color=color, ls=ls, lw=1.0, label=scheme)
         ax.plot([0], [0], "k*", ms=8)
         ax.plot(*params["start"], "ko", ms=4)
         ext = float(params["grid_extent"])
-        ax.set(xlim=(-ext, ext), ylim=(-ext, ext), title=labels.get(name, name),
-               xlabel=r"$\theta$ (generator)", ylabel=r"$\psi$ (discriminator)")
+        ax.set(
+            xlim=(-ext, ext),
+            ylim=(-ext, ext),
+            title=labels.get(name, name),
+            xlabel=r"$\theta$ (generator)",
+            ylabel=r"$\psi$ (discriminator)",
+        )
         ax.set_aspect("equal")
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.set_visible(False)
     axes[0].legend(loc="lower left", fontsize=7)
     return fig
@@ -589,11 +637,19 @@ def fig_dirac_distance(tables: Tables, params: Mapping, reported: Mapping):
     for ax, scheme in zip(axes, scheme_names, strict=True):
         for i, (name, t) in enumerate(traj[traj["scheme"] == scheme].groupby("method", sort=False)):
             ls = "-" if name in NON_CONVERGENT else "--"
-            ax.semilogy(t["step"], np.hypot(t["theta"], t["psi"]), ls=ls, color=f"C{i}",
-                        label=labels.get(name, name))
+            ax.semilogy(
+                t["step"],
+                np.hypot(t["theta"], t["psi"]),
+                ls=ls,
+                color=f"C{i}",
+                label=labels.get(name, name),
+            )
         ax.axhline(float(params["tol"]), color="k", ls=":", lw=1, label="tolerance")
-        ax.set(title=scheme, xlabel="iteration (generator steps)",
-               ylabel=r"$\|(\theta,\psi)\|$ (distance to equilibrium)")
+        ax.set(
+            title=scheme,
+            xlabel="iteration (generator steps)",
+            ylabel=r"$\|(\theta,\psi)\|$ (distance to equilibrium)",
+        )
     axes[-1].legend(fontsize=7, loc="lower left")
     return fig
 
