@@ -59,6 +59,7 @@ REGISTRY: dict[str, str] = {
     "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
     # issue 8, part B: Dirac-GAN convergence and the Wasserstein critic
     "dirac_gan": "repro.experiments.dirac:DIRAC_GAN",
+    "wgan_critic_vs_discriminator": "repro.experiments.critic:WGAN_CRITIC_VS_DISCRIMINATOR",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to
