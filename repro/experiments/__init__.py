@@ -60,6 +60,7 @@ REGISTRY: dict[str, str] = {
     # issue 8, part B: Dirac-GAN convergence and the Wasserstein critic
     "dirac_gan": "repro.experiments.dirac:DIRAC_GAN",
     "wgan_critic_vs_discriminator": "repro.experiments.critic:WGAN_CRITIC_VS_DISCRIMINATOR",
+    "critic_tracks_quality": "repro.experiments.critic:CRITIC_TRACKS_QUALITY",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to

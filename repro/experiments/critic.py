@@ -23,14 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
+from repro import divergences as dv
 from repro import plots
-from repro.data import sample_mixture_1d
+from repro.data import ring_means, sample_mixture, sample_mixture_1d, sample_normal
 from repro.experiments import Experiment, Tables
-from repro.losses import gan_d_loss, wgan_d_loss
+from repro.losses import gan_d_loss, get_objective, wgan_d_loss
 from repro.metrics import d_accuracy
-from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, BatchedMLP, seed_generators
-from repro.train import clip_parameters_
+from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, STREAM_G, BatchedMLP, seed_generators
+from repro.train import clip_parameters_, d_step, g_step, make_optimizer
 
 STREAM_CRITIC = 5  # the critic's initial weights (streams 0-4 are the engine's)
 
@@ -167,9 +169,9 @@ def fig_critic_vs_discriminator(tables: Tables, params: Mapping[str, Any], repor
         ("d_slope", "C3", r"GAN $|dD/dx|$"),
         ("critic_slope", "C0", r"critic $|df/dx|$"),
     ]:
-        rel = curves.assign(r=curves[col].abs() / curves.groupby("seed")[col].transform(
-            lambda v: v.abs().max()
-        ))
+        rel = curves.assign(
+            r=curves[col].abs() / curves.groupby("seed")[col].transform(lambda v: v.abs().max())
+        )
         plots.mean_band(ax_s, rel, "x", "r", label=label, color=color)
     ax_s.axvspan(
         params["fake_mean"] - 2 * params["fake_std"],
@@ -187,6 +189,190 @@ def fig_critic_vs_discriminator(tables: Tables, params: Mapping[str, Any], repor
     )
     ax_s.legend(fontsize=7, loc="lower left")
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# critic-tracks-quality (WGAN Sec. 4.2, Figs. 3-4)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two equal-length 1-D arrays (average ranks for ties)."""
+    ra = pd.Series(a).rank().to_numpy()
+    rb = pd.Series(b).rank().to_numpy()
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _mixture(params: Mapping[str, Any]):
+    means = ring_means(int(params["n_modes"]), float(params["ring_radius"]))
+    return lambda gens, batch, device=None: sample_mixture(
+        gens, batch, means, float(params["mode_std"]), device=device
+    )
+
+
+def _gan_pair(params: Mapping[str, Any], seeds: Sequence[int], device):
+    z_dim, h, depth = int(params["z_dim"]), int(params["hidden"]), int(params["depth"])
+    g = BatchedMLP((z_dim, *[h] * depth, 2), seeds, stream=STREAM_G).to(device)
+    d = BatchedMLP((2, *[h] * depth, 1), seeds, stream=STREAM_D).to(device)
+    return g, d
+
+
+def evaluate_checkpoint(
+    g: BatchedMLP, d: BatchedMLP, real_sampler, params: Mapping[str, Any], seeds, kind: str, device
+) -> dict[str, np.ndarray]:
+    """On fresh held-out batches (evaluation stream, reseeded so every checkpoint sees the same
+    real samples and latent codes): the net's estimate and the exact W1 (POT) per seed.
+
+    WGAN: E_real f - E_fake f. GAN: V/2 + log 2 with V = E log D(real) + E log(1 - D(fake)),
+    the JS estimate of WGAN Sec. 4.2 / Fig. 4.
+    """
+    gens = seed_generators(seeds, STREAM_EVAL)
+    n = int(params["n_eval"])
+    with torch.no_grad():
+        real = real_sampler(gens, n, device=device)
+        fake = g(sample_normal(gens, n, int(params["z_dim"]), device=device))
+        lr_, lf = d(real), d(fake)
+        if kind == "wgan":
+            est = lr_.mean((1, 2)) - lf.mean((1, 2))
+        else:
+            value = F.logsigmoid(lr_).mean((1, 2)) + F.logsigmoid(-lf).mean((1, 2))
+            est = 0.5 * value + dv.LOG2
+    m = int(params["n_w1"])
+    r, f = real[:, :m].double().cpu().numpy(), fake[:, :m].double().cpu().numpy()
+    w1 = np.array([dv.w1_samples(r[i], f[i]) for i in range(len(seeds))])
+    return {"estimate": est.double().cpu().numpy(), "w1": w1}
+
+
+def train_tracking(
+    params: Mapping[str, Any], seeds: Sequence[int], device, kind: str
+) -> pd.DataFrame:
+    """Train a WGAN (clipping, RMSProp) or a GAN (non-saturating, Adam) on the ring mixture with
+    ``d_steps`` D steps per G step; evaluate at step 0 and every ``eval_every`` G steps."""
+    g, d = _gan_pair(params, seeds, device)
+    real = _mixture(params)
+    if kind == "wgan":
+        obj = get_objective("wgan", clip=float(params["clip"]))
+        clip_parameters_(d, obj.clip)
+        opt_g = make_optimizer("rmsprop", g.parameters(), float(params["lr_wgan"]))
+        opt_d = make_optimizer("rmsprop", d.parameters(), float(params["lr_wgan"]))
+    else:
+        obj = get_objective("non-saturating")
+        betas = (0.5, 0.999)
+        opt_g = make_optimizer("adam", g.parameters(), float(params["lr_gan"]), betas)
+        opt_d = make_optimizer("adam", d.parameters(), float(params["lr_gan"]), betas)
+    gens = seed_generators(seeds, STREAM_DATA)
+    z_dim, b, k = int(params["z_dim"]), int(params["batch_size"]), int(params["d_steps"])
+    steps, every = int(params["steps"]), int(params["eval_every"])
+    rows = []
+    for step_ in range(steps + 1):
+        if step_ % every == 0 or step_ == steps:
+            ev = evaluate_checkpoint(g, d, real, params, seeds, kind, device)
+            for i, seed in enumerate(seeds):
+                rows.append(
+                    {
+                        "model": kind,
+                        "seed": seed,
+                        "step": step_,
+                        "estimate": ev["estimate"][i],
+                        "w1": ev["w1"][i],
+                    }
+                )
+        if step_ == steps:
+            break
+        for _ in range(k):
+            x = real(gens, b, device=device)
+            z = sample_normal(gens, b, z_dim, device=device)
+            d_step(g, d, opt_d, obj, x, z, gens)
+        g_step(g, d, opt_g, obj, sample_normal(gens, b, z_dim, device=device))
+    return pd.DataFrame(rows)
+
+
+def tracking_per_seed(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per seed: Spearman(estimate, W1) across checkpoints per model, W1 end / start, and the
+    GAN's median gap log 2 - JS estimate over checkpoints after step 0."""
+    rows = []
+    for seed, c in curves.groupby("seed"):
+        w, g = c[c["model"] == "wgan"], c[c["model"] == "gan"]
+        g_late = g[g["step"] > 0]
+        rows.append(
+            {
+                "seed": int(seed),
+                "wgan_spearman": spearman(w["estimate"].to_numpy(), w["w1"].to_numpy()),
+                "gan_spearman": spearman(g["estimate"].to_numpy(), g["w1"].to_numpy()),
+                "wgan_w1_ratio": float(w["w1"].iloc[-1] / w["w1"].iloc[0]),
+                "gan_w1_ratio": float(g["w1"].iloc[-1] / g["w1"].iloc[0]),
+                "gan_js_gap_median": float((dv.LOG2 - g_late["estimate"]).median()),
+                "wgan_w1_end": float(w["w1"].iloc[-1]),
+                "gan_w1_end": float(g["w1"].iloc[-1]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def run_critic_tracks_quality(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
+    """WGAN and GAN on the same mixture; estimates vs exact W1 across checkpoints."""
+    curves = pd.concat(
+        [train_tracking(params, seeds, device, kind) for kind in ("wgan", "gan")],
+        ignore_index=True,
+    )
+    return {"seeds": tracking_per_seed(curves), "curves": curves}
+
+
+def fig_critic_tracks_quality(tables: Tables, params: Mapping[str, Any], reported):
+    """WGAN Figs. 3-4 style: each net's estimate (left axis) and the exact W1 (right axis)."""
+    curves = tables["curves"]
+    fig, axes = plots.figure(2, width=4.4)
+    for ax, model, label, color in [
+        (axes[0], "wgan", "WGAN critic estimate $E_r f - E_g f$", "C0"),
+        (axes[1], "gan", "GAN JS estimate $V/2 + \\log 2$", "C3"),
+    ]:
+        c = curves[curves["model"] == model]
+        plots.mean_band(ax, c, "step", "estimate", label=label, color=color)
+        ax.set(xlabel="generator iterations", ylabel="estimate (critic units / nats)")
+        if model == "gan":
+            ax.axhline(dv.LOG2, color="0.4", ls=":", lw=1, label="log 2")
+        ax2 = ax.twinx()
+        plots.mean_band(
+            ax2, c, "step", "w1", label="exact $W_1$ (POT, held out)", color="k", ls="--"
+        )
+        ax2.set_ylabel("$W_1$(samples, data) (distance units)")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
+        ax.set_title(f"{model.upper()} (mean, min-max over seeds)")
+    return fig
+
+
+CRITIC_TRACKS_QUALITY = Experiment(
+    run=run_critic_tracks_quality,
+    params=(
+        "n_modes",
+        "ring_radius",
+        "mode_std",
+        "z_dim",
+        "hidden",
+        "depth",
+        "steps",
+        "d_steps",
+        "batch_size",
+        "lr_wgan",
+        "lr_gan",
+        "clip",
+        "eval_every",
+        "n_eval",
+        "n_w1",
+    ),
+    metrics=(
+        "wgan_spearman",
+        "gan_spearman",
+        "wgan_w1_ratio",
+        "gan_w1_ratio",
+        "gan_js_gap_median",
+        "wgan_w1_end",
+        "gan_w1_end",
+    ),
+    figures={"critic_tracks_quality": fig_critic_tracks_quality},
+    doc=__doc__ or "",
+)
 
 
 WGAN_CRITIC_VS_DISCRIMINATOR = Experiment(
