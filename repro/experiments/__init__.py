@@ -61,6 +61,7 @@ REGISTRY: dict[str, str] = {
     "dirac_gan": "repro.experiments.dirac:DIRAC_GAN",
     "wgan_critic_vs_discriminator": "repro.experiments.critic:WGAN_CRITIC_VS_DISCRIMINATOR",
     "critic_tracks_quality": "repro.experiments.critic:CRITIC_TRACKS_QUALITY",
+    "clipping_gradients": "repro.experiments.clipping:CLIPPING_GRADIENTS",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to
