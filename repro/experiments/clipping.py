@@ -155,10 +155,17 @@ def layer_grad_norms(
     return total / n_batches
 
 
+NORM_FLOOR = 1e-30  # a layer whose gradient is exactly 0 (every unit after it dead) counts as 1e-30
+
+
 def log_slope(norms: np.ndarray) -> np.ndarray:
-    """Least-squares slope of log10 norm against layer index 1..L, per row: (C, L) -> (C,)."""
+    """Least-squares slope of log10 norm against layer index 1..L, per row: (C, L) -> (C,).
+
+    Norms of exactly 0 (the gradient vanished completely: some later layer has no active unit)
+    are floored at ``NORM_FLOOR`` so the slope stays finite; ``dead_layers`` counts them.
+    """
     layers = np.arange(1, norms.shape[1] + 1, dtype=float)
-    y = np.log10(norms)
+    y = np.log10(np.maximum(norms, NORM_FLOOR))
     x = layers - layers.mean()
     return ((y - y.mean(1, keepdims=True)) * x).sum(1) / (x**2).sum()
 
@@ -293,9 +300,11 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     rows = []
     for i, sd in enumerate(seeds):
         row = {"seed": sd}
-        for j, c in enumerate(clips):
+        for j in range(len(clips)):
             row[f"abs_slope_clip_{j}"] = float(abs(slopes[j * s + i]))
+            row[f"dead_layers_clip_{j}"] = float((norms[j * s + i] == 0).sum())
         row["abs_slope_gp"] = float(abs(slopes[len(clips) * s + i]))
+        row["dead_layers_gp"] = float((norms[len(clips) * s + i] == 0).sum())
         e = eff[eff["seed"] == sd].set_index(["data", "method"])["efficiency"]
         for d in ("8gaussians", "25gaussians"):
             tag = d.replace("gaussians", "g")
@@ -317,7 +326,7 @@ def fig_layer_gradients(tables: Tables, params: Mapping[str, Any], reported):
     fig, ax = plots.figure(1, width=4.8)
     styles = ["-o", "-s", "-^", "--D"]
     for k, (method, g) in enumerate(layers.groupby("method", sort=False)):
-        g = g.assign(log_norm=np.log10(g["grad_norm"]))
+        g = g.assign(log_norm=np.log10(np.maximum(g["grad_norm"], NORM_FLOOR)))
         plots.mean_band(
             ax,
             g,
@@ -391,6 +400,10 @@ CLIPPING_GRADIENTS = Experiment(
         "abs_slope_clip_1",
         "abs_slope_clip_2",
         "abs_slope_gp",
+        "dead_layers_clip_0",
+        "dead_layers_clip_1",
+        "dead_layers_clip_2",
+        "dead_layers_gp",
         "eff_gp_8g",
         "eff_clip_8g",
         "eff_gap_8g",
