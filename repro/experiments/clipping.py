@@ -33,6 +33,7 @@ from repro import divergences as dv
 from repro import plots
 from repro.data import grid_means, ring_means, sample_mixture
 from repro.experiments import Experiment, Tables
+from repro.invariants import require
 from repro.losses import wgan_d_loss
 from repro.nets import STREAM_DATA, STREAM_EVAL, BatchedMLP, seed_generators
 
@@ -138,6 +139,10 @@ def train_critic(
         opt.step()
         if clip_bounds is not None:
             clip_per_copy_(net, clip_bounds)
+    if clip_bounds is not None:
+        for p in net.parameters():
+            excess = p.detach().abs().flatten(1).amax(1).cpu() - clip_bounds.to(torch.float32)
+            require(bool((excess <= 0).all()), f"clipped weights exceed c by {excess.max():.3g}")
     return net
 
 

@@ -43,6 +43,7 @@ import torch
 
 from repro import plots
 from repro.experiments import Experiment, Tables
+from repro.invariants import require
 from repro.nets import STREAM_DATA, seed_generators
 
 Field = tuple[torch.Tensor, torch.Tensor]
@@ -556,9 +557,20 @@ def per_seed(
 
 
 def field_grid(methods: Sequence[Method], extent: float, n: int) -> pd.DataFrame:
-    """Each method's continuous field on an n x n grid of [-extent, extent]^2 (for quiver)."""
+    """Each method's continuous field on an n x n grid of [-extent, extent]^2 (for quiver).
+
+    Invariant: the batched field the simulator uses equals every per-method field there.
+    """
     axis = torch.linspace(-extent, extent, n, dtype=torch.float64)
     th, ps = torch.meshgrid(axis, axis, indexing="xy")
+    m = len(methods)
+    bt, bp = batched_field(
+        th.reshape(1, -1).expand(m, -1), ps.reshape(1, -1).expand(m, -1), MethodTable(methods)
+    )
+    for i, meth in enumerate(methods):
+        vt, vp = meth.field(th.reshape(-1), ps.reshape(-1))
+        err = float(torch.maximum((bt[i] - vt).abs().max(), (bp[i] - vp).abs().max()))
+        require(err < 1e-10, f"batched field differs from {meth.name}'s own field by {err:.3g}")
     rows = []
     for m in methods:
         vt, vp = m.field(th, ps)
