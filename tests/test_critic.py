@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from pathlib import Path
 
@@ -78,9 +79,12 @@ def test_tracking_per_seed_on_a_hand_made_table():
     assert row["wgan_spearman"] == pytest.approx(1.0)
     assert row["wgan_w1_ratio"] == pytest.approx(0.25)
     assert row["gan_w1_ratio"] == pytest.approx(0.25)
+    late = curves[(curves.model == "gan") & (curves.step > 0)]  # step 0: untrained net
     assert row["gan_spearman"] == pytest.approx(
-        stats.spearmanr(curves[curves.model == "gan"]["estimate"], w1).statistic
+        stats.spearmanr(late["estimate"], late["w1"]).statistic
     )
+    # ranks (3.5, 2, 1, 3.5) vs (4, 3, 2, 1): r = 0.5 / sqrt(4.5 * 5)
+    assert row["gan_spearman"] == pytest.approx(0.5 / math.sqrt(22.5))
     # log 2 - estimate over steps 1..4, median: log 2 - median(0.69, 0.68, 0.60, 0.69)
     assert row["gan_js_gap_median"] == pytest.approx(dv.LOG2 - 0.685)
 

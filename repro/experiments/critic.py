@@ -245,8 +245,9 @@ def evaluate_checkpoint(
 def train_tracking(
     params: Mapping[str, Any], seeds: Sequence[int], device, kind: str
 ) -> pd.DataFrame:
-    """Train a WGAN (clipping, RMSProp) or a GAN (non-saturating, Adam) on the ring mixture with
-    ``d_steps`` D steps per G step; evaluate at step 0 and every ``eval_every`` G steps."""
+    """Train a WGAN (clipping, RMSProp, ``d_steps`` critic steps per G step) or a GAN
+    (non-saturating, Adam, ``gan_d_steps``) on the ring mixture; evaluate at step 0 and every
+    ``eval_every`` G steps."""
     g, d = _gan_pair(params, seeds, device)
     real = _mixture(params)
     if kind == "wgan":
@@ -260,7 +261,8 @@ def train_tracking(
         opt_g = make_optimizer("adam", g.parameters(), float(params["lr_gan"]), betas)
         opt_d = make_optimizer("adam", d.parameters(), float(params["lr_gan"]), betas)
     gens = seed_generators(seeds, STREAM_DATA)
-    z_dim, b, k = int(params["z_dim"]), int(params["batch_size"]), int(params["d_steps"])
+    z_dim, b = int(params["z_dim"]), int(params["batch_size"])
+    k = int(params["d_steps"]) if kind == "wgan" else int(params["gan_d_steps"])
     steps, every = int(params["steps"]), int(params["eval_every"])
     rows = []
     for step_ in range(steps + 1):
@@ -287,17 +289,18 @@ def train_tracking(
 
 
 def tracking_per_seed(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per seed: Spearman(estimate, W1) across checkpoints per model, W1 end / start, and the
-    GAN's median gap log 2 - JS estimate over checkpoints after step 0."""
+    """Per seed: Spearman(estimate, W1) across the checkpoints after step 0 (at step 0 neither
+    net has been trained, so its output estimates nothing), W1 end / start (step 0 included),
+    and the GAN's median gap log 2 - JS estimate over the checkpoints after step 0."""
     rows = []
     for seed, c in curves.groupby("seed"):
         w, g = c[c["model"] == "wgan"], c[c["model"] == "gan"]
-        g_late = g[g["step"] > 0]
+        w_late, g_late = w[w["step"] > 0], g[g["step"] > 0]
         rows.append(
             {
                 "seed": int(seed),
-                "wgan_spearman": spearman(w["estimate"].to_numpy(), w["w1"].to_numpy()),
-                "gan_spearman": spearman(g["estimate"].to_numpy(), g["w1"].to_numpy()),
+                "wgan_spearman": spearman(w_late["estimate"].to_numpy(), w_late["w1"].to_numpy()),
+                "gan_spearman": spearman(g_late["estimate"].to_numpy(), g_late["w1"].to_numpy()),
                 "wgan_w1_ratio": float(w["w1"].iloc[-1] / w["w1"].iloc[0]),
                 "gan_w1_ratio": float(g["w1"].iloc[-1] / g["w1"].iloc[0]),
                 "gan_js_gap_median": float((dv.LOG2 - g_late["estimate"]).median()),
@@ -326,7 +329,8 @@ def fig_critic_tracks_quality(tables: Tables, params: Mapping[str, Any], reporte
         (axes[1], "gan", "GAN JS estimate $V/2 + \\log 2$", "C3"),
     ]:
         c = curves[curves["model"] == model]
-        plots.mean_band(ax, c, "step", "estimate", label=label, color=color)
+        trained = c[c["step"] > 0]  # at step 0 the net is untrained: no estimate
+        plots.mean_band(ax, trained, "step", "estimate", label=label, color=color, marker=".")
         ax.set(xlabel="generator iterations", ylabel="estimate (critic units / nats)")
         if model == "gan":
             ax.axhline(dv.LOG2, color="0.4", ls=":", lw=1, label="log 2")
@@ -353,6 +357,7 @@ CRITIC_TRACKS_QUALITY = Experiment(
         "depth",
         "steps",
         "d_steps",
+        "gan_d_steps",
         "batch_size",
         "lr_wgan",
         "lr_gan",
