@@ -346,7 +346,7 @@ def fig_layer_gradients(tables: Tables, params: Mapping[str, Any], reported):
     ax.set(
         xlabel="critic layer (1 = input side)",
         ylabel=r"$\log_{10}\|\nabla_{W_l}\,(E_G f - E_{data} f)\|$",
-        title="Swiss roll, 12-layer ReLU critic (mean, min-max over seeds)",
+        title="Swiss roll, deep ReLU critic (min-max band: seeds)",
     )
     ax.legend(fontsize=7)
     return fig
