@@ -540,6 +540,9 @@ def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None =
         part = table[(table["kind"] == kind)]
         counts = part[part["variant"] == ""]["verdict"].value_counts().to_dict()
         said = ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())) or "none"
+        if part.empty:
+            lines += [f"**{rst_escape(KIND_TITLE[kind])}**: none.", ""]
+            continue
         lines += [
             f".. list-table:: {rst_escape(KIND_TITLE[kind])} ({said})",
             "   :header-rows: 1",
