@@ -186,7 +186,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
 def fig_parallel_lines(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """WGAN Fig. 1 style: closed-form W and JS vs theta with the trained estimates overlaid."""
     est, closed = tables["estimates"], tables["closed"]
-    fig, (ax_w, ax_js, ax_acc) = plots.figure(3, width=3.6)
+    fig, (ax_w, ax_js, ax_acc, ax_log) = plots.figure(4, width=3.6)
     ax_w.plot(closed["theta"], closed["w"], color="k", lw=1.5, label=r"$W=|\theta|$ (closed form)")
     plots.mean_band(
         ax_w,
@@ -225,6 +225,25 @@ def fig_parallel_lines(tables: Tables, params: Mapping[str, Any], reported: Mapp
     ax_w.legend(loc="upper center")
     ax_js.legend(loc="center right")
     ax_acc.legend(loc="lower right")
+    # "however small": both estimates against |theta| on a log axis (theta = 0 left out)
+    off = est[est["theta"] != 0].assign(abs_theta=lambda d: d["theta"].abs())
+    grid = np.logspace(np.log10(off["abs_theta"].min()), 0, 50)
+    ax_log.plot(grid, np.full_like(grid, dv.LOG2), color="k", lw=1.5, label="JS = log 2")
+    ax_log.plot(grid, grid, color="k", lw=1.5, ls="--", label=r"$W=|\theta|$")
+    plots.mean_band(
+        ax_log, off, "abs_theta", "js_estimate", label="D: V/2 + log 2", color="C3", marker="o"
+    )
+    plots.mean_band(
+        ax_log, off, "abs_theta", "w_estimate", label="critic: W estimate", color="C0", marker="s"
+    )
+    ax_log.set(
+        xscale="log",
+        title=r"small $|\theta|$ (both signs pooled)",
+        xlabel=r"$|\theta|$",
+        ylabel="nats (JS) / distance units (W)",
+        ylim=(-0.05, 1.1),
+    )
+    ax_log.legend(loc="upper left", fontsize=7)
     return fig
 
 
