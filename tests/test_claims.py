@@ -353,8 +353,9 @@ def test_summary_tables_carry_test_checks_and_premises(tmp_path, toy_env):
     from repro import pipeline
 
     data = toy_spec()
+    test = {"name": "t", "alternative": "greater", "alpha": 0.05}
     data["checks"][1] = {"id": "gain", "metric": "mean", "value": 0.0, "description": "d",
-                         "test": {"name": "t", "alternative": "greater", "alpha": 0.05}}  # fmt: skip
+                         "test": test}  # fmt: skip
     data["premises"] = [{"id": "p", "metric": "abs_error", "aggregate": "max", "op": "<",
                          "value": 1.0, "description": "d"}]  # fmt: skip
     path = write(tmp_path, data)
