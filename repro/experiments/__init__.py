@@ -57,6 +57,10 @@ REGISTRY: dict[str, str] = {
     "minus_log_d_instability": "repro.experiments.gradients:MINUS_LOG_D_INSTABILITY",
     "saturation": "repro.experiments.saturation:SATURATION",
     "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
+    # issue 8 (part A): instance noise
+    "noise_overlap": "repro.experiments.noise:NOISE_OVERLAP",
+    "noise_bound": "repro.experiments.noise:NOISE_BOUND",
+    "annealed_noise": "repro.experiments.noise:ANNEALED_NOISE",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to

@@ -519,6 +519,11 @@ def support_diameter(pair: str, theta: float, noise_std: float, trunc_stds: floa
     return float(2.0 * radius)
 
 
+# POT's W1 between two samples of one law (the "floor") is its sampling error; Lemma 4's margin
+# (V^(1/2) - E||eps|| ~ 0.16 s for Gaussian noise) is only resolved where the floor is well below.
+RESOLVED_FLOOR = 0.5
+
+
 def run_bound(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     """Per (pair, noise std, seed): W1 by POT, V, C, JSD by quadrature, both bounds and slacks."""
     theta, k = float(params["lines_theta"]), float(params["trunc_stds"])
@@ -580,6 +585,7 @@ def run_bound(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     per["bound_ratio"] = per["w1_clean"] / per["bound"]
     per["lemma_slack"] = per["sqrt_V"] - per["w1_lemma"]
     per["lemma_ratio"] = per["w1_lemma"] / per["sqrt_V"]
+    per["resolved"] = per["w1_floor"] <= RESOLVED_FLOOR * per["sqrt_V"]
     seeds_rows = []
     for seed, g in per.groupby("seed"):
         lines = g[g["pair"] == "lines"]
@@ -588,7 +594,9 @@ def run_bound(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
                 "seed": int(seed),
                 "thm33_ratio_max": float(g["bound_ratio"].max()),
                 "thm33_slack_min": float(g["bound_slack"].min()),
-                "lemma4_ratio_max": float(g["lemma_ratio"].max()),
+                # Lemma 4 is judged where POT resolves it: floor at most half of V^(1/2)
+                "lemma4_ratio_max": float(g["lemma_ratio"][g["resolved"]].max()),
+                "lemma4_resolved_frac": float(g["resolved"].mean()),
                 "lemma4_floor_ratio_max": float((g["w1_floor"] / g["sqrt_V"]).max()),
                 "w1_lines_abs_err": float((lines["w1_clean"] - theta).abs().max())
                 if len(lines)
@@ -636,6 +644,7 @@ NOISE_BOUND = Experiment(
         "thm33_slack_min",
         "lemma4_ratio_max",
         "lemma4_floor_ratio_max",
+        "lemma4_resolved_frac",
         "w1_lines_abs_err",
     ),
     figures={"bound": fig_bound},
