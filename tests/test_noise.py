@@ -39,7 +39,9 @@ def _js_gaussians_1d(theta: float, std: float) -> float:
 @pytest.mark.parametrize("theta, std", [(0.5, 0.1), (0.1, 0.3), (1.0, 1.0), (-0.25, 0.05)])
 def test_noisy_lines_js_2d_quadrature_equals_gaussian_js(theta, std):
     # the x2 factor h_s is common to both densities, so the 2-D JS is the 1-D Gaussian one
-    assert nz.js_noisy_lines(theta, std, 201) == pytest.approx(_js_gaussians_1d(theta, std), rel=1e-7)
+    assert nz.js_noisy_lines(theta, std, 201) == pytest.approx(
+        _js_gaussians_1d(theta, std), rel=1e-7
+    )
 
 
 @pytest.mark.parametrize("theta, std", [(0.5, 0.3), (0.1, 0.05), (1.0, 1.0)])
@@ -55,7 +57,7 @@ def test_noisy_lines_js_limits():
     # sigma -> 0 at fixed theta != 0: JS -> log 2 (Example 1 recovered), decreasing in sigma
     vals = [nz.js_noisy_lines(0.5, s, 201) for s in (0.02, 0.05, 0.1, 0.3, 1.0)]
     assert vals[0] == pytest.approx(divergences.LOG2, abs=1e-9)
-    assert all(a > b for a, b in zip(vals, vals[1:]))
+    assert all(a > b for a, b in zip(vals, vals[1:], strict=False))
     assert vals[-1] < 0.05
 
 
@@ -94,7 +96,7 @@ def test_bayes_accuracy_closed_form_and_limits():
 
 
 def test_gen_cost_grad_of_a_linear_discriminator():
-    # one BatchedLinear layer: l = w . x + b, d/dtheta mean log(1 - sigmoid(l)) = mean(-sigmoid(l)) w1
+    # one linear layer l = w . x + b: d/dtheta mean log(1 - sigmoid(l)) = mean(-sigmoid(l)) w1
     d = BatchedMLP((2, 1), seeds=[0, 1])
     x = torch.randn(2, 50, 2, generator=torch.Generator().manual_seed(0))
     w, b = d.layers[0].weight.detach(), d.layers[0].bias.detach()  # (2, 2, 1), (2, 1)
@@ -136,7 +138,9 @@ def test_noisy_pair_js_lines_matches_1d_truncated_gaussians():
     x = np.linspace(-k * std, theta + k * std, 200_001)
     tn = stats.truncnorm(-k, k, scale=std)
     a, b = tn.pdf(x), tn.pdf(x - theta)
-    js_1d = integrate.trapezoid(0.5 * special.rel_entr(a, (a + b) / 2) + 0.5 * special.rel_entr(b, (a + b) / 2), x)
+    js_1d = integrate.trapezoid(
+        0.5 * special.rel_entr(a, (a + b) / 2) + 0.5 * special.rel_entr(b, (a + b) / 2), x
+    )
     assert nz.js_2d(p, q, x1, x2) == pytest.approx(js_1d, abs=3e-3)
 
 

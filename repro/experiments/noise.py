@@ -211,8 +211,10 @@ def _train_overlap_d(params: Mapping[str, Any], seeds: Sequence[int], device):
         stds, thetas, seed_generators(seeds, STREAM_EVAL), int(params["n_eval"])
     )
     eval_real, eval_fake = eval_real.to(device), eval_fake.to(device)
-    iters, every, batch = int(params["d_iterations"]), int(params["eval_every"]), int(
-        params["batch_size"]
+    iters, every, batch = (
+        int(params["d_iterations"]),
+        int(params["eval_every"]),
+        int(params["batch_size"]),
     )
     curves = []
     for it in range(iters + 1):
@@ -278,8 +280,13 @@ def overlap_per_seed(
     theta_g = float(params["theta_grad"])
     check_stds = [float(s) for s in params["grad_check_stds"]]
     final = final.assign(
-        js_exact=[js_noisy_lines(t, s, int(params["n_quad"])) for s, t in final[["noise_std", "theta"]].itertuples(index=False)],
-        bayes=[bayes_accuracy(t, s) for s, t in final[["noise_std", "theta"]].itertuples(index=False)],
+        js_exact=[
+            js_noisy_lines(t, s, int(params["n_quad"]))
+            for s, t in final[["noise_std", "theta"]].itertuples(index=False)
+        ],
+        bayes=[
+            bayes_accuracy(t, s) for s, t in final[["noise_std", "theta"]].itertuples(index=False)
+        ],
     )
     ends = _end(curves)
     ends["limit"] = [abs(gen_grad_limit(theta_g, s)) for s in ends["noise_std"]]
@@ -302,7 +309,9 @@ def overlap_per_seed(
                     ((chk["grad_end"] - chk["limit"]).abs() / chk["limit"]).max()
                 ),
                 "grad_decay_noisy_min": float(np.log10(chk["grad_end"] / chk["grad_max"]).min()),
-                "grad_decay_clean": float(np.log10(e.loc[0.0, "grad_end"] / e.loc[0.0, "grad_max"])),
+                "grad_decay_clean": float(
+                    np.log10(e.loc[0.0, "grad_end"] / e.loc[0.0, "grad_max"])
+                ),
             }
         )
     return pd.DataFrame(rows)
@@ -316,7 +325,10 @@ def run_overlap(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     closed = overlap_closed_forms(params)
     final, curves = _train_overlap_d(params, seeds, device)
     limits = pd.DataFrame(
-        {"noise_std": stds, "grad_limit": [abs(gen_grad_limit(float(params["theta_grad"]), s)) for s in stds]}
+        {
+            "noise_std": stds,
+            "grad_limit": [abs(gen_grad_limit(float(params["theta_grad"]), s)) for s in stds],
+        }
     )
     return {
         "seeds": overlap_per_seed(final, curves, params),
@@ -340,13 +352,25 @@ def fig_js_vs_theta(tables: Tables, params: Mapping[str, Any], reported: Mapping
         js = g["js"].where((g["theta"] != 0) | (std > 0))
         ax.plot(g["theta"], js, color=color, lw=1.4, label=_std_label(std) + " exact")
         plots.mean_band(
-            ax, est[est["noise_std"] == std], "theta", "js_estimate", color=color, ls="none",
-            marker="o", ms=4,
+            ax,
+            est[est["noise_std"] == std],
+            "theta",
+            "js_estimate",
+            color=color,
+            ls="none",
+            marker="o",
+            ms=4,
         )
         ax_acc.plot(g["theta"], g["bayes_accuracy"], color=color, lw=1.2, label=_std_label(std))
         plots.mean_band(
-            ax_acc, est[est["noise_std"] == std], "theta", "d_accuracy", color=color, ls="none",
-            marker="o", ms=4,
+            ax_acc,
+            est[est["noise_std"] == std],
+            "theta",
+            "d_accuracy",
+            color=color,
+            ls="none",
+            marker="o",
+            ms=4,
         )
     ax.axhline(dv.LOG2, color="0.4", ls=":", lw=1, label=r"$\log 2$")
     ax.set(
@@ -615,24 +639,66 @@ def fig_bound(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, 
     for j, pair in enumerate(pairs):
         g = per[per["pair"] == pair]
         ax = axes[0, j]
-        plots.mean_band(ax, g, "noise_std", "w1_clean", color="k", marker="o", ms=3,
-                        label=r"$W(P_r,P_g)$ (POT, clean)")
-        plots.mean_band(ax, g, "noise_std", "bound", color="C3", marker="s", ms=3,
-                        label=r"$2V^{1/2}+2C\sqrt{\mathrm{JSD}}$")
+        plots.mean_band(
+            ax,
+            g,
+            "noise_std",
+            "w1_clean",
+            color="k",
+            marker="o",
+            ms=3,
+            label=r"$W(P_r,P_g)$ (POT, clean)",
+        )
+        plots.mean_band(
+            ax,
+            g,
+            "noise_std",
+            "bound",
+            color="C3",
+            marker="s",
+            ms=3,
+            label=r"$2V^{1/2}+2C\sqrt{\mathrm{JSD}}$",
+        )
         plots.mean_band(ax, g, "noise_std", "noise_term", color="C0", ls="--", label=r"$2V^{1/2}$")
-        plots.mean_band(ax, g, "noise_std", "js_term", color="C2", ls=":",
-                        label=r"$2C\sqrt{\mathrm{JSD}(P_{r+\epsilon}\|P_{g+\epsilon})}$")
-        ax.set(xscale="log", yscale="log", xlabel=r"noise std $\sigma$",
-               ylabel="distance units", title=f"Thm 3.3 bound, pair: {pair}")
+        plots.mean_band(
+            ax,
+            g,
+            "noise_std",
+            "js_term",
+            color="C2",
+            ls=":",
+            label=r"$2C\sqrt{\mathrm{JSD}(P_{r+\epsilon}\|P_{g+\epsilon})}$",
+        )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel=r"noise std $\sigma$",
+            ylabel="distance units",
+            title=f"Thm 3.3 bound, pair: {pair}",
+        )
         ax.legend(fontsize=7)
         ax = axes[1, j]
-        plots.mean_band(ax, g, "noise_std", "w1_lemma", color="k", marker="o", ms=3,
-                        label=r"$W(P_X,P_{X+\epsilon})$ (POT)")
+        plots.mean_band(
+            ax,
+            g,
+            "noise_std",
+            "w1_lemma",
+            color="k",
+            marker="o",
+            ms=3,
+            label=r"$W(P_X,P_{X+\epsilon})$ (POT)",
+        )
         plots.mean_band(ax, g, "noise_std", "sqrt_V", color="C3", label=r"$V^{1/2}$")
-        plots.mean_band(ax, g, "noise_std", "w1_floor", color="0.5", ls=":",
-                        label="POT floor (same law)")
-        ax.set(xscale="log", yscale="log", xlabel=r"noise std $\sigma$",
-               ylabel="distance units", title=f"Lemma 4, pair: {pair} ($P_X=P_r$)")
+        plots.mean_band(
+            ax, g, "noise_std", "w1_floor", color="0.5", ls=":", label="POT floor (same law)"
+        )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel=r"noise std $\sigma$",
+            ylabel="distance units",
+            title=f"Lemma 4, pair: {pair} ($P_X=P_r$)",
+        )
         ax.legend(fontsize=7)
     return fig
 
@@ -693,7 +759,7 @@ def _two_conditions(x: torch.Tensor, std: float, gens: Sequence[torch.Generator]
 
 
 def _w1_to_target(target: str, G, gens, n: int, device) -> np.ndarray:
-    """W1 between each copy's G and the target: |theta| exactly (lines), POT on n samples (curve)."""
+    """W1 from each copy's G to the target: |theta| exactly (lines), POT on n samples (curve)."""
     if target == "lines":
         return G.theta.detach().abs().double().cpu().numpy()
     with torch.no_grad():
