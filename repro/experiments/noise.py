@@ -343,49 +343,41 @@ def _std_label(std: float) -> str:
     return rf"$\sigma={std:g}$"
 
 
+def _dots(ax, df: pd.DataFrame, y: str, color: str) -> None:
+    """Mean over seeds per theta as dots, min-max over seeds as error bars."""
+    g = df.groupby("theta")[y]
+    mean, lo, hi = g.mean(), g.min(), g.max()
+    err = np.vstack([mean - lo, hi - mean])
+    ax.errorbar(mean.index, mean.values, yerr=err, fmt="o", ms=4, color=color, capsize=2)
+
+
 def fig_js_vs_theta(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Exact JS of the noisy lines against theta per noise std, with the trained D's estimates."""
     closed, est = tables["closed"], tables["estimates"]
-    fig, (ax, ax_acc) = plots.figure(2, width=4.2)
+    fig, (ax, ax_acc) = plots.figure(2, width=4.4)
     for i, (std, g) in enumerate(closed.groupby("noise_std")):
         color = f"C{i}"
-        js = g["js"].where((g["theta"] != 0) | (std > 0))
-        ax.plot(g["theta"], js, color=color, lw=1.4, label=_std_label(std) + " exact")
-        plots.mean_band(
-            ax,
-            est[est["noise_std"] == std],
-            "theta",
-            "js_estimate",
-            color=color,
-            ls="none",
-            marker="o",
-            ms=4,
-        )
+        ax.plot(g["theta"], g["js"], color=color, lw=1.4, label=_std_label(std))
+        _dots(ax, est[est["noise_std"] == std], "js_estimate", color)
         ax_acc.plot(g["theta"], g["bayes_accuracy"], color=color, lw=1.2, label=_std_label(std))
-        plots.mean_band(
-            ax_acc,
-            est[est["noise_std"] == std],
-            "theta",
-            "d_accuracy",
-            color=color,
-            ls="none",
-            marker="o",
-            ms=4,
-        )
+        _dots(ax_acc, est[est["noise_std"] == std], "d_accuracy", color)
     ax.axhline(dv.LOG2, color="0.4", ls=":", lw=1, label=r"$\log 2$")
-    ax.set(
-        xlabel=r"$\theta$ (distance units)",
-        ylabel="JS (nats)",
-        title="JS of the noisy lines: exact (lines), trained D (dots)",
+    ax.set(xlabel=r"$\theta$ (distance units)", ylabel="JS (nats)", title="JS of the noisy lines")
+    ax.legend(
+        title="lines: exact; dots: trained D", fontsize=7, title_fontsize=7, loc="lower right"
     )
-    ax.legend(fontsize=7, loc="lower right")
     ax_acc.set(
         xlabel=r"$\theta$ (distance units)",
         ylabel="balanced accuracy (held out)",
-        title=r"D accuracy: Bayes $\Phi(|\theta|/2\sigma)$ (lines), trained (dots)",
+        title="Discriminator accuracy",
         ylim=(0.45, 1.02),
     )
-    ax_acc.legend(fontsize=7, loc="lower right")
+    ax_acc.legend(
+        title=r"lines: D*, $\Phi(|\theta|/2\sigma)$; dots: trained D",
+        fontsize=7,
+        title_fontsize=7,
+        loc="lower right",
+    )
     return fig
 
 
@@ -407,7 +399,9 @@ def fig_grad_vs_iterations(tables: Tables, params: Mapping[str, Any], reported: 
         ylabel=r"$|\partial_\theta\, \mathbb{E}\log(1-D(x_\theta+\epsilon))|$",
         title=rf"Generator-cost gradient as D trains ($\theta={theta_g:g}$)",
     )
-    ax.legend(title=r"dashed: $2\,|\partial_\theta \mathrm{JS}|$ (D = D*)", fontsize=7)
+    ax.legend(
+        title=r"dashed: $2\,|\partial_\theta \mathrm{JS}|$ (D = D*)", fontsize=7, loc="center right"
+    )
     return fig
 
 
