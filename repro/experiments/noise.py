@@ -357,6 +357,11 @@ def fig_js_vs_theta(tables: Tables, params: Mapping[str, Any], reported: Mapping
     fig, (ax, ax_acc) = plots.figure(2, width=4.4)
     for i, (std, g) in enumerate(closed.groupby("noise_std")):
         color = f"C{i}"
+        if std == 0:  # a jump at theta = 0: draw the point apart, never a line through it
+            at0 = g[g["theta"] == 0]
+            ax.plot(at0["theta"], at0["js"], "o", color=color, mfc="none", ms=6)
+            ax_acc.plot(at0["theta"], at0["bayes_accuracy"], "o", color=color, mfc="none", ms=6)
+            g = g[g["theta"] != 0]
         ax.plot(g["theta"], g["js"], color=color, lw=1.4, label=_std_label(std))
         _dots(ax, est[est["noise_std"] == std], "js_estimate", color)
         ax_acc.plot(g["theta"], g["bayes_accuracy"], color=color, lw=1.2, label=_std_label(std))
