@@ -89,7 +89,7 @@ def js_noisy_lines(theta: float, noise_std: float, n_grid: int = 401) -> float:
     noise_std = 0 gives the closed form of WGAN Example 1: log 2 for theta != 0, else 0.
     """
     if noise_std == 0:
-        return dv.LOG2 if theta != 0 else 0.0
+        return float(dv.parallel_lines(theta)["js"])
     x1, x2 = lines_grid(theta, noise_std, n_grid)
     g1, g2 = np.meshgrid(x1, x2, indexing="ij")
     p = noisy_lines_pdf(g1, g2, 0.0, noise_std)
