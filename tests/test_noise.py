@@ -119,7 +119,38 @@ def test_noisy_lines_batch_offsets_noise_and_seed_independence():
     torch.testing.assert_close(real[1::2], real4)
 
 
+def test_end_and_peak_of_gradient_curves():
+    it = np.arange(0, 101, 10)
+    curves = pd.DataFrame(
+        {
+            "noise_std": 0.0,
+            "theta": 0.5,
+            "seed": 0,
+            "iteration": it,
+            "grad_norm": np.where(it >= 90, [1e-3] * len(it), 1.0 / (1 + it)),
+        }
+    )
+    curves.loc[curves["iteration"] == 100, "grad_norm"] = 3e-3
+    end = nz._end(curves)  # last 10% of 100 iterations: iterations 90 and 100
+    assert end["grad_end"].item() == pytest.approx(2e-3)
+    assert end["grad_max"].item() == pytest.approx(1.0)
+
+
+def test_instance_noise_only_on_the_noise_copies():
+    x = torch.zeros(4, 1000, 2)
+    out = nz._two_conditions(x, 0.5, seed_generators([0, 1]))
+    assert torch.equal(out[2:], x[2:])
+    assert out[:2].std().item() == pytest.approx(0.5, rel=0.05)
+
+
 # ---------------------------------------------------------------- truncated noise, Thm 3.3 pieces
+
+
+def test_truncated_kernel_is_a_density_on_its_box():
+    t = np.linspace(-1, 1, 400_001)
+    k = nz.truncated_kernel(t, 0.2, 2.0)
+    assert np.trapezoid(k, t) == pytest.approx(1.0, abs=1e-4)
+    assert k[np.abs(t) > 0.4].max() == 0.0
 
 
 def test_truncated_noise_variance_and_range():
