@@ -65,6 +65,10 @@ REGISTRY: dict[str, str] = {
     "wgan_critic_vs_discriminator": "repro.experiments.critic:WGAN_CRITIC_VS_DISCRIMINATOR",
     "critic_tracks_quality": "repro.experiments.critic:CRITIC_TRACKS_QUALITY",
     "clipping_gradients": "repro.experiments.clipping:CLIPPING_GRADIENTS",
+    # issue 8 (part A): instance noise
+    "noise_overlap": "repro.experiments.noise:NOISE_OVERLAP",
+    "noise_bound": "repro.experiments.noise:NOISE_BOUND",
+    "annealed_noise": "repro.experiments.noise:ANNEALED_NOISE",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to
