@@ -57,6 +57,10 @@ REGISTRY: dict[str, str] = {
     "minus_log_d_instability": "repro.experiments.gradients:MINUS_LOG_D_INSTABILITY",
     "saturation": "repro.experiments.saturation:SATURATION",
     "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
+    # issue 7 (part B): f-divergence fits and stacked-digit modes
+    "fgan_gaussian_fit": "repro.experiments.fgan_fit:FGAN_GAUSSIAN_FIT",
+    "kl_covers_reverse_kl_seeks": "repro.experiments.fgan_fit:KL_COVERS_REVERSE_KL_SEEKS",
+    "stacked_digits_modes": "repro.experiments.stacked:STACKED_DIGITS_MODES",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to
