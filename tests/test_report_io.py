@@ -82,9 +82,15 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temp file left
 
 
-def test_json_round_trip_keeps_nan_and_numpy_scalars(tmp_path):
+def test_json_is_strict_nan_and_inf_become_null_numpy_scalars_plain(tmp_path):
+    import json
+
     import numpy as np
 
-    io.write_json(tmp_path / "a.json", {"x": np.float64(0.5), "y": float("nan"), "n": np.int64(3)})
-    back = io.read_json(tmp_path / "a.json")
-    assert back["x"] == 0.5 and back["n"] == 3 and math.isnan(back["y"])
+    obj = {"x": np.float64(0.5), "y": float("nan"), "n": np.int64(3), "l": [np.inf, -1.0]}
+    io.write_json(tmp_path / "a.json", obj)
+    text = (tmp_path / "a.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    # a strict reader (no NaN/Infinity constants) accepts it
+    back = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
+    assert back == {"x": 0.5, "y": None, "n": 3, "l": [None, -1.0]}
