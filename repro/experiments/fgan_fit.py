@@ -37,16 +37,8 @@ from repro import divergences as dv
 from repro import plots
 from repro.experiments import Experiment, Tables
 from repro.experiments.discriminator import check_names, cosine_lr
+from repro.invariants import require
 from repro.nets import STREAM_D, STREAM_DATA, STREAM_G, BatchedMLP, seed_generators
-
-try:  # the suite's invariant helper (issue 6); a plain AssertionError until it is merged
-    from repro.invariants import require
-except ImportError:  # pragma: no cover - removed once repro.invariants is on main
-
-    def require(cond: bool, message: str) -> None:
-        if not cond:
-            raise AssertionError(message)
-
 
 # A 1-D Gaussian mixture: (weights, means, stds).
 Mixture = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
