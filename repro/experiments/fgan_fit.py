@@ -316,7 +316,8 @@ def fig_gaussian_fit(tables: Tables, params: Mapping[str, Any], reported: Mappin
                 ha="center",
                 va="center",
                 fontsize=6,
-                color="w" if rel[i, j] > 1.5 else "k",
+                # light text on viridis' dark (low) end, dark text on its light end
+                color="w" if np.log10(rel[i, j]) < 0.5 * np.log10(rel.max()) else "k",
             )
     ax_m.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
     ax_m.set_yticks(range(len(names)), names, fontsize=7)
