@@ -473,7 +473,8 @@ def fig_samples(tables: Tables, params: Mapping[str, Any], reported: Mapping[str
                 int(ch),
             ] = img
         ax.imshow(np.clip(canvas, 0, 1), interpolation="nearest")
-        ax.set(title=name, xticks=[], yticks=[])
+        ax.set_title(name)
+        ax.set_axis_off()  # an image grid: no axes, no units
         ax.grid(False)
     return fig
 
