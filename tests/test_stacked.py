@@ -172,3 +172,30 @@ def test_figures_are_drawn_from_the_tables():
         fig = fig_fn(smoke_run(), smoke_params(), spec()["reported"])
         assert isinstance(fig, matplotlib.figure.Figure)
         plt.close(fig)
+
+
+def test_fashion_mnist_path_runs_on_28x28_images(monkeypatch):
+    """The 28x28 branch end to end on stand-in images (the real loader is helper i6a's)."""
+    gen = torch.Generator().manual_seed(0)
+    fake_data = {
+        split: (torch.rand(n, 1, 28, 28, generator=gen) * 2 - 1, torch.arange(n) % 10)
+        for split, n in (("train", 60), ("test", 30))
+    }
+    monkeypatch.setattr(stacked.rdata, "require_dataset", lambda name: None, raising=False)
+    monkeypatch.setattr(
+        stacked.rdata, "load_fashion_mnist", lambda split: fake_data[split], raising=False
+    )
+    params = {
+        **smoke_params(),
+        "dataset": "fashion-mnist",
+        "steps": 2,
+        "batch_size": 8,
+        "g_channels": 4,
+        "d_channels": 4,
+        "mbd_kernels": 3,
+        "classifier_steps": 3,
+        "eval_samples": 50,
+    }
+    tables = stacked.run(params, [0], CPU)
+    assert tables["samples"]["row"].max() == 27
+    assert np.isfinite(tables["seeds"]["kl_gan"]).all()
