@@ -245,7 +245,7 @@ def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, An
         "params": record["params"],
     }
     out = Path(run_json).parent
-    report.write_claim_tables(out, spec, tables["seeds"], checks)
+    report.write_claim_tables(out, spec, tables["seeds"], checks, premises)
     io.write_json(out / "summary.json", summary)
     return summary
 

@@ -51,15 +51,16 @@ def fmt(x: Any) -> str:
 def metric_table(spec: Spec, seeds_table: pd.DataFrame) -> pd.DataFrame:
     """One row per metric: seeds, centre and 95% interval over seeds, spread, checks using it.
 
-    The interval is Student's t on the mean, or, for a positive quantity whose t-interval would
-    reach zero or below (an iteration count, a ratio), the t-interval of its logarithm around
-    the geometric mean (``interval`` says which: ``t`` or ``log-t``).
+    The interval is Student's t on the mean, or, for a metric the experiment declares positive
+    (``Experiment.positive_metrics``: an iteration count, a ratio) whose t-interval would reach
+    zero or below, the t-interval of its logarithm around the geometric mean (``interval`` says
+    which: ``t`` or ``log-t``). A log10 ratio is signed: it keeps the t-interval.
     """
-    metrics = experiments.get(spec["experiment"]).metrics
+    exp = experiments.get(spec["experiment"])
     rows = []
-    for m in metrics:
+    for m in exp.metrics:
         v = seeds_table[m].to_numpy(dtype=float) if m in seeds_table else np.array([])
-        how, centre, low, high = interval(v)
+        how, centre, low, high = interval(v, positive=m in exp.positive_metrics)
         finite = v[np.isfinite(v)]
         rows.append(
             {
@@ -110,20 +111,27 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
 
 
 def write_claim_tables(
-    out: Path, spec: Spec, seeds_table: pd.DataFrame, checks: list[dict[str, Any]]
+    out: Path,
+    spec: Spec,
+    seeds_table: pd.DataFrame,
+    checks: list[dict[str, Any]],
+    premises: list[dict[str, Any]] = (),
 ) -> None:
-    """summary.csv / .md / .tex: metrics with mean and 95% CI over seeds, and the checks."""
+    """summary.csv / .md / .tex: metrics with centre and 95% interval over seeds, and the
+    premises and checks."""
     table = metric_table(spec, seeds_table)
     check_rows = pd.DataFrame(
         [
             {
+                "role": role,
                 "check": c["id"],
                 "metric": c["metric"],
-                "rule": f"{c['aggregate']} {c['op']} {c['value']}",
+                "rule": c["rule"],
                 "measured": c["measured"],
                 "passed": {True: "yes", False: "no", None: "n/a"}[c["passed"]],
             }
-            for c in checks
+            for role, group in (("premise", premises), ("check", checks))
+            for c in group
         ]
     )
     io.write_csv(out / "summary.csv", table)

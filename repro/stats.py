@@ -44,14 +44,17 @@ def log_t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
     return float(np.exp(mean)), float(np.exp(low)), float(np.exp(high))
 
 
-def interval(values, level: float = 0.95) -> tuple[str, float, float, float]:
-    """The interval that fits the quantity: ``("t", mean, low, high)``, or, for positive
-    values whose t-interval would reach zero or below, ``("log-t", geometric mean, low, high)``.
+def interval(
+    values, positive: bool = False, level: float = 0.95
+) -> tuple[str, float, float, float]:
+    """The interval that fits the quantity: ``("t", mean, low, high)``, or, for a quantity that
+    is ``positive`` by nature (a count, a ratio) and whose t-interval would reach zero or below,
+    ``("log-t", geometric mean, low, high)``.
     """
     mean, low, high = t_interval(values, level)
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
-    if v.size > 1 and np.all(v > 0) and low <= 0:
+    if positive and v.size > 1 and np.all(v > 0) and low <= 0:
         return ("log-t", *log_t_interval(v, level))
     return ("t", mean, low, high)
 

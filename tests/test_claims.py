@@ -347,3 +347,19 @@ def test_broken_invariant_makes_the_claim_an_error(tmp_path, toy_env):
     assert "invariant violated: mu = 1.0 should be negative" in record["error"]
     summary = pipeline.summarise_claim(path, tmp_path / "out" / "run.json")
     assert summary["verdict"] == "error" and summary["checks"] == []
+
+
+def test_summary_tables_carry_test_checks_and_premises(tmp_path, toy_env):
+    from repro import pipeline
+
+    data = toy_spec()
+    data["checks"][1] = {"id": "gain", "metric": "mean", "value": 0.0, "description": "d",
+                         "test": {"name": "t", "alternative": "greater", "alpha": 0.05}}  # fmt: skip
+    data["premises"] = [{"id": "p", "metric": "abs_error", "aggregate": "max", "op": "<",
+                         "value": 1.0, "description": "d"}]  # fmt: skip
+    path = write(tmp_path, data)
+    pipeline.run_claim(path, "quick", tmp_path / "out")
+    summary = pipeline.summarise_claim(path, tmp_path / "out" / "run.json")
+    assert summary["verdict"] == "reproduced"  # mean ~1 > 0 on 3 seeds; error < 0.04
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "t-test (greater) vs 0: p < 0.05" in md and "| premise | p |" in md

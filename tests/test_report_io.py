@@ -103,13 +103,14 @@ def test_positive_skewed_quantity_gets_a_log_scale_interval_that_stays_positive(
     from repro.stats import interval, log_t_interval
 
     counts = [10.0, 30.0, 1300.0]  # iterations to accuracy 1: the t-interval reaches below 0
-    how, centre, low, high = interval(counts)
+    assert interval(counts)[0] == "t"  # not declared positive (e.g. a signed log10 ratio)
+    how, centre, low, high = interval(counts, positive=True)
     assert how == "log-t" and 0 < low < centre < high
     logs = np.log(counts)
     half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
     assert (centre, low, high) == pytest.approx(
         (np.exp(logs.mean()), np.exp(logs.mean() - half), np.exp(logs.mean() + half))
     )
-    assert interval([1.0, 1.1, 0.9])[0] == "t"  # tight positive values keep the plain interval
-    assert interval([-1.0, 5.0, 2.0])[0] == "t"  # signed values too
+    assert interval([1.0, 1.1, 0.9], positive=True)[0] == "t"  # tight: the plain interval
+    assert interval([-1.0, 5.0, 2.0], positive=True)[0] == "t"  # not all positive
     assert np.isnan(log_t_interval([1.0, -2.0])[0])
