@@ -69,6 +69,10 @@ REGISTRY: dict[str, str] = {
     "noise_overlap": "repro.experiments.noise:NOISE_OVERLAP",
     "noise_bound": "repro.experiments.noise:NOISE_BOUND",
     "annealed_noise": "repro.experiments.noise:ANNEALED_NOISE",
+    # issue 7 (part B): f-divergence fits and stacked-digit modes
+    "fgan_gaussian_fit": "repro.experiments.fgan_fit:FGAN_GAUSSIAN_FIT",
+    "kl_covers_reverse_kl_seeks": "repro.experiments.fgan_fit:KL_COVERS_REVERSE_KL_SEEKS",
+    "stacked_digits_modes": "repro.experiments.stacked:STACKED_DIGITS_MODES",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to
