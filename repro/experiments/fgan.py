@@ -1,7 +1,7 @@
 """f-GAN (Nowozin et al. 2016): Fenchel conjugates and the tightness of the variational bound.
 
 (i) Table 2's closed-form conjugates f*(t) against sup_u (u t - f(u)) computed numerically from f
-alone, on a grid inside dom f*, for all seven rows of ``repro.divergences.F_DIVERGENCES``.
+alone, on a grid inside dom f*, for the rows the spec names (``params["divergences"]``).
 
 (ii) Eq. 4-6: D_f(P || Q) >= sup_T E_P[T] - E_Q[f*(T)], with equality at T* = f'(p/q). For each f
 and each pair of 1-D Gaussians we train T = g_f(V(x)) (V a BatchedMLP, g_f the output activation
@@ -148,7 +148,8 @@ def bound_table(
 
 def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     """Conjugate check and trained bounds; tables ``seeds``, ``bounds``, ``conjugates``."""
-    conj = conjugate_table(list(dv.F_DIVERGENCES), int(params["conjugate_points"]))
+    names = check_names(params["divergences"], dv.F_DIVERGENCES, "divergence")
+    conj = conjugate_table(names, int(params["conjugate_points"]))
     bounds = bound_table(train(params, seeds, device), params, seeds, device)
     worst = bounds.loc[bounds["normalised_gap"].idxmin()]
     require(
