@@ -239,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: results_dir {args.results} exists and is not a folder", file=sys.stderr)
         return 2
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except (SpecError, UnknownClaimError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -408,3 +408,54 @@ def conjugate_numeric(name: str, t: float | np.ndarray) -> np.ndarray:
 
     t_arr = np.asarray(t, dtype=float)
     return np.vectorize(one, otypes=[float])(t_arr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jeffrey divergence (f-GAN Table 2): KL(P || Q) + KL(Q || P), f(u) = (u - 1) log u
+
+
+def log_lambertw_exp(a: Array) -> Array:
+    """log W(exp(a)), W the principal Lambert W: the y solving exp(y) + y = a.
+
+    Newton's method in y (the map y -> exp(y) + y is convex and increasing, so Newton converges
+    from any start; 30 steps reach float64 precision for |a| <= 1e6). Working with a = log x
+    keeps W(x) finite where x = exp(a) would overflow. For torch inputs the iterations run
+    without a graph and one final Newton step is taken with it, which gives the exact derivative
+    dy/da = 1 / (W + 1) at the fixed point (so d W / d a = W / (1 + W)).
+    """
+    if _torch(a):
+        with torch.no_grad():
+            y = _log_lambertw_exp_iterate(a.detach(), torch.exp, torch.log, torch.where)
+        w = torch.exp(y)
+        return y - (w + y - a) / (w + 1.0)
+    a_arr = np.asarray(a, dtype=float)
+    return _log_lambertw_exp_iterate(a_arr, np.exp, np.log, np.where)
+
+
+def _log_lambertw_exp_iterate(a, exp, log, where, steps: int = 30):
+    # start: W(x) ~ x for small x (y = a), W(x) ~ log x - log log x for large x
+    y = where(a > 1.0, log(where(a > 1.0, a - log(where(a > 1.0, a, 2.0)), 1.0)), a)
+    for _ in range(steps):
+        w = exp(y)
+        y = y - (w + y - a) / (w + 1.0)
+    return y
+
+
+def _jeffrey_f_star(t: Array) -> Array:
+    """f*(t) = W(e^{1-t}) + 1 / W(e^{1-t}) + t - 2 (f-GAN Table 2, Jeffrey row)."""
+    y = log_lambertw_exp(1.0 - t)
+    return _exp(y) + _exp(-y) + t - 2.0
+
+
+F_DIVERGENCES["jeffrey"] = FDivergence(
+    name="jeffrey",
+    equals="Jeffrey KL(P || Q) + KL(Q || P) = int (p - q) log(p / q)",
+    f=lambda u: (u - 1.0) * _log(u),
+    f_prime=lambda u: _log(u) + 1.0 - 1.0 / u,
+    f_star=_jeffrey_f_star,
+    f_star_domain=(-math.inf, math.inf),
+    g_f=lambda v: v,
+    f_star_g=_jeffrey_f_star,
+    f_at_zero=math.inf,
+    f_slope_inf=math.inf,
+)

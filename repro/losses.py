@@ -216,7 +216,7 @@ def _wgan_gp(gp_weight: float = 10.0) -> Objective:
     return Objective("wgan-gp", wgan_d_loss, wgan_g_loss, None, gradient_penalty, gp_weight)
 
 
-F_NAMES = ("kl", "reverse_kl", "pearson", "neyman", "squared_hellinger", "js", "gan")
+F_NAMES = ("kl", "reverse_kl", "pearson", "neyman", "squared_hellinger", "js", "gan", "jeffrey")
 
 BUILDERS: dict[str, Callable[..., Objective]] = {
     "minimax": _minimax,

@@ -245,7 +245,7 @@ def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, An
         "params": record["params"],
     }
     out = Path(run_json).parent
-    report.write_claim_tables(out, spec, tables["seeds"], checks)
+    report.write_claim_tables(out, spec, tables["seeds"], checks, premises)
     io.write_json(out / "summary.json", summary)
     return summary
 
@@ -276,9 +276,12 @@ def plot_figure(spec_path: str | Path, run_json: str | Path, figure: str, out_pn
         )
     fig.suptitle(f"{spec.id} ({record['scale']})", fontsize=9, color="0.4")
     out_png = Path(out_png)
+    # at least ~1,200 px wide whatever the figure's size in inches (PDF is vector anyway)
+    dpi = max(160, 1200 / fig.get_figwidth())
     for path in (out_png, out_png.with_suffix(".pdf")):
         fmt = path.suffix[1:]
-        io.write_with(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt), suffix=path.suffix)
+        save = lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi)  # noqa: E731
+        io.write_with(path, save, suffix=path.suffix)
     plots.plt.close(fig)
 
 

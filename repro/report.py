@@ -17,7 +17,7 @@ import pandas as pd
 
 from repro import experiments, io, provenance
 from repro.claims import REFS_PATH, Spec
-from repro.stats import t_interval
+from repro.stats import interval
 
 ROOT_README = Path(__file__).resolve().parent.parent / "README.md"
 ROOT_RESULTS = ROOT_README.parent / "results"
@@ -49,18 +49,25 @@ def fmt(x: Any) -> str:
 
 
 def metric_table(spec: Spec, seeds_table: pd.DataFrame) -> pd.DataFrame:
-    """One row per metric: seeds, mean and 95% t-interval over seeds, spread, checks using it."""
-    metrics = experiments.get(spec["experiment"]).metrics
+    """One row per metric: seeds, centre and 95% interval over seeds, spread, checks using it.
+
+    The interval is Student's t on the mean, or, for a metric the experiment declares positive
+    (``Experiment.positive_metrics``: an iteration count, a ratio) whose t-interval would reach
+    zero or below, the t-interval of its logarithm around the geometric mean (``interval`` says
+    which: ``t`` or ``log-t``). A log10 ratio is signed: it keeps the t-interval.
+    """
+    exp = experiments.get(spec["experiment"])
     rows = []
-    for m in metrics:
+    for m in exp.metrics:
         v = seeds_table[m].to_numpy(dtype=float) if m in seeds_table else np.array([])
-        mean, low, high = t_interval(v)
+        how, centre, low, high = interval(v, positive=m in exp.positive_metrics)
         finite = v[np.isfinite(v)]
         rows.append(
             {
                 "metric": m,
                 "n_seeds": int(finite.size),
-                "mean": mean,
+                "interval": how,
+                "centre": centre,
                 "ci95_low": low,
                 "ci95_high": high,
                 "std": float(finite.std(ddof=1)) if finite.size > 1 else float("nan"),
@@ -104,28 +111,39 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
 
 
 def write_claim_tables(
-    out: Path, spec: Spec, seeds_table: pd.DataFrame, checks: list[dict[str, Any]]
+    out: Path,
+    spec: Spec,
+    seeds_table: pd.DataFrame,
+    checks: list[dict[str, Any]],
+    premises: list[dict[str, Any]] = (),
 ) -> None:
-    """summary.csv / .md / .tex: metrics with mean and 95% CI over seeds, and the checks."""
+    """summary.csv / .md / .tex: metrics with centre and 95% interval over seeds, and the
+    premises and checks."""
     table = metric_table(spec, seeds_table)
     check_rows = pd.DataFrame(
         [
             {
+                "role": role,
                 "check": c["id"],
                 "metric": c["metric"],
-                "rule": f"{c['aggregate']} {c['op']} {c['value']}",
+                "rule": c["rule"],
                 "measured": c["measured"],
                 "passed": {True: "yes", False: "no", None: "n/a"}[c["passed"]],
             }
-            for c in checks
+            for role, group in (("premise", premises), ("check", checks))
+            for c in group
         ]
     )
     io.write_csv(out / "summary.csv", table)
-    md = f"## {spec.id}: metrics over seeds (mean, 95% t-interval)\n\n" + to_markdown(table)
+    md = (
+        f"## {spec.id}: metrics over seeds\n\ncentre and 95% interval: mean and Student-t "
+        "interval (`t`), or for positive skewed quantities geometric mean and t-interval of the "
+        "log (`log-t`)\n\n" + to_markdown(table)
+    )
     if len(check_rows):
         md += "\n### Pre-registered checks\n\n" + to_markdown(check_rows)
     io.write_text(out / "summary.md", md)
-    caption = f"{spec.id}: per-metric mean and 95\\% CI over seeds"
+    caption = f"{spec.id}: per-metric centre and 95\\% interval over seeds (t, or log-t)"
     io.write_text(out / "summary.tex", to_latex(table, caption, f"tab:{spec.id}"))
 
 
@@ -540,6 +558,9 @@ def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None =
         part = table[(table["kind"] == kind)]
         counts = part[part["variant"] == ""]["verdict"].value_counts().to_dict()
         said = ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())) or "none"
+        if part.empty:
+            lines += [f"**{rst_escape(KIND_TITLE[kind])}**: none.", ""]
+            continue
         lines += [
             f".. list-table:: {rst_escape(KIND_TITLE[kind])} ({said})",
             "   :header-rows: 1",

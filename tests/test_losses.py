@@ -96,6 +96,7 @@ F_REF = {
         lambda u: u * np.log(u) - (u + 1) * np.log(u + 1),
         lambda u: np.log(u),  # logit of e^{T*} = u / (u + 1)
     ),
+    "jeffrey": (lambda u: (u - 1) * np.log(u), lambda u: np.log(u) + 1 - 1 / u),  # g_f = id
 }
 
 

@@ -43,6 +43,9 @@ class Experiment:
     metrics: tuple[str, ...]
     figures: Mapping[str, FigureFn] = field(default_factory=dict)
     doc: str = ""
+    # metrics that are positive by nature (counts, ratios): their interval over seeds is taken on
+    # the log scale when the plain t-interval would reach zero (repro.report.metric_table)
+    positive_metrics: tuple[str, ...] = ()
 
 
 # experiment name (as written in a spec) -> "module:attribute" holding an Experiment
@@ -57,6 +60,19 @@ REGISTRY: dict[str, str] = {
     "minus_log_d_instability": "repro.experiments.gradients:MINUS_LOG_D_INSTABILITY",
     "saturation": "repro.experiments.saturation:SATURATION",
     "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
+    # issue 8, part B: Dirac-GAN convergence and the Wasserstein critic
+    "dirac_gan": "repro.experiments.dirac:DIRAC_GAN",
+    "wgan_critic_vs_discriminator": "repro.experiments.critic:WGAN_CRITIC_VS_DISCRIMINATOR",
+    "critic_tracks_quality": "repro.experiments.critic:CRITIC_TRACKS_QUALITY",
+    "clipping_gradients": "repro.experiments.clipping:CLIPPING_GRADIENTS",
+    # issue 8 (part A): instance noise
+    "noise_overlap": "repro.experiments.noise:NOISE_OVERLAP",
+    "noise_bound": "repro.experiments.noise:NOISE_BOUND",
+    "annealed_noise": "repro.experiments.noise:ANNEALED_NOISE",
+    # issue 7 (part B): f-divergence fits and stacked-digit modes
+    "fgan_gaussian_fit": "repro.experiments.fgan_fit:FGAN_GAUSSIAN_FIT",
+    "kl_covers_reverse_kl_seeks": "repro.experiments.fgan_fit:KL_COVERS_REVERSE_KL_SEEKS",
+    "stacked_digits_modes": "repro.experiments.stacked:STACKED_DIGITS_MODES",
     # issue 7 part A: mode counts on mixtures and the remedies
     "mode_collapse_mixtures": "repro.experiments.mixtures:MODE_COLLAPSE_MIXTURES",
     "pacgan_table1": "repro.experiments.mixtures:PACGAN_TABLE1",

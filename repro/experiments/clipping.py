@@ -1,0 +1,421 @@
+"""Weight clipping against the gradient penalty (Gulrajani et al. 2017, WGAN-GP, Figure 1).
+
+(b) Per-layer gradient norms: a deep ReLU critic (``depth`` linear layers) is trained on the Swiss
+roll against a fixed "generator" G = data + N(0, I) with weight clipping at each c in ``clips``
+(RMSProp, WGAN's optimiser) or with the gradient penalty (Adam(1e-4, 0, 0.9), lambda = 10). At
+the end, on held-out batches, we take the norm of the gradient of the critic loss
+E_G f - E_data f with respect to each layer's weight matrix, and fit log10 norm against the
+layer index: the slope (decades per layer) says how fast the gradient grows or shrinks through
+the depth. Clipping pins the weights near +-c, so the backward signal is multiplied by about
+the same factor at every layer (explode or vanish geometrically); the penalty keeps the input
+gradient near norm 1 and leaves no such factor.
+
+(a) Value surfaces: a 3-hidden-layer critic, trained on 8 and on 25 Gaussians against the same
+fixed G = data + N(0, I), with clipping (c = ``surface_clip``) and with the penalty. How much of
+W1 a critic captures is measured by Kantorovich duality: for an L-Lipschitz f,
+E_data f - E_G f <= L W1(data, G), so the efficiency (E_data f - E_G f) / (L_hat W1) is at most
+about 1 (L_hat: the largest ||grad f|| seen on held-out real, fake and interpolated points;
+W1: exact, POT, on the same held-out samples). A critic too simple to follow the data's modes
+captures a smaller fraction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from repro import divergences as dv
+from repro import plots
+from repro.data import grid_means, ring_means, sample_mixture
+from repro.experiments import Experiment, Tables
+from repro.invariants import require
+from repro.losses import wgan_d_loss
+from repro.nets import STREAM_DATA, STREAM_EVAL, BatchedMLP, seed_generators
+
+STREAM_CRITIC = 5
+SWISS_SCALE = 7.5  # WGAN-GP toy code: make_swiss_roll(noise=0.25) columns (0, 2) / 7.5
+
+
+def sample_swiss_roll(
+    gens: Sequence[torch.Generator], batch: int, noise_std: float = 0.25, device=None
+) -> torch.Tensor:
+    """scikit-learn's ``make_swiss_roll`` columns (0, 2), divided by 7.5, drawn per seed:
+
+    t = 1.5 pi (1 + 2 u), u ~ U[0, 1]; x = (t cos t, t sin t) + noise_std N(0, I), then / 7.5.
+    (sklearn also draws the unused height column; the distribution of (0, 2) is the same.)
+    Returns (S, B, 2).
+    """
+    out = []
+    for g in gens:
+        t = 1.5 * math.pi * (1 + 2 * torch.rand(batch, generator=g, dtype=torch.float64))
+        eps = torch.randn(batch, 2, generator=g, dtype=torch.float64)
+        xy = torch.stack([t * torch.cos(t), t * torch.sin(t)], -1) + noise_std * eps
+        out.append((xy / SWISS_SCALE).float())
+    x = torch.stack(out)
+    return x if device is None else x.to(device)
+
+
+def toy_sampler(name: str):
+    """WGAN-GP's toy sets: "swissroll", "8gaussians" (ring radius 2, std 0.02, all / 1.414),
+    "25gaussians" (grid 2 (i, j), i, j in -2..2, std 0.05, all / 2.828)."""
+    if name == "swissroll":
+        return sample_swiss_roll
+    if name == "8gaussians":
+        means, std = ring_means(8, 2.0) / 1.414, 0.02 / 1.414
+    elif name == "25gaussians":
+        means, std = grid_means(5, 2.0) / 2.828, 0.05 / 2.828
+    else:
+        raise ValueError(f"unknown data set {name!r}; valid: swissroll, 8gaussians, 25gaussians")
+    return lambda gens, batch, device=None: sample_mixture(gens, batch, means, std, device=device)
+
+
+def data_and_fake(sampler, gens, batch: int, fake_noise_std: float, device):
+    """Real batch and the fixed generator's batch: an independent real batch + N(0, std^2 I)."""
+    real = sampler(gens, batch, device=device)
+    base = sampler(gens, batch, device=device)
+    eps = torch.stack([torch.randn(batch, 2, generator=g) for g in gens]).to(base)
+    return real, base + fake_noise_std * eps
+
+
+def he_init_(net: BatchedMLP) -> BatchedMLP:
+    """Rescale BatchedMLP's U(+-1/sqrt(n_in)) weights to He-uniform U(+-sqrt(6 / n_in)), so a
+    deep ReLU net starts with gain ~1 per layer; biases set to 0."""
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.weight.mul_(math.sqrt(6.0))
+            layer.bias.zero_()
+    return net
+
+
+def clip_per_copy_(net: BatchedMLP, bounds: torch.Tensor) -> None:
+    """Clamp copy i's parameters to [-bounds[i], bounds[i]] (WGAN clipping, one c per copy)."""
+    with torch.no_grad():
+        for p in net.parameters():
+            c = bounds.to(p).reshape(-1, *([1] * (p.dim() - 1)))
+            p.copy_(torch.maximum(torch.minimum(p, c), -c))
+
+
+def penalty_per_copy(
+    net: BatchedMLP, real: torch.Tensor, fake: torch.Tensor, gens: Sequence[torch.Generator]
+) -> torch.Tensor:
+    """(||grad f(x_hat)|| - 1)^2 per copy, x_hat = u real + (1 - u) fake, u ~ U[0, 1] per sample
+    (drawn from the copy's own generator). real, fake (C, B, 2) -> (C,)."""
+    u = torch.stack([torch.rand(real.shape[1], 1, generator=g) for g in gens]).to(real)
+    x_hat = (u * real + (1 - u) * fake).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.norm(dim=-1) - 1.0).pow(2).mean(1)
+
+
+def train_critic(
+    net: BatchedMLP,
+    sampler,
+    gens: Sequence[torch.Generator],
+    params: Mapping[str, Any],
+    steps: int,
+    clip_bounds: torch.Tensor | None,
+    device,
+) -> BatchedMLP:
+    """Train every copy against the fixed G = data + N(0, I): clipping (RMSProp, clip after each
+    step) when ``clip_bounds`` is given, else the penalty (Adam(lr, 0, 0.9), lambda)."""
+    b, noise = int(params["batch_size"]), float(params["fake_noise_std"])
+    if clip_bounds is not None:
+        clip_per_copy_(net, clip_bounds)
+        opt = torch.optim.RMSprop(net.parameters(), lr=float(params["lr_clip"]))
+    else:
+        opt = torch.optim.Adam(net.parameters(), lr=float(params["lr_gp"]), betas=(0.0, 0.9))
+    lam = float(params["gp_lambda"])
+    for _ in range(steps):
+        real, fake = data_and_fake(sampler, gens, b, noise, device)
+        loss = wgan_d_loss(net(real), net(fake))
+        if clip_bounds is None:
+            loss = loss + lam * penalty_per_copy(net, real, fake, gens)
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        if clip_bounds is not None:
+            clip_per_copy_(net, clip_bounds)
+    if clip_bounds is not None:
+        for p in net.parameters():
+            excess = p.detach().abs().flatten(1).amax(1).cpu() - clip_bounds.to(torch.float32)
+            require(bool((excess <= 0).all()), f"clipped weights exceed c by {excess.max():.3g}")
+    return net
+
+
+def layer_grad_norms(
+    net: BatchedMLP, sampler, gens, params: Mapping[str, Any], n_batches: int, device
+) -> np.ndarray:
+    """Mean over held-out batches of ||d(E_G f - E_data f) / dW_l|| per copy and layer: (C, L)."""
+    b, noise = int(params["batch_size"]), float(params["fake_noise_std"])
+    total = np.zeros((net.n_seeds, len(net.layers)))
+    for _ in range(n_batches):
+        real, fake = data_and_fake(sampler, gens, b, noise, device)
+        loss = wgan_d_loss(net(real), net(fake)).sum()
+        grads = torch.autograd.grad(loss, [layer.weight for layer in net.layers])
+        total += torch.stack([g.flatten(1).norm(dim=1) for g in grads], 1).double().cpu().numpy()
+    return total / n_batches
+
+
+NORM_FLOOR = 1e-30  # a layer whose gradient is exactly 0 (every unit after it dead) counts as 1e-30
+
+
+def log_slope(norms: np.ndarray) -> np.ndarray:
+    """Least-squares slope of log10 norm against layer index 1..L, per row: (C, L) -> (C,).
+
+    Norms of exactly 0 (the gradient vanished completely: some later layer has no active unit)
+    are floored at ``NORM_FLOOR`` so the slope stays finite; ``dead_layers`` counts them.
+    """
+    layers = np.arange(1, norms.shape[1] + 1, dtype=float)
+    y = np.log10(np.maximum(norms, NORM_FLOOR))
+    x = layers - layers.mean()
+    return ((y - y.mean(1, keepdims=True)) * x).sum(1) / (x**2).sum()
+
+
+def efficiency(
+    net: BatchedMLP, sampler, gens, params: Mapping[str, Any], device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(E_data f - E_G f) / (L_hat W1) per copy on held-out samples; returns (eff, est, w1)."""
+    n = int(params["n_w1"])
+    real, fake = data_and_fake(sampler, gens, n, float(params["fake_noise_std"]), device)
+    u = torch.stack([torch.rand(n, 1, generator=g) for g in gens]).to(real)
+    pts = torch.cat([real, fake, u * real + (1 - u) * fake], 1).requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(pts).sum(), pts)
+    lip = grad.norm(dim=-1).amax(1).double().cpu().numpy()
+    with torch.no_grad():
+        est = (net(real).mean((1, 2)) - net(fake).mean((1, 2))).double().cpu().numpy()
+    r, f = real.double().cpu().numpy(), fake.double().cpu().numpy()
+    w1 = np.array([dv.w1_samples(r[i], f[i]) for i in range(len(gens))])
+    return est / (lip * w1), est, w1
+
+
+def surface(net: BatchedMLP, extent: float, n: int, device) -> tuple[np.ndarray, np.ndarray]:
+    """Critic values on an n x n grid of [-extent, extent]^2: grid (n*n, 2), values (C, n*n)."""
+    axis = torch.linspace(-extent, extent, n)
+    gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+    pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1)
+    with torch.no_grad():
+        vals = net(pts.to(device).expand(net.n_seeds, -1, -1))[..., 0]
+    return pts.numpy(), vals.double().cpu().numpy()
+
+
+def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
+    """Part (b) on the Swiss roll, part (a) on 8 and 25 Gaussians; all copies batched."""
+    clips = [float(c) for c in params["clips"]]
+    s = len(seeds)
+    # (b): copies = (method, seed), methods = each clip, then the penalty
+    depth, width = int(params["depth"]), int(params["width"])
+    sizes = (2, *[width] * (depth - 1), 1)
+    roll = toy_sampler("swissroll")
+    clip_seeds = [sd for _ in clips for sd in seeds]
+    deep_clip = he_init_(BatchedMLP(sizes, clip_seeds, stream=STREAM_CRITIC).to(device))
+    bounds = torch.tensor([c for c in clips for _ in seeds])
+    train_critic(
+        deep_clip,
+        roll,
+        seed_generators(clip_seeds, STREAM_DATA),
+        params,
+        int(params["steps"]),
+        bounds,
+        device,
+    )
+    deep_gp = he_init_(BatchedMLP(sizes, seeds, stream=STREAM_CRITIC).to(device))
+    train_critic(
+        deep_gp,
+        roll,
+        seed_generators(seeds, STREAM_DATA),
+        params,
+        int(params["steps"]),
+        None,
+        device,
+    )
+    nb = int(params["n_eval_batches"])
+    norms = np.concatenate(
+        [
+            layer_grad_norms(
+                deep_clip, roll, seed_generators(clip_seeds, STREAM_EVAL), params, nb, device
+            ),
+            layer_grad_norms(
+                deep_gp, roll, seed_generators(seeds, STREAM_EVAL), params, nb, device
+            ),
+        ]
+    )  # (C, L), rows: clips x seeds, then penalty x seeds
+    methods = [f"clip {c:g}" for c in clips] + ["gradient penalty"]
+    method_of = [m for m in methods for _ in seeds]
+    seed_of = [sd for _ in methods for sd in seeds]
+    layers = pd.DataFrame(
+        [
+            {"method": m, "seed": sd, "layer": layer + 1, "grad_norm": float(norms[i, layer])}
+            for i, (m, sd) in enumerate(zip(method_of, seed_of, strict=True))
+            for layer in range(norms.shape[1])
+        ]
+    )
+    slopes = log_slope(norms)
+    # (a): copies = (dataset, seed), clipping and penalty as two nets
+    shallow = (2, *[int(params["surface_width"])] * 3, 1)
+    eff_rows, surf_rows = [], []
+    for data_name in ("8gaussians", "25gaussians"):
+        sampler = toy_sampler(data_name)
+        for method, bounds_a in (
+            ("clip", torch.full((s,), float(params["surface_clip"]))),
+            ("gradient penalty", None),
+        ):
+            net = BatchedMLP(shallow, seeds, stream=STREAM_CRITIC).to(device)
+            train_critic(
+                net,
+                sampler,
+                seed_generators(seeds, STREAM_DATA),
+                params,
+                int(params["surface_steps"]),
+                bounds_a,
+                device,
+            )
+            eff, est, w1 = efficiency(
+                net, sampler, seed_generators(seeds, STREAM_EVAL), params, device
+            )
+            for i, sd in enumerate(seeds):
+                eff_rows.append(
+                    {
+                        "data": data_name,
+                        "method": method,
+                        "seed": sd,
+                        "efficiency": eff[i],
+                        "estimate": est[i],
+                        "w1": w1[i],
+                    }
+                )
+            pts, vals = surface(
+                net, float(params["surface_extent"]), int(params["surface_grid"]), device
+            )
+            surf_rows.append(
+                pd.DataFrame(
+                    {
+                        "data": data_name,
+                        "method": method,
+                        "x": pts[:, 0],
+                        "y": pts[:, 1],
+                        "value": vals[0],
+                    }
+                )
+            )
+    eff = pd.DataFrame(eff_rows)
+    rows = []
+    for i, sd in enumerate(seeds):
+        row = {"seed": sd}
+        for j in range(len(clips)):
+            row[f"abs_slope_clip_{j}"] = float(abs(slopes[j * s + i]))
+            row[f"dead_layers_clip_{j}"] = float((norms[j * s + i] == 0).sum())
+        row["abs_slope_gp"] = float(abs(slopes[len(clips) * s + i]))
+        row["dead_layers_gp"] = float((norms[len(clips) * s + i] == 0).sum())
+        e = eff[eff["seed"] == sd].set_index(["data", "method"])["efficiency"]
+        for d in ("8gaussians", "25gaussians"):
+            tag = d.replace("gaussians", "g")
+            row[f"eff_gp_{tag}"] = float(e[(d, "gradient penalty")])
+            row[f"eff_clip_{tag}"] = float(e[(d, "clip")])
+            row[f"eff_gap_{tag}"] = row[f"eff_gp_{tag}"] - row[f"eff_clip_{tag}"]
+        rows.append(row)
+    return {
+        "seeds": pd.DataFrame(rows),
+        "layers": layers,
+        "efficiency": eff,
+        "surfaces": pd.concat(surf_rows, ignore_index=True),
+    }
+
+
+def fig_layer_gradients(tables: Tables, params: Mapping[str, Any], reported):
+    """WGAN-GP Fig. 1b style: log gradient norm against critic layer, per method."""
+    layers = tables["layers"]
+    fig, ax = plots.figure(1, width=4.8)
+    styles = ["-o", "-s", "-^", "--D"]
+    for k, (method, g) in enumerate(layers.groupby("method", sort=False)):
+        g = g.assign(log_norm=np.log10(np.maximum(g["grad_norm"], NORM_FLOOR)))
+        plots.mean_band(
+            ax,
+            g,
+            "layer",
+            "log_norm",
+            label=method,
+            color=f"C{k}",
+            ms=3,
+            marker=styles[k % 4][-1],
+            ls=styles[k % 4][:-1],
+        )
+    ax.set(
+        xlabel="critic layer (1 = input side)",
+        ylabel=r"$\log_{10}\|\nabla_{W_l}\,(E_G f - E_{data} f)\|$",
+        title="Swiss roll, deep ReLU critic (min-max band: seeds)",
+    )
+    ax.legend(fontsize=7)
+    return fig
+
+
+def fig_value_surfaces(tables: Tables, params: Mapping[str, Any], reported):
+    """WGAN-GP Fig. 1a style: critic value surfaces (first seed), clipping vs penalty."""
+    surf = tables["surfaces"]
+    fig, axes = plots.figure(2, 2, width=3.4, height=3.2)
+    n = int(params["surface_grid"])
+    for r, method in enumerate(("clip", "gradient penalty")):
+        for c, data_name in enumerate(("8gaussians", "25gaussians")):
+            ax = axes[r, c]
+            g = surf[(surf["data"] == data_name) & (surf["method"] == method)]
+            ax.contourf(
+                g["x"].to_numpy().reshape(n, n),
+                g["y"].to_numpy().reshape(n, n),
+                g["value"].to_numpy().reshape(n, n),
+                levels=20,
+                cmap="viridis",
+            )
+            means = (
+                ring_means(8, 2.0) / 1.414
+                if data_name == "8gaussians"
+                else grid_means(5, 2.0) / 2.828
+            ).numpy()
+            ax.plot(means[:, 0], means[:, 1], "w+", ms=5)
+            label = f"clip c = {params['surface_clip']:g}" if method == "clip" else "penalty"
+            ax.set(title=f"{data_name}, {label}", xlabel="$x_1$", ylabel="$x_2$")
+            ax.set_aspect("equal")
+    return fig
+
+
+CLIPPING_GRADIENTS = Experiment(
+    run=run,
+    params=(
+        "clips",
+        "depth",
+        "width",
+        "steps",
+        "batch_size",
+        "lr_clip",
+        "lr_gp",
+        "gp_lambda",
+        "fake_noise_std",
+        "n_eval_batches",
+        "surface_width",
+        "surface_steps",
+        "surface_clip",
+        "surface_extent",
+        "surface_grid",
+        "n_w1",
+    ),
+    metrics=(
+        "abs_slope_clip_0",
+        "abs_slope_clip_1",
+        "abs_slope_clip_2",
+        "abs_slope_gp",
+        "dead_layers_clip_0",
+        "dead_layers_clip_1",
+        "dead_layers_clip_2",
+        "dead_layers_gp",
+        "eff_gp_8g",
+        "eff_clip_8g",
+        "eff_gap_8g",
+        "eff_gp_25g",
+        "eff_clip_25g",
+        "eff_gap_25g",
+    ),
+    figures={"layer_gradients": fig_layer_gradients, "value_surfaces": fig_value_surfaces},
+    doc=__doc__ or "",
+)

@@ -1,0 +1,191 @@
+"""f-GAN Gaussian fits and KL vs reverse KL: the Jeffrey row, exact fits against closed forms,
+the shape metrics on hand values, and both experiments at smoke scale (tables, determinism,
+batched seeds equal separate runs)."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from scipy import special
+
+from repro import divergences as dv
+from repro import experiments
+from repro.experiments import fgan_fit
+
+ROOT = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
+CLAIMS = {
+    "fgan-gaussian-fit": "fgan_gaussian_fit",
+    "kl-covers-reverse-kl-seeks": "kl_covers_reverse_kl_seeks",
+}
+
+
+def spec(claim_id: str) -> dict:
+    return yaml.safe_load((ROOT / "claims" / f"{claim_id}.yaml").read_text())
+
+
+@cache
+def smoke_run(claim_id: str) -> dict[str, pd.DataFrame]:
+    torch.set_num_threads(1)
+    exp = experiments.get(CLAIMS[claim_id])
+    return exp.run(spec(claim_id)["scales"]["smoke"]["params"], [0], CPU)
+
+
+# ------------------------------------------------------------------------------ Jeffrey row
+
+
+def test_log_lambertw_exp_solves_its_equation_and_matches_scipy():
+    a = np.array([-60.0, -3.0, 0.0, 1.0, 2.5, 40.0, 800.0, 1e5])
+    y = dv.log_lambertw_exp(a)
+    np.testing.assert_allclose(np.exp(y) + y, a, rtol=1e-12, atol=1e-12)
+    small = a < 50  # scipy needs exp(a) to be finite
+    np.testing.assert_allclose(
+        np.exp(y[small]), special.lambertw(np.exp(a[small])).real, rtol=1e-12
+    )
+
+
+def test_log_lambertw_exp_gradient_is_w_over_one_plus_w():
+    a = torch.tensor([-4.0, 0.3, 5.0, 300.0], dtype=torch.float64, requires_grad=True)
+    w = dv.log_lambertw_exp(a).exp()
+    (grad,) = torch.autograd.grad(w.sum(), a)
+    torch.testing.assert_close(grad, (w / (1 + w)).detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_jeffrey_conjugate_matches_the_numeric_sup():
+    t = np.linspace(-6.0, 4.0, 41)
+    closed = dv.get_f("jeffrey").f_star(t)
+    np.testing.assert_allclose(dv.conjugate_numeric("jeffrey", t), closed, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("p, q", [((0.0, 1.0), (1.0, 1.0)), ((0.3, 0.8), (-0.5, 1.3))])
+def test_jeffrey_divergence_is_kl_plus_reverse_kl(p, q):
+    x = np.linspace(-20.0, 20.0, 8001)
+    value = dv.f_divergence("jeffrey", dv.gaussian_pdf(x, *p), dv.gaussian_pdf(x, *q), x)
+    assert value == pytest.approx(dv.kl_gaussians(*p, *q) + dv.kl_gaussians(*q, *p), rel=1e-8)
+
+
+def test_jeffrey_bound_is_tight_at_t_star():
+    x = np.linspace(-20.0, 20.0, 8001)
+    p, q = dv.gaussian_pdf(x, 0.0, 1.0), dv.gaussian_pdf(x, 0.7, 1.2)
+    row = dv.get_f("jeffrey")
+    t_star = row.f_prime(p / q)
+    bound = np.trapezoid(p * t_star - q * row.f_star(t_star), x)
+    assert bound == pytest.approx(dv.f_divergence("jeffrey", p, q, x), rel=1e-8)
+
+
+# ------------------------------------------------------------------------------ exact fits
+
+
+def test_kl_fit_is_moment_matching():
+    mix = fgan_fit.MIXTURES["asymmetric"]
+    x = np.linspace(-20.0, 20.0, 6001)
+    mean, std, _ = fgan_fit.exact_fit("kl", mix, x)
+    w, m, s = (np.asarray(v) for v in mix)
+    mean_cf = float(w @ m)
+    std_cf = math.sqrt(float(w @ (s**2 + m**2)) - mean_cf**2)
+    assert (mean, std) == pytest.approx((mean_cf, std_cf), abs=1e-5)
+    assert fgan_fit.mixture_moments(mix) == pytest.approx((mean_cf, std_cf), abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ["reverse_kl", "js", "jeffrey", "pearson", "squared_hellinger"])
+def test_every_fit_of_a_gaussian_target_is_the_target(name):
+    target = ((1.0,), (0.4,), (1.3,))
+    x = np.linspace(-20.0, 20.0, 4001)
+    mean, std, value = fgan_fit.exact_fit(name, target, x)
+    assert (mean, std) == pytest.approx((0.4, 1.3), abs=1e-4)
+    assert value == pytest.approx(0.0, abs=1e-8)
+
+
+def test_reverse_kl_fit_of_two_far_modes_sits_on_one():
+    mix = fgan_fit.MIXTURES["bimodal"]
+    x = np.linspace(-20.0, 20.0, 6001)
+    mean, std, value = fgan_fit.exact_fit("reverse_kl", mix, x)
+    # on one mode the reverse KL is about log 2 (Q misses half of P's mass)
+    assert abs(mean) == pytest.approx(3.0, abs=1e-3)
+    assert std == pytest.approx(0.5, abs=1e-3)
+    assert value == pytest.approx(math.log(2.0), abs=1e-3)
+
+
+def test_fgan_bound_by_hand_for_kl_and_reverse_kl():
+    v_real = torch.tensor([[[0.0], [1.0]], [[0.0], [1.0]]])  # (2 copies, 2 samples, 1)
+    v_fake = torch.tensor([[[0.0], [2.0]], [[0.0], [2.0]]])
+    f = fgan_fit.fgan_bound(v_real, v_fake, ["kl", "reverse_kl"])
+    kl = 0.5 * (0 + 1) - 0.5 * (math.exp(-1) + math.exp(1))  # g = v, f*(t) = exp(t - 1)
+    rkl = 0.5 * (-1 - math.exp(-1)) - 0.5 * (-1 + 1)  # g = -exp(-v), f*(g(v)) = v - 1
+    torch.testing.assert_close(f, torch.tensor([kl, rkl]), rtol=1e-6, atol=1e-7)
+
+
+def test_shape_metrics_by_hand():
+    mix = fgan_fit.MIXTURES["bimodal"]  # modes at -3 and 3, std 0.5: half gap 3
+    covering = fgan_fit.shape_metrics(0.0, 3.0, mix, "a")
+    assert covering == pytest.approx(
+        {"a_center_offset": 0.0, "a_mode_offset": 1.0, "a_std_half_gap": 1.0, "a_std_mode": 6.0}
+    )
+    seeking = fgan_fit.shape_metrics(-2.7, 0.5, mix, "b")
+    assert seeking == pytest.approx(
+        {"b_center_offset": 0.9, "b_mode_offset": 0.1, "b_std_half_gap": 1 / 6, "b_std_mode": 1.0}
+    )
+
+
+# ------------------------------------------------------------------------------ experiments
+
+
+@pytest.mark.parametrize("claim_id", CLAIMS)
+def test_spec_validates_and_matches_its_experiment(claim_id):
+    data = spec(claim_id)
+    schema = yaml.safe_load((ROOT / "claims" / "schema" / "claim.schema.yaml").read_text())
+    jsonschema.validate(data, schema)
+    exp = experiments.get(data["experiment"])
+    assert data["experiment"] == CLAIMS[claim_id]
+    for check in data["checks"] + data.get("premises", []):
+        assert check["metric"] in exp.metrics
+    for scale in ("smoke", "quick", "full"):
+        assert set(data["scales"][scale]["params"]) == set(exp.params), scale
+    assert {f["name"] for f in data["figures"]} <= set(exp.figures)
+
+
+@pytest.mark.parametrize("claim_id", CLAIMS)
+def test_smoke_run_returns_a_finite_seeds_table(claim_id):
+    exp = experiments.get(CLAIMS[claim_id])
+    seeds = smoke_run(claim_id)["seeds"]
+    assert list(seeds["seed"]) == [0]
+    assert np.all(np.isfinite(seeds[list(exp.metrics)].to_numpy(dtype=float)))
+
+
+@pytest.mark.parametrize("claim_id", CLAIMS)
+def test_figures_are_drawn_from_the_tables(claim_id):
+    exp = experiments.get(CLAIMS[claim_id])
+    params = spec(claim_id)["scales"]["smoke"]["params"]
+    for fig_fn in exp.figures.values():
+        fig = fig_fn(smoke_run(claim_id), params, spec(claim_id)["reported"])
+        assert isinstance(fig, matplotlib.figure.Figure)
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("claim_id", CLAIMS)
+def test_same_seeds_give_identical_numbers(claim_id):
+    exp = experiments.get(CLAIMS[claim_id])
+    again = exp.run(spec(claim_id)["scales"]["smoke"]["params"], [0], CPU)
+    pd.testing.assert_frame_equal(again["seeds"], smoke_run(claim_id)["seeds"], check_exact=True)
+
+
+def test_batched_seeds_and_divergences_equal_separate_runs():
+    params = {**spec("fgan-gaussian-fit")["scales"]["smoke"]["params"], "steps": 15}
+    mix = fgan_fit.MIXTURES["asymmetric"]
+    both, _ = fgan_fit.train_fits(params, mix, ["kl", "jeffrey"], [0, 1], CPU)
+    alone, _ = fgan_fit.train_fits(params, mix, ["jeffrey"], [1], CPU)
+    mean_b, std_b = fgan_fit.learned_thetas(both, 2, 2)
+    mean_a, std_a = fgan_fit.learned_thetas(alone, 1, 1)
+    torch.testing.assert_close(mean_b[1, 1], mean_a[0, 0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(std_b[1, 1], std_a[0, 0], rtol=1e-5, atol=1e-6)
+    assert not np.isclose(mean_b[1, 0], mean_b[1, 1])  # seeds differ
