@@ -514,7 +514,8 @@ def fig_bars(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, A
                 ax.axhline(len(get_mixture(ds, params).means), color="0.4", ls="--", lw=0.8)
             ax.set_xticks(x, d.method, rotation=60, ha="right", fontsize=7)
             ax.set(ylabel=label, title=f"{ds}: {label}")
-    axes[0, 0].legend(fontsize=6, loc="lower left")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=7)
     return fig
 
 
