@@ -174,7 +174,7 @@ def test_unknown_names_list_the_valid_ones():
     params = {**smoke_params("optimal-discriminator"), "pairs": ["shift", "nope"]}
     with pytest.raises(ValueError, match="valid: shift, scale, mixture"):
         discriminator.run(params, [0], CPU)
-    params = {**smoke_params("fenchel-conjugates"), "divergences": ["kl", "jeffrey"]}
+    params = {**smoke_params("fenchel-conjugates"), "divergences": ["kl", "no-such-divergence"]}
     with pytest.raises(ValueError, match="valid: kl, reverse_kl, pearson"):
         fgan.run(params, [0], CPU)
 
