@@ -15,7 +15,8 @@
 # same smoke pipeline run locally without SLURM.
 # Settings (environment): VENV (default .venv), SLURM_CHECK_DIR, SLURM_CHECK_LOCAL (1),
 # SLURM_CHECK_CLAIMS (a Snakemake list such as "[saturation,d-perfect]"; default every claim),
-# SLURM_PARTITION (the partition's name in slurm.conf, main).
+# SLURM_PARTITION (the partition's name in slurm.conf, main), SLURM_CHECK_POLL (seconds before
+# the first job status query, 5).
 # The daemons' logs: /var/log/slurm/, /var/log/gan-claims-slurm/ (munged, mysqld).
 set -euo pipefail
 
@@ -251,7 +252,9 @@ PY
     say "smoke pipeline on SLURM ($expected claims) in $WORK/slurm"
     # account and partition: the executor takes the user's default account and the default
     # partition (this cluster's only one)
+    # (first status query after 5 s, not the executor's polite 40 s: a cluster of our own)
     "${sm[@]}" -d "$WORK/slurm" --profile "$REPO/profiles/slurm" --config "${cfg[@]}" \
+        --slurm-init-seconds-before-status-checks "${SLURM_CHECK_POLL:-5}" \
         >"$WORK/slurm.log" 2>&1 ||
         { tail -40 "$WORK/slurm.log"; die "snakemake on SLURM failed (log: $WORK/slurm.log)"; }
     say "SLURM run done in $((SECONDS - t0)) s"
