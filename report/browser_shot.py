@@ -1,12 +1,14 @@
 """Open an HTML page in headless Chromium as a reader would, and save what it shows.
 
-    python report/browser_shot.py PAGE.html OUTDIR [--click TEXT ...] [--width 1280 --height 900]
+    python report/browser_shot.py PAGE.html OUTDIR [--ready TEXT] [--click TEXT ...]
+                                  [--width 1280 --height 900]
 
-Writes OUTDIR/00-landing.png (the page after its scripts ran) and OUTDIR/00-landing.txt (the text
-a reader sees there), then, for each --click TEXT in order, clicks the first visible element whose
-own text is TEXT (a link, button or menu entry: the report is a single-page app) and writes
-NN-<text>.png/.txt. Prints one JSON line per view. Exits 2 when Chromium is missing and 1 when a
-click finds no element.
+Writes OUTDIR/00-landing.png (the page once its scripts ran, its text stopped changing and, with
+--ready, it shows TEXT) and OUTDIR/00-landing.txt (the text a reader sees there), then, for each
+--click TEXT in order, clicks the first visible element whose own text is TEXT (a link, button or
+menu entry: the report is a single-page app; `css:SELECTOR` clicks the first visible element
+matching SELECTOR, e.g. an icon) and writes NN-<text>.png/.txt. Prints one JSON line
+per view. Exits 2 when Chromium is missing and 1 when a click finds no element.
 
 Talks to Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe: file
 descriptors 3 and 4), so it needs only the standard library and Debian's `chromium`.
@@ -29,15 +31,18 @@ from pathlib import Path
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
-# The page's visible text once its scripts have rendered: settled when it stops changing.
-TEXT_JS = "document.body ? document.body.innerText : ''"
+# The page's visible text, and whether the page has finished loading.
+TEXT_JS = "[document.readyState, document.body ? document.body.innerText : '']"
 
-# Click the first visible element whose own text (trimmed) equals the target; true when found.
+# Click the first visible element whose own text (trimmed) equals the target, or, for a target
+# "css:SELECTOR", the first visible element matching SELECTOR (an icon); true when found.
 CLICK_JS = """(() => {
   const want = %s;
-  const all = Array.from(document.querySelectorAll('a, button, li, span, div, td, p, h1, h2, h3'));
+  const css = want.startsWith('css:') ? want.slice(4) : null;
+  const all = Array.from(document.querySelectorAll(
+    css || 'a, button, li, span, div, td, p, h1, h2, h3'));
   const own = el => (el.innerText || '').trim();
-  const hit = all.filter(el => own(el) === want && el.offsetParent !== null);
+  const hit = all.filter(el => (css || own(el) === want) && el.offsetParent !== null);
   if (!hit.length) return false;
   // the innermost match: the element a reader would point at
   const el = hit.find(e => !hit.some(o => o !== e && e.contains(o))) || hit[0];
@@ -132,21 +137,27 @@ class Chromium:
             raise RuntimeError(f"script error: {res['exceptionDetails']}")
         return res["result"].get("value")
 
-    def settle(self, timeout: float = 20.0, quiet: float = 1.0) -> str:
-        """Wait until the page's visible text has not changed for `quiet` seconds."""
+    def settle(self, ready: str | None = None, timeout: float = 60.0, quiet: float = 2.0) -> str:
+        """The visible text once the page has loaded, shows `ready` (when given), and its text
+        has not changed for `quiet` seconds; after `timeout` seconds, whatever it shows."""
         last, since, end = None, time.monotonic(), time.monotonic() + timeout
         while time.monotonic() < end:
-            text = self.evaluate(TEXT_JS)
+            state, text = self.evaluate(TEXT_JS)
             if text != last:
                 last, since = text, time.monotonic()
-            elif time.monotonic() - since >= quiet and text:
+            elif (
+                state == "complete"
+                and text
+                and (ready is None or ready in text)
+                and time.monotonic() - since >= quiet
+            ):
                 break
             time.sleep(0.25)
         return last or ""
 
-    def navigate(self, url: str) -> str:
+    def navigate(self, url: str, ready: str | None = None) -> str:
         self.call("Page.navigate", url=url)
-        return self.settle()
+        return self.settle(ready)
 
     def screenshot(self, path: Path, full_page: bool) -> dict:
         params: dict = {"format": "png"}
@@ -192,6 +203,7 @@ def main(argv=None) -> int:
     ap.add_argument("--click", action="append", default=[], metavar="TEXT")
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=900)
+    ap.add_argument("--ready", metavar="TEXT", help="wait until the landing page shows TEXT")
     ap.add_argument("--viewport-only", action="store_true", help="not the whole page's height")
     args = ap.parse_args(argv)
 
@@ -202,7 +214,7 @@ def main(argv=None) -> int:
     args.outdir.mkdir(parents=True, exist_ok=True)
     browser = Chromium(exe, args.width, args.height)
     try:
-        views = [("landing", browser.navigate(args.page.resolve().as_uri()))]
+        views = [("landing", browser.navigate(args.page.resolve().as_uri(), args.ready))]
         _shoot(browser, args, 0, *views[0])
         status = 0
         for target in args.click:

@@ -8,12 +8,14 @@
 #
 # Writes $REPORT_CHECK_DIR/shots (default /tmp/gan-claims-report-check/shots): 00-landing.png/.txt
 # (the landing page, whole height) and one NN-<view>.png/.txt per view clicked open
-# ($REPORT_CHECK_CLICKS: "|"-separated link texts, default "Claims|Report"). Look at the PNGs.
+# ($REPORT_CHECK_CLICKS: "|"-separated link texts or css:SELECTOR, default: Claims, then
+# js-disjoint-supports, then its figure's caption (the (i) icon), then the figure (the eye icon)).
+# Look at the PNGs.
 # Passes when the page renders (scripts ran, text and a non-trivial screenshot); the reader-facing
 # findings below are printed as WARN, and fail the check with REPORT_CHECK_STRICT=1:
 #   - a docutils error in a caption (e.g. "ERROR/3 ... Undefined substitution")
 #   - the local interpreter path published in the report
-#   - no verdict on the landing page
+#   - no claims table on the landing page (none of the claim ids in claims/ shown there)
 # Needs root or chromium installed: installs `chromium` with apt-get when missing.
 set -euo pipefail
 
@@ -22,7 +24,7 @@ VENV=${VENV:-$REPO/.venv}
 [[ $VENV = /* ]] || VENV=$REPO/$VENV
 WORK=${REPORT_CHECK_DIR:-/tmp/gan-claims-report-check}
 OUT=$WORK/shots
-CLICKS=${REPORT_CHECK_CLICKS-Claims|Report}
+CLICKS=${REPORT_CHECK_CLICKS-Claims|js-disjoint-supports|css:[iconname=information-circle]|css:[iconname=eye]}
 PY=$VENV/bin/python
 
 say() { printf '[report-check] %s\n' "$*"; }
@@ -60,13 +62,14 @@ clicks=()
 IFS='|' read -r -a names <<<"$CLICKS"
 for n in "${names[@]}"; do [[ -z $n ]] || clicks+=(--click "$n"); done
 # a click that finds nothing is reported by browser_shot.py and counted below, not fatal here
-"$PY" "$REPO/report/browser_shot.py" "$REPORT" "$OUT" "${clicks[@]}" | tee "$OUT.jsonl" || true
+"$PY" "$REPO/report/browser_shot.py" "$REPORT" "$OUT" --ready Workflow "${clicks[@]}" |
+    tee "$OUT.jsonl" || true
 
-"$PY" - "$REPORT" "$OUT" "$OUT.jsonl" "$VENV" "${REPORT_CHECK_STRICT:-0}" <<'PY'
+"$PY" - "$REPORT" "$OUT" "$OUT.jsonl" "$VENV" "${REPORT_CHECK_STRICT:-0}" "$REPO/claims" <<'PY'
 import json, os, re, sys
 from pathlib import Path
 
-report, out, views_file, venv, strict = sys.argv[1:]
+report, out, views_file, venv, strict, claims_dir = sys.argv[1:]
 html = Path(report).read_text(errors="replace")
 views = [json.loads(line) for line in Path(views_file).read_text().splitlines() if line.strip()]
 texts = {p.stem: p.read_text() for p in sorted(Path(out).glob("*.txt"))}
@@ -88,10 +91,12 @@ paths |= set(re.findall(r"/[\w./-]*/\.venv/bin/python3?", html))
 published = sorted(p for p in paths if p in html)
 if published:
     warns.append(f"the interpreter path is published: {published}")
-verdicts = re.findall(r"\b(reproduced|not reproduced|partial|inconclusive|error)\b",
-                      texts.get("00-landing", ""))
-if not verdicts:
-    warns.append("no verdict on the landing page")
+ids = sorted(p.stem for p in Path(claims_dir).glob("*.yaml"))
+shown = [i for i in ids if re.search(rf"(?<![\w-]){re.escape(i)}(?![\w-])", texts.get("00-landing", ""))]
+if not shown:
+    warns.append(f"no claims table on the landing page (0 of {len(ids)} claim ids shown)")
+else:
+    print(f"[report-check] landing page names {len(shown)} of {len(ids)} claims")
 
 shown = [f"{v['view']} ({v.get('width')}x{v.get('height')} px)" for v in views if "png" in v]
 print(f"[report-check] views: {', '.join(shown)}")
