@@ -44,8 +44,12 @@ CLICK_JS = """(() => {
   const own = el => (el.innerText || '').trim();
   const hit = all.filter(el => (css || own(el) === want) && el.offsetParent !== null);
   if (!hit.length) return false;
-  // the innermost match: the element a reader would point at
-  const el = hit.find(e => !hit.some(o => o !== e && e.contains(o))) || hit[0];
+  // the innermost match, and among those one that looks clickable (a link, a button, a pointer
+  // cursor) before a heading with the same words
+  const inner = hit.filter(e => !hit.some(o => o !== e && e.contains(o)));
+  const clickable = e => e.closest('a, button, [role=button], [onclick]') ||
+    getComputedStyle(e).cursor === 'pointer';
+  const el = inner.find(clickable) || inner[0] || hit[0];
   el.scrollIntoView();
   el.click();
   return true;
