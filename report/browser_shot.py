@@ -8,7 +8,9 @@ Writes OUTDIR/00-landing.png (the page once its scripts ran, its text stopped ch
 --click TEXT in order, clicks the first visible element whose own text is TEXT (a link, button or
 menu entry: the report is a single-page app; `css:SELECTOR` clicks the first visible element
 matching SELECTOR, e.g. an icon) and writes NN-<text>.png/.txt. Prints one JSON line
-per view. Exits 2 when Chromium is missing and 1 when a click finds no element.
+per view (with `unreachable_px`: how far content sticks out above a scrollable pane scrolled
+to its top, out of the reader's reach; 0 is good). Exits 2 when Chromium is missing and 1 when
+a click finds no element.
 
 Talks to Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe: file
 descriptors 3 and 4), so it needs only the standard library and Debian's `chromium`.
@@ -53,6 +55,26 @@ CLICK_JS = """(() => {
   el.scrollIntoView();
   el.click();
   return true;
+})()"""
+
+
+# Content a reader cannot reach: for each scrollable pane scrolled to its top, how far its content
+# starts above the pane (a flex box that centres content taller than itself pushes the top out of
+# reach); the largest such overflow in CSS pixels, 0 when everything can be scrolled to.
+UNREACHABLE_JS = """(() => {
+  let worst = 0;
+  for (const c of document.querySelectorAll('*')) {
+    const oy = getComputedStyle(c).overflowY;
+    if (!(oy === 'auto' || oy === 'scroll') || c.scrollHeight <= c.clientHeight + 1) continue;
+    const keep = c.scrollTop;
+    c.scrollTop = 0;
+    const top = c.getBoundingClientRect().top;
+    let first = Infinity;
+    for (const e of c.children) first = Math.min(first, e.getBoundingClientRect().top);
+    c.scrollTop = keep;
+    if (first < top) worst = Math.max(worst, Math.round(top - first));
+  }
+  return worst;
 })()"""
 
 
@@ -237,7 +259,10 @@ def _shoot(browser, args, i, name, text):
     stem = args.outdir / f"{i:02d}-{slug(name)}"
     info = browser.screenshot(stem.with_suffix(".png"), full_page=not args.viewport_only)
     stem.with_suffix(".txt").write_text(text)
-    print(json.dumps({"view": name, **info, "text_chars": len(text)}))
+    unreachable = browser.evaluate(UNREACHABLE_JS)
+    print(
+        json.dumps({"view": name, **info, "text_chars": len(text), "unreachable_px": unreachable})
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@
 #   - a docutils error in a caption (e.g. "ERROR/3 ... Undefined substitution")
 #   - the local interpreter path published in the report
 #   - no claims table on the landing page (none of the claim ids in claims/ shown there)
+#   - content a reader cannot scroll to (above the top of a scrollable pane)
 # Needs root or chromium installed: installs `chromium` with apt-get when missing.
 set -euo pipefail
 
@@ -81,6 +82,9 @@ if landing is None or landing.get("text_chars", 0) < 20 or landing.get("bytes", 
 for v in views:
     if "error" in v:
         warns.append(f"no link '{v['view']}' to click on")
+    elif v.get("unreachable_px", 0) > 0:
+        warns.append(f"view '{v['view']}': {v['unreachable_px']} px of content above the top of "
+                     "a scrollable pane, out of the reader's reach (centred overflow)")
 
 # docutils leaves "System Message: ERROR/3 (...)" blocks in captions it could not parse
 docutils = sorted(set(re.findall(r"(?:System Message: )?(?:ERROR|SEVERE|WARNING)/\d[^<\"\\]{0,80}", html)))

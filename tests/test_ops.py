@@ -107,9 +107,42 @@ def test_browser_shot_renders_scripts_and_follows_clicks(tmp_path):
     views = [json.loads(line) for line in run.stdout.splitlines()]
     assert [v["view"] for v in views] == ["landing", "Go", "Missing"]
     assert "error" in views[2]
+    assert views[0]["unreachable_px"] == 0
     landing, clicked = (shots / "00-landing.txt").read_text(), (shots / "01-go.txt").read_text()
     assert "rendered late" in landing and "before" in landing
     assert "after click" in clicked and "before" not in clicked
     png = (shots / "00-landing.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (400, 300)
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="no chromium (apt-get install chromium)"
+)
+def test_browser_shot_measures_content_out_of_reach(tmp_path):
+    # a 300 px pane that centres 1,000 px of content: ~350 px stick out above its top, and
+    # scrolling cannot bring them back (the landing page of Snakemake's report did this)
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><body style='margin:0'><div style='display:flex;align-items:center;"
+        "height:300px;overflow:auto'><div style='height:1000px;flex:none'>tall</div></div>"
+        "</body></html>"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "report/browser_shot.py"),
+            str(page),
+            str(tmp_path / "s"),
+            "--width",
+            "400",
+            "--height",
+            "300",
+            "--viewport-only",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(run.stdout.splitlines()[0])["unreachable_px"] == 350
