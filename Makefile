@@ -7,7 +7,7 @@ SCALE  ?= quick
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: setup pipeline report test lint bench clean-smoke
+.PHONY: setup pipeline report test lint bench clean-smoke slurm-check report-check
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,16 @@ $(VENV)/.installed: pyproject.toml
 
 pipeline: setup
 	$(BIN)/snakemake --cores $(CORES) --config scale=$(SCALE)
+	$(MAKE) --no-print-directory report
+
+# Snakemake's HTML report of the results already there (trains nothing; `make pipeline` first)
+report: setup
+	@test -d results/$(SCALE) || { echo "no results/$(SCALE): run 'make pipeline SCALE=$(SCALE)' first" >&2; exit 1; }
 	$(BIN)/snakemake --config scale=$(SCALE) --report results/$(SCALE)/report.html
+	@echo "wrote results/$(SCALE)/report.html"
+
+clean-smoke:
+	rm -rf results/smoke figures/smoke
 
 test: setup
 	$(BIN)/pytest -q
@@ -30,3 +39,12 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/bench_engine.py
+
+# A real single-node SLURM (root, Debian): bring it up, run the smoke pipeline with
+# --profile profiles/slurm (every claim a SLURM job), check the verdicts, tear it down.
+slurm-check: setup
+	VENV=$(VENV) bash profiles/slurm/local-cluster.sh all
+
+# Snakemake's HTML report of a smoke run in headless Chromium: screenshots (PNG) and text checks
+report-check: setup
+	VENV=$(VENV) bash report/check_html.sh
