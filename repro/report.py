@@ -533,6 +533,11 @@ def check_rst(text: str, source: str) -> None:
         raise ValueError(f"{source}: not valid reStructuredText: {e}") from None
 
 
+def _short(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
 def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None = None) -> str:
     """The HTML report's landing page: provenance, verdict counts and the claims table."""
     from repro.claims import CLAIMS_DIR, load_all
@@ -564,20 +569,24 @@ def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None =
         lines += [
             f".. list-table:: {rst_escape(KIND_TITLE[kind])} ({said})",
             "   :header-rows: 1",
-            "   :widths: 18 12 14 28 28 10",
+            "   :widths: 18 18 10 27 27",
             "",
             "   * - claim",
-            "     - paper",
-            "     - where",
-            "     - reported",
-            "     - measured",
+            "     - paper, where",
             "     - verdict",
+            "     - measured",
+            "     - reported (in full in REPORT.md)",
         ]
         for row in part.itertuples(index=False):
             name = row.id + (f" @ {row.variant}" if row.variant else "")
-            cells = [name, row.paper, row.where, row.reported, row.measured or "—", row.verdict]
-            lines.append(f"   * - {rst_escape(cells[0])}")
-            lines += [f"     - {rst_escape(c) or '—'}" for c in cells[1:]]
+            cells = [
+                f"{row.paper}, {row.where}",
+                row.verdict,
+                _short(row.measured or "—", 200),
+                _short(row.reported, 140),
+            ]
+            lines.append(f"   * - {rst_escape(name)}")
+            lines += [f"     - {rst_escape(c) or '—'}" for c in cells]
         lines.append("")
     lines += [
         "Each claim's figures and metric tables are under *Claims* (one subcategory per claim); "
