@@ -37,6 +37,7 @@ def pack(x: torch.Tensor, m: int) -> torch.Tensor:
 
     (S, B, d) -> (S, B / m, m d): pack j of seed s is [x[s, j m], ..., x[s, j m + m - 1]], so D
     judges m samples jointly; real packs hold real samples only and fake packs fakes only.
+    Images (S, B, C, H, W) are packed along the channels: (S, B / m, m C, H, W).
     B must be a multiple of m. m = 1 is the identity.
 
     Example:
@@ -44,10 +45,10 @@ def pack(x: torch.Tensor, m: int) -> torch.Tensor:
         tensor([[[ 0.,  1.,  2.,  3.,  4.,  5.],
                  [ 6.,  7.,  8.,  9., 10., 11.]]])
     """
-    s, b, d = x.shape
+    s, b = x.shape[:2]
     if m < 1 or b % m:
         raise ValueError(f"batch {b} is not a multiple of the pack size {m}")
-    return x.reshape(s, b // m, m * d)
+    return x.reshape(s, b // m, m * x.shape[2], *x.shape[3:])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,15 +43,17 @@ def smoke_run() -> dict[str, pd.DataFrame]:
 # ------------------------------------------------------------------------------ remedies
 
 
-def test_pack_concatenates_consecutive_samples_along_channels():
+def test_pack_concatenates_consecutive_images_along_channels():
+    from repro.remedies import pack
+
     x = torch.arange(1 * 4 * 3 * 2 * 2, dtype=torch.float32).reshape(1, 4, 3, 2, 2)
-    packed = stacked.pack(x, 2)
+    packed = pack(x, 2)
     assert packed.shape == (1, 2, 6, 2, 2)
     torch.testing.assert_close(packed[0, 0, :3], x[0, 0])
     torch.testing.assert_close(packed[0, 0, 3:], x[0, 1])
     torch.testing.assert_close(packed[0, 1, 3:], x[0, 3])
     with pytest.raises(ValueError, match="multiple"):
-        stacked.pack(x[:, :3], 2)
+        pack(x[:, :3], 2)
 
 
 def test_minibatch_features_on_three_points_by_hand():

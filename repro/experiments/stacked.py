@@ -51,6 +51,7 @@ from repro.nets import (
     seed_generators,
     unfold_seeds,
 )
+from repro.remedies import pack
 from repro.train import TrainConfig, train_gan
 
 N_CHANNELS = 3  # digits stacked per sample
@@ -184,18 +185,6 @@ def held_out_accuracy(net: BatchedMLP, images: torch.Tensor, labels: torch.Tenso
 
 # ---------------------------------------------------------------------------------------------
 # the remedies, as small pieces (issue 7: the lead may fold them into repro/remedies.py)
-
-
-def pack(x: torch.Tensor, m: int) -> torch.Tensor:
-    """PacGAN packing: m consecutive samples concatenated along the channels.
-
-    (S, B, C, H, W) -> (S, B / m, m C, H, W); pack i holds samples m i, ..., m i + m - 1 in that
-    channel order (Lin et al. 2018, Sec. 3: D judges m samples jointly). B must divide by m.
-    """
-    s, b = x.shape[:2]
-    if b % m:
-        raise ValueError(f"batch {b} is not a multiple of the packing degree {m}")
-    return x.reshape(s, b // m, m * x.shape[2], *x.shape[3:])
 
 
 def minibatch_features(h: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
