@@ -7,7 +7,7 @@ SCALE  ?= quick
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: setup pipeline report test lint bench clean-smoke
+.PHONY: setup pipeline report test lint bench clean-smoke data
 
 setup: $(VENV)/.installed
 
@@ -30,3 +30,6 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/bench_engine.py
+
+data: setup
+	$(BIN)/python -m repro.data fetch
