@@ -13,12 +13,25 @@ The verdict is computed from the spec's pre-registered checks alone:
 - ``reproduced``: every check holds;
 - ``partial``: some hold;
 - ``not reproduced``: none hold;
-- ``inconclusive``: smoke scale, fewer valid seeds than ``min_seeds``, or a NaN measurement;
-- ``error``: the experiment raised (the traceback is in the run record and the log).
+- ``inconclusive``: smoke scale, fewer valid seeds than ``min_seeds``, a NaN measurement, or a
+  premise not met (``premises:``, e.g. "D became near-optimal": the checks then say nothing
+  about the theory);
+- ``error``: the experiment raised (the traceback is in the run record and the log), an
+  invariant included (:mod:`repro.invariants`).
+
+A check is either ``aggregate op value`` (e.g. the median over seeds is >= 3) or a one-sided test
+across seeds (``test: {name: t|wilcoxon|sign, alternative, alpha}``, H0: the metric's location
+equals ``value``; it holds when H0 is rejected at ``alpha``).
+
+Pre-registration: ``claims/checks.lock`` holds a hash of every claim's checks and premises
+(:func:`checks_hash`); a spec whose checks differ from the lock needs a ``revisions:`` entry
+naming the new hash (tests/test_claims.py enforces it; ``repro lock`` records it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import operator
 import re
@@ -34,15 +47,18 @@ import pandas as pd
 import yaml
 
 from repro import experiments
-from repro.stats import t_interval
+from repro.stats import one_sided_test, t_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS_DIR = ROOT / "claims"
 SCHEMA_PATH = CLAIMS_DIR / "schema" / "claim.schema.yaml"
 REFS_PATH = ROOT / "report" / "refs.bib"
+LOCK_PATH = CLAIMS_DIR / "checks.lock"
 
 SCALES = ("smoke", "quick", "full")
 VERDICTS = ("reproduced", "partial", "not reproduced", "inconclusive", "error")
+KINDS = ("identity", "empirical")
+VARIANT_SEP = "@"  # a variant's run id: <claim>@<variant>
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
@@ -77,6 +93,26 @@ class Spec:
         return list(self.data["checks"])
 
     @property
+    def premises(self) -> list[dict[str, Any]]:
+        return list(self.data.get("premises", []))
+
+    @property
+    def kind(self) -> str:
+        return self.data["kind"]
+
+    @property
+    def variants(self) -> dict[str, dict[str, Any]]:
+        return dict(self.data.get("variants", {}))
+
+    def variants_at(self, scale: str) -> list[str]:
+        """The variants that run at ``scale``."""
+        return [name for name, v in self.variants.items() if scale in v["scales"]]
+
+    @property
+    def checks_hash(self) -> str:
+        return checks_hash(self.data)
+
+    @property
     def figures(self) -> list[dict[str, str]]:
         return list(self.data["figures"])
 
@@ -84,8 +120,15 @@ class Spec:
     def min_seeds(self) -> int:
         return int(self.data.get("min_seeds", 3))
 
-    def params(self, scale: str) -> dict[str, Any]:
-        return dict(self.data["scales"][scale]["params"])
+    def params(self, scale: str, variant: str | None = None) -> dict[str, Any]:
+        """The scale's params, with a variant's overrides on top."""
+        params = dict(self.data["scales"][scale]["params"])
+        if variant is not None:
+            if variant not in self.variants:
+                known = ", ".join(sorted(self.variants)) or "none"
+                raise KeyError(f"{self.id}: unknown variant {variant!r}; known: {known}")
+            params.update(self.variants[variant]["params"])
+        return params
 
     def seeds(self, scale: str, n_override: int | None = None) -> list[int]:
         """Seeds 0..n-1, n from the spec's scale unless the config overrides it."""
@@ -102,6 +145,29 @@ class Spec:
 @cache
 def _schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice is an error (YAML keeps the last one
+    silently, which would let a second ``checks:`` hide the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def checks_hash(data: Mapping[str, Any]) -> str:
+    """12 hex digits of SHA-256 over the checks and premises (canonical JSON)."""
+    payload = {"checks": data.get("checks", []), "premises": data.get("premises", [])}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @cache
@@ -169,15 +235,16 @@ def validate_meaning(data: Mapping[str, Any], path: Path) -> None:
                 f"{'; '.join(problems)}; the experiment takes {sorted(wanted)}",
             )
     seen: set[str] = set()
-    for i, check in enumerate(data["checks"]):
-        if check["id"] in seen:
-            raise SpecError(path, f"checks[{i}].id", f"duplicate check id {check['id']!r}")
-        seen.add(check["id"])
-        if check["metric"] not in exp.metrics:
+    for group in ("checks", "premises"):
+        for i, check in enumerate(data.get(group, [])):
+            _validate_check(check, f"{group}[{i}]", seen, exp, path)
+    for name, variant in data.get("variants", {}).items():
+        unknown = sorted(set(variant["params"]) - set(exp.params))
+        if unknown:
             raise SpecError(
                 path,
-                f"checks[{i}].metric",
-                f"unknown metric {check['metric']!r}; the experiment reports {sorted(exp.metrics)}",
+                f"variants.{name}.params",
+                f"unknown {unknown}; the experiment takes {sorted(exp.params)}",
             )
     for i, fig in enumerate(data["figures"]):
         if fig["name"] not in exp.figures:
@@ -188,11 +255,34 @@ def validate_meaning(data: Mapping[str, Any], path: Path) -> None:
             )
 
 
+def _validate_check(check: Mapping[str, Any], field: str, seen: set[str], exp, path: Path) -> None:
+    """One check or premise: a unique id, a known metric, one form, a finite threshold."""
+    if check["id"] in seen:
+        raise SpecError(path, f"{field}.id", f"duplicate check id {check['id']!r}")
+    seen.add(check["id"])
+    if check["metric"] not in exp.metrics:
+        raise SpecError(
+            path,
+            f"{field}.metric",
+            f"unknown metric {check['metric']!r}; the experiment reports {sorted(exp.metrics)}",
+        )
+    has_rule = "aggregate" in check or "op" in check
+    if has_rule == ("test" in check) or (has_rule and not {"aggregate", "op"} <= set(check)):
+        raise SpecError(
+            path,
+            field,
+            "give either 'aggregate' and 'op' (compare an aggregate over seeds with value) "
+            "or 'test' (a one-sided test across seeds), not both and not neither",
+        )
+    if isinstance(check["value"], bool) or not math.isfinite(check["value"]):
+        raise SpecError(path, f"{field}.value", f"{check['value']!r}: must be a finite number")
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read and fully validate one spec file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         raise SpecError(path, "<yaml>", f"not valid YAML: {e}") from None
     except OSError as e:
@@ -203,7 +293,14 @@ def load_spec(path: str | Path) -> Spec:
 
 
 def spec_paths(claims_dir: str | Path = CLAIMS_DIR) -> list[Path]:
-    return sorted(Path(claims_dir).glob("*.yaml"))
+    """The spec files in ``claims_dir``; a missing folder or a ``.yml`` spec is an error."""
+    claims_dir = Path(claims_dir)
+    if not claims_dir.is_dir():
+        raise SpecError(claims_dir, "claims_dir", "no such folder (set claims_dir in the config)")
+    misnamed = sorted(claims_dir.glob("*.yml"))
+    if misnamed:
+        raise SpecError(misnamed[0], "<file>", "specs end in .yaml; rename it to end in .yaml")
+    return sorted(claims_dir.glob("*.yaml"))
 
 
 def load_all(claims_dir: str | Path = CLAIMS_DIR) -> dict[str, Spec]:
@@ -238,35 +335,72 @@ def aggregate(values: np.ndarray, how: str) -> float:
     raise ValueError(f"unknown aggregate {how!r}; valid: mean, median, min, max, ci_low, ci_high")
 
 
-def evaluate_checks(spec: Spec, seeds_table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each check with its measured value and whether it holds (None when unmeasurable)."""
-    results = []
-    for check in spec.checks:
-        values = seeds_table[check["metric"]].to_numpy(dtype=float)
+def evaluate_check(check: Mapping[str, Any], seeds_table: pd.DataFrame) -> dict[str, Any]:
+    """One check with its measured value and whether it holds (None when unmeasurable).
+
+    For an ``aggregate op value`` check, ``measured`` is the aggregate; for a test check it is the
+    one-sided p-value, and the check holds when p < alpha.
+    """
+    values = seeds_table[check["metric"]].to_numpy(dtype=float)
+    if "test" in check:
+        test = check["test"]
+        measured = one_sided_test(values, check["value"], test["name"], test["alternative"])
+        holds = None if math.isnan(measured) else bool(measured < test["alpha"])
+    else:
         measured = aggregate(values, check["aggregate"])
         holds = None if math.isnan(measured) else bool(OPS[check["op"]](measured, check["value"]))
-        mean, low, high = t_interval(values)
-        results.append(
-            {
-                **check,
-                "measured": measured,
-                "passed": holds,
-                "n_seeds": int(np.isfinite(values).sum()),
-                "mean": mean,
-                "ci95": [low, high],
-                "per_seed": values.tolist(),
-            }
-        )
-    return results
+    mean, low, high = t_interval(values)
+    return {
+        **check,
+        "rule": check_rule(check),
+        "measured": measured,
+        "passed": holds,
+        "n_seeds": int(np.isfinite(values).sum()),
+        "mean": mean,
+        "ci95": [low, high],
+        "per_seed": values.tolist(),
+    }
 
 
-def verdict(spec: Spec, scale: str, checks: list[dict[str, Any]]) -> tuple[str, str]:
-    """(verdict, reason) from evaluated checks alone."""
+def check_rule(check: Mapping[str, Any]) -> str:
+    """The rule in words: ``median >= 3`` or ``t-test (greater) vs 0: p < 0.05``."""
+    if "test" in check:
+        t = check["test"]
+        return f"{t['name']}-test ({t['alternative']}) vs {check['value']:g}: p < {t['alpha']:g}"
+    return f"{check['aggregate']} {check['op']} {check['value']:g}"
+
+
+def evaluate_checks(spec: Spec, seeds_table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each check with its measured value and whether it holds (None when unmeasurable)."""
+    return [evaluate_check(c, seeds_table) for c in spec.checks]
+
+
+def evaluate_premises(spec: Spec, seeds_table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each premise, evaluated like a check."""
+    return [evaluate_check(p, seeds_table) for p in spec.premises]
+
+
+def verdict(
+    spec: Spec,
+    scale: str,
+    checks: list[dict[str, Any]],
+    premises: list[dict[str, Any]] | None = None,
+) -> tuple[str, str]:
+    """(verdict, reason) from evaluated premises and checks alone."""
     if scale == "smoke":
         return "inconclusive", "smoke scale: a pipeline test, too small to support a verdict"
     n_valid = min((c["n_seeds"] for c in checks), default=0)
     if n_valid < spec.min_seeds:
         return "inconclusive", f"{n_valid} valid seed(s), fewer than min_seeds={spec.min_seeds}"
+    unmet = [p for p in premises or [] if not p["passed"]]
+    if unmet:
+        said = "; ".join(
+            f"{p['id']} ({p['rule']}; measured {p['measured']:.4g})"
+            if p["passed"] is not None
+            else f"{p['id']} (unmeasurable)"
+            for p in unmet
+        )
+        return "inconclusive", f"premise not met: {said}"
     if any(c["passed"] is None for c in checks):
         return "inconclusive", "a checked metric is NaN or infinite"
     n_pass = sum(c["passed"] for c in checks)
@@ -275,3 +409,48 @@ def verdict(spec: Spec, scale: str, checks: list[dict[str, Any]]) -> tuple[str, 
     if n_pass == 0:
         return "not reproduced", f"none of the {len(checks)} checks hold"
     return "partial", f"{n_pass} of {len(checks)} checks hold"
+
+
+# ---------------------------------------------------------------- pre-registration lock
+
+
+def read_lock(path: Path = LOCK_PATH) -> dict[str, str]:
+    """claim id -> registered checks hash (empty when there is no lock file)."""
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {str(k): str(v) for k, v in data.get("claims", {}).items()}
+
+
+def lock_problems(specs: Mapping[str, Spec], lock: Mapping[str, str]) -> list[str]:
+    """What disagrees with the lock: unregistered claims, checks changed with no revision."""
+    problems = []
+    for cid, spec in sorted(specs.items()):
+        current = spec.checks_hash
+        revised = {r["checks_hash"] for r in spec.data.get("revisions", [])}
+        if cid not in lock:
+            problems.append(f"{spec.path}: not registered in {LOCK_PATH.name} (run `repro lock`)")
+        elif current != lock[cid] and current not in revised:
+            problems.append(
+                f"{spec.path}: field 'checks': checks/premises hash {current} differs from the "
+                f"registered {lock[cid]}; add a 'revisions:' entry with checks_hash: {current} "
+                "(date, what changed, why, citing the paper), then `repro lock`"
+            )
+    return problems
+
+
+def write_lock(specs: Mapping[str, Spec], path: Path = LOCK_PATH) -> dict[str, str]:
+    """Record every claim's current checks hash, refusing a change that has no revision entry."""
+    from repro import io
+
+    lock = read_lock(path)
+    problems = [p for p in lock_problems(specs, lock) if "not registered" not in p]
+    if problems:
+        raise SpecError(path, "claims", "; ".join(problems))
+    new = {cid: spec.checks_hash for cid, spec in sorted(specs.items())}
+    header = (
+        "# Registered checks: claim id -> 12 hex digits of SHA-256 over its checks and premises.\n"
+        "# Written by `repro lock`; a change needs a `revisions:` entry in the spec (see README).\n"
+    )
+    io.write_text(path, header + yaml.safe_dump({"claims": new}, sort_keys=True))
+    return new

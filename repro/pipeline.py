@@ -24,7 +24,14 @@ from typing import Any
 import pandas as pd
 
 from repro import experiments, io, provenance
-from repro.claims import SCALES, Spec, evaluate_checks, load_spec, verdict
+from repro.claims import (
+    SCALES,
+    Spec,
+    evaluate_checks,
+    evaluate_premises,
+    load_spec,
+    verdict,
+)
 
 log = logging.getLogger("repro.pipeline")
 
@@ -39,17 +46,20 @@ def run_claim(
     device: str = "auto",
     n_seeds: int | None = None,
     threads: int = 1,
+    variant: str | None = None,
 ) -> dict[str, Any]:
-    """Run one claim's experiment at ``scale``; write its results into ``out``, return record."""
+    """Run one claim's experiment at ``scale`` (its ``variant``'s params, if given); write its
+    results into ``out`` and return the run record."""
     import torch
 
     spec = load_spec(spec_path)
     out = Path(out)
     torch.set_num_threads(max(1, threads))
     dev = provenance.pick_device(device)
-    seeds, params = spec.seeds(scale, n_seeds), spec.params(scale)
+    seeds, params = spec.seeds(scale, n_seeds), spec.params(scale, variant)
     record: dict[str, Any] = {
         "claim": spec.id,
+        "variant": variant,
         "scale": scale,
         "experiment": spec["experiment"],
         "seeds": seeds,
@@ -129,19 +139,26 @@ def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, An
     scale = record["scale"]
     if record["status"] == "ok":
         checks = evaluate_checks(spec, tables["seeds"])
-        label, reason = verdict(spec, scale, checks)
+        premises = evaluate_premises(spec, tables["seeds"])
+        label, reason = verdict(spec, scale, checks, premises)
     else:
-        checks, label, reason = [], "error", record.get("error", "the experiment failed")
+        checks, premises = [], []
+        label, reason = "error", record.get("error", "the experiment failed")
     summary = {
         "id": spec.id,
+        "variant": record.get("variant"),
         "scale": scale,
+        "kind": spec.kind,
         "verdict": label,
         "reason": reason,
         "title": spec["title"],
         "paper": spec["paper"],
         "where": spec["where"],
+        "quote": spec["quote"],
         "statement": spec["statement"],
         "reported": spec["reported"],
+        "checks_hash": spec.checks_hash,
+        "premises": premises,
         "checks": checks,
         "seeds": record["seeds"],
         "provenance": {k: v for k, v in record.items() if k not in ("params", "seeds")},
@@ -198,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seeds", type=int, default=None, help="override the spec's number of seeds")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--variant", default=None, help="run a variant declared in the spec")
     p = sub.add_parser("summarise", help="verdict and tables from a run record")
     p.add_argument("spec")
     p.add_argument("run_json")
@@ -216,7 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     if args.step == "run":
-        run_claim(args.spec, args.scale, args.out, args.device, args.seeds, args.threads)
+        run_claim(
+            args.spec, args.scale, args.out, args.device, args.seeds, args.threads, args.variant
+        )
     elif args.step == "summarise":
         s = summarise_claim(args.spec, args.run_json)
         log.info("%s (%s): %s (%s)", s["id"], s["scale"], s["verdict"], s["reason"])
