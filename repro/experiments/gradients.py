@@ -23,7 +23,9 @@ through the one copy of G (``per_d_gradients``).
 from __future__ import annotations
 
 import copy
+import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,6 +51,8 @@ from repro.nets import (
     stream_seed,
 )
 from repro.train import TrainConfig, epoch_steps, make_optimizer, train_gan
+
+log = logging.getLogger(__name__)
 
 # Random streams beyond repro.nets' 0-4: minibatch gradient samples, the quality classifier,
 # the theorem's noise model, the fresh Ds' initial weights (per D index).
@@ -353,6 +357,7 @@ def run_fresh_d(
         )
     )
     rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
     acc_sum, acc_n = torch.zeros(n_ds * k, device=device), 0
     for it in range(p["d_iterations"] + 1):
         if it in schedule:
@@ -367,6 +372,15 @@ def run_fresh_d(
                 rows.append(row)
             acc_sum.zero_()
             acc_n = 0
+            if it % p["eval_every"] == 0 or it == p["d_iterations"]:
+                log.info(
+                    "fresh D it %d/%d  held-out accuracy %.4f  (%d D copies)  %.1f s",
+                    it,
+                    p["d_iterations"],
+                    float(stats_["accuracy"].mean()),
+                    n_ds * k,
+                    time.perf_counter() - t0,
+                )
         if it == p["d_iterations"]:
             break
         x = train(gens, b, device=device)
@@ -589,10 +603,10 @@ def run_d_perfect(params: Mapping[str, Any], seeds: Sequence[int], device: Any) 
     return {"seeds": table, "curves": curves, "snapshots": snaps, "quality": quality}
 
 
-def _dpi(fig, width_px: int = 1200):
-    """Set the figure's dpi so its PNG is ``width_px`` wide (issue 9: at least ~1,000 px)."""
-    fig.set_dpi(width_px / fig.get_figwidth())
-    return fig
+def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.0, width_px: int = 1400):
+    """``plots.figure`` with the dpi set so the PNG is ``width_px`` wide (issue 9: >= ~1,000 px;
+    the dpi must be given at creation: savefig uses the figure's original dpi)."""
+    return plots.figure(ncols, width=width, height=height, dpi=width_px / (width * ncols))
 
 
 def _epoch_label(ep: int) -> str:
@@ -633,7 +647,7 @@ def _title(params: Mapping[str, Any]) -> str:
 
 def fig_d_perfect(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Fig. 1 of the paper: held-out D error (1 - accuracy) against D iterations, per G."""
-    fig, ax = plots.figure(width=6.0, height=4.0)
+    fig, ax = _figure(width=6.0, height=4.0)
     curves = tables["curves"]
     curves = curves[curves["d_index"] == 0].copy()
     n_eval = min(params["eval_size"], 297 if params["dataset"] == "digits" else 10000)
@@ -656,19 +670,19 @@ def fig_d_perfect(tables: Tables, params: Mapping[str, Any], reported: Mapping[s
     ax.axhline(1 - ACCURACY_TARGET, color="k", lw=0.8, ls="--", label=f"accuracy {ACCURACY_TARGET}")
     ax.set(
         yscale="log",
-        xscale="symlog",
         xlabel="fresh D iterations (G frozen)",
         ylabel=r"D error $1 - \mathrm{accuracy}$",
         title=f"fresh D against a frozen G ({_title(params)})",
     )
+    ax.set_xscale("symlog", linthresh=10, linscale=0.5)
     ax.set_xlim(left=0)
     ax.legend(fontsize=7, ncol=2)
-    return _dpi(fig)
+    return fig
 
 
 def fig_sample_quality(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Frechet distance per snapshot (and untrained G, real data) in the classifier's features."""
-    fig, axes = plots.figure(2, width=4.2, height=3.4)
+    fig, axes = _figure(2, width=4.2, height=3.4)
     q = tables["quality"]
     acc = float(tables["seeds"]["classifier_test_accuracy"].iloc[0])
     order = sorted(q["epochs"].unique())
@@ -701,10 +715,9 @@ def fig_sample_quality(tables: Tables, params: Mapping[str, Any], reported: Mapp
     )
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7)
-    fig.suptitle(
-        f"sample quality ({_title(params)}; classifier held-out accuracy {acc:.3f})", fontsize=10
-    )
-    return _dpi(fig)
+    axes[0].set_title(f"{_title(params)}", fontsize=9)
+    axes[1].set_title(f"classifier held-out accuracy {acc:.3f}", fontsize=9)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -753,7 +766,7 @@ def run_vanishing(params: Mapping[str, Any], seeds: Sequence[int], device: Any) 
 
 def fig_vanishing(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Fig. 2 of the paper: the original cost's gradient norm against D iterations (log y)."""
-    fig, ax = plots.figure(width=6.0, height=4.0)
+    fig, ax = _figure(width=6.0, height=4.0)
     curves = tables["curves"]
     curves = curves[curves["d_index"] == 0]
     for i, (ep, c) in enumerate(curves.groupby("epochs")):
@@ -765,12 +778,12 @@ def fig_vanishing(tables: Tables, params: Mapping[str, Any], reported: Mapping[s
         title=f"original cost: gradient norm ({_title(params)})",
     )
     ax.legend(fontsize=8)
-    return _dpi(fig)
+    return fig
 
 
 def fig_norm_vs_loss(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Thm 2.4's mechanism: gradient norm against D's held-out loss on fakes (log-log)."""
-    fig, ax = plots.figure(width=6.0, height=4.0)
+    fig, ax = _figure(width=6.0, height=4.0)
     curves = tables["curves"]
     curves = curves[curves["d_index"] == 0]
     for i, (ep, c) in enumerate(curves.groupby("epochs")):
@@ -799,7 +812,7 @@ def fig_norm_vs_loss(tables: Tables, params: Mapping[str, Any], reported: Mappin
         title=f"gradient norm against D's error ({_title(params)})",
     )
     ax.legend(fontsize=8)
-    return _dpi(fig)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1001,7 +1014,7 @@ def _qq_table(grads: torch.Tensor, seeds: Sequence[int], epochs: Sequence[int]) 
 
 def fig_instability(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Fig. 3 of the paper (norm vs D iterations) and the relative noise across minibatches."""
-    fig, axes = plots.figure(2, width=5.0, height=3.8)
+    fig, axes = _figure(2, width=5.0, height=3.8)
     curves = tables["curves"]
     curves = curves[curves["d_index"] == 0]
     ax = axes[0]
@@ -1044,13 +1057,13 @@ def fig_instability(tables: Tables, params: Mapping[str, Any], reported: Mapping
         title=f"relative noise, {params['tail_batches']} minibatches of {params['batch_size']} z",
     )
     ax.legend(fontsize=8)
-    fig.suptitle(_title(params), fontsize=10)
-    return _dpi(fig)
+    axes[0].set_title(f"{axes[0].get_title()} ({_title(params)})", fontsize=9)
+    return fig
 
 
 def fig_tails(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Thm 2.6: QQ plot of coordinates across Ds; tail ratio in the theorem's model vs noise."""
-    fig, axes = plots.figure(2, width=5.0, height=3.8)
+    fig, axes = _figure(2, width=5.0, height=3.8)
     ax, qq = axes[0], tables["qq"]
     lim = 8.0
     for i, (ep, c) in enumerate(qq.groupby("epochs")):
@@ -1097,8 +1110,8 @@ def fig_tails(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, 
         title=rf"Thm 2.6 model: $D = D^* + \epsilon$, gap {params['analytic_gap']}",
     )
     ax.legend(fontsize=7)
-    fig.suptitle(_title(params), fontsize=10)
-    return _dpi(fig)
+    axes[0].set_title(f"{axes[0].get_title()} ({_title(params)})", fontsize=9)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
