@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from repro import divergences, losses
 from repro.data import sample_normal
 from repro.experiments import Experiment, Tables
-from repro.experiments import gradients as gr
+from repro.experiments import digits_protocol as gr
 from repro.nets import seed_generators
 from repro.plots import figure, mean_band
 
