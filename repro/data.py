@@ -336,6 +336,12 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    """``sha256_file`` once per (file, size, modification time): a run checks the data often."""
+    return sha256_file(path)
+
+
 def _fashion_dir(root: str | Path | None = None) -> Path:
     return Path(root) if root is not None else data_dir() / FASHION_MNIST_SUBDIR
 
@@ -359,7 +365,8 @@ def require_dataset(name: str, root: str | Path | None = None) -> None:
         path = where / fname
         if not path.is_file():
             raise DataMissingError(f"Fashion-MNIST file {path} is missing: {fix}")
-        got = sha256_file(path)
+        st = path.stat()
+        got = _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
         if got != digest:
             raise DataMissingError(
                 f"Fashion-MNIST file {path} has SHA-256 {got}, expected {digest}: {fix}"
@@ -462,6 +469,14 @@ def load_images(
     if name == "fashion-mnist":
         return load_fashion_mnist(split, dtype=dtype)[0]
     raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+
+
+def image_size(name: str) -> int:
+    """Side length of data set ``name``'s square images: 8 (digits) or 28 (Fashion-MNIST)."""
+    sizes = {"digits": 8, "fashion-mnist": 28}
+    if name not in sizes:
+        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+    return sizes[name]
 
 
 def load_labels(name: str, split: str = "train") -> torch.Tensor:

@@ -37,7 +37,14 @@ from scipy import stats
 from torch import nn
 
 from repro import plots
-from repro.data import EpochSampler, load_images, load_labels, require_dataset, sample_normal
+from repro.data import (
+    EpochSampler,
+    image_size,
+    load_images,
+    load_labels,
+    require_dataset,
+    sample_normal,
+)
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.losses import gan_d_loss, minimax_g_loss, non_saturating_g_loss
@@ -235,8 +242,7 @@ def stack_snapshots(
     params: Mapping[str, Any], seeds: Sequence[int], snapshots: Sequence[dict], device: Any
 ) -> ConvGenerator:
     """A batched G of K*S copies: copy k*S + i is snapshot k of seed i (seeds repeated K times)."""
-    size = _images(params, "test", "cpu").shape[-1]
-    G = make_generator(params, list(seeds) * len(snapshots), size)
+    G = make_generator(params, list(seeds) * len(snapshots), image_size(params["dataset"]))
     G.load_state_dict({k: torch.cat([s[k] for s in snapshots]) for k in snapshots[0]})
     return G.to(device)
 
