@@ -159,3 +159,16 @@ def test_per_d_gradients_equal_each_d_alone():
         grads = torch.autograd.grad(loss.sum(), list(G.parameters()))
         flat = torch.cat([g.reshape(2, -1) for g in grads], dim=1)
         torch.testing.assert_close(got[j], flat.gather(1, coords), rtol=1e-9, atol=1e-12)
+
+
+def test_snapshot_checkpoint_is_opt_in_and_keyed_by_gan_settings(tmp_path, monkeypatch):
+    params = {k: 1 for k in gradients.GAN_PARAMS} | {"d_lr": 1e-3, "d_norm": "none"}
+    monkeypatch.delenv(gradients.CHECKPOINT_DIR_ENV, raising=False)
+    assert gradients.snapshot_checkpoint(params, [0], "cpu") is None
+    monkeypatch.setenv(gradients.CHECKPOINT_DIR_ENV, str(tmp_path))
+    path = gradients.snapshot_checkpoint(params, [0], "cpu")
+    assert path.startswith(str(tmp_path))
+    # fresh-D settings share the GAN run; GAN settings and seeds do not
+    assert gradients.snapshot_checkpoint(params | {"d_lr": 2e-4}, [0], "cpu") == path
+    assert gradients.snapshot_checkpoint(params | {"lr": 2}, [0], "cpu") != path
+    assert gradients.snapshot_checkpoint(params, [0, 1], "cpu") != path

@@ -23,8 +23,12 @@ through the one copy of G (``per_d_gradients``).
 from __future__ import annotations
 
 import copy
+import hashlib
+import inspect
+import json
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -208,6 +212,45 @@ def make_generator(params: Mapping[str, Any], seeds: Sequence[int], size: int) -
     )
 
 
+# GAN settings that determine the snapshots (the fresh-D settings d_norm, d_lr, ... do not)
+GAN_PARAMS = (
+    "dataset",
+    "g_epochs",
+    "batch_size",
+    "z_dim",
+    "g_channels",
+    "d_channels",
+    "g_norm",
+    "g_objective",
+    "lr",
+)
+CHECKPOINT_DIR_ENV = "GAN_CLAIMS_CHECKPOINT_DIR"
+
+
+def snapshot_checkpoint(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
+    """Where the GAN run behind the snapshots is checkpointed, or None (the default).
+
+    With $GAN_CLAIMS_CHECKPOINT_DIR set, ``train_gan`` resumes from / writes
+    ``<dir>/gradients-gan-<key>.pt``; the key hashes the GAN settings, the seeds, the device
+    type, torch's version and the source of the code that trains the GAN, so the three claims
+    and their fresh-D variants (d-bn-off, d-lr-1e-3) share one GAN run per data set and an
+    interrupted run resumes; any change to that code or those settings gives a new file.
+    """
+    root = os.environ.get(CHECKPOINT_DIR_ENV)
+    if not root:
+        return None
+    code = [train_gan, train_snapshots, ConvGenerator, ConvDiscriminator, EpochSampler]
+    key = {
+        "params": {k: params[k] for k in GAN_PARAMS},
+        "seeds": [int(s) for s in seeds],
+        "device": torch.device(device).type,
+        "torch": torch.__version__,
+        "code": hashlib.sha256("".join(inspect.getsource(f) for f in code).encode()).hexdigest(),
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(root, f"gradients-gan-{digest}.pt")
+
+
 def train_snapshots(
     params: Mapping[str, Any], seeds: Sequence[int], device: Any
 ) -> list[dict[str, torch.Tensor]]:
@@ -233,8 +276,12 @@ def train_snapshots(
             lr_d=p["lr"],
             log_every=max(1, max(steps) // 10),
             snapshot_steps=tuple(s for s in steps if s > 0),
+            checkpoint_every=2000,
         )
-        snaps = train_gan(G, D, real, cfg, z_dim=p["z_dim"], device=device).snapshots
+        ckpt = snapshot_checkpoint(p, seeds, device)
+        snaps = train_gan(
+            G, D, real, cfg, z_dim=p["z_dim"], device=device, checkpoint=ckpt
+        ).snapshots
     return [initial if s == 0 else snaps[s] for s in steps]
 
 
