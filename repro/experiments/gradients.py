@@ -721,6 +721,7 @@ def fig_d_perfect(tables: Tables, params: Mapping[str, Any], reported: Mapping[s
         )
     ax.axhline(floor, color="grey", lw=0.8, ls=(0, (1, 3)), label="0 errors (drawn at floor)")
     ax.axhline(1 - ACCURACY_TARGET, color="k", lw=0.8, ls="--", label=f"accuracy {ACCURACY_TARGET}")
+    ax.axvline(50, color="C3", lw=0.8, ls="-.", label="50 iterations (paper: sometimes fewer)")
     ax.set(
         yscale="log",
         xlabel="fresh D iterations (G frozen)",
