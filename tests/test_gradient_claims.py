@@ -4,6 +4,7 @@ model, the log-log slope, the evaluation schedule, the Frechet distance, per-D g
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -172,3 +173,19 @@ def test_snapshot_checkpoint_is_opt_in_and_keyed_by_gan_settings(tmp_path, monke
     assert gradients.snapshot_checkpoint(params | {"d_lr": 2e-4}, [0], "cpu") == path
     assert gradients.snapshot_checkpoint(params | {"lr": 2}, [0], "cpu") != path
     assert gradients.snapshot_checkpoint(params, [0, 1], "cpu") != path
+
+
+@pytest.mark.parametrize("claim", ["d-perfect", "vanishing-gradients", "minus-log-d-instability"])
+def test_full_scale_without_data_stops_before_training_naming_make_data(
+    claim, tmp_path, monkeypatch
+):
+    import yaml
+
+    from repro import data, experiments
+
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    spec = yaml.safe_load((Path(__file__).parent.parent / "claims" / f"{claim}.yaml").read_text())
+    params = spec["scales"]["full"]["params"]
+    assert params["dataset"] == "fashion-mnist"
+    with pytest.raises(data.DataMissingError, match="make data"):
+        experiments.get(spec["experiment"]).run(params, [0], torch.device("cpu"))
