@@ -2,7 +2,7 @@
 #
 #   snakemake --cores all                          # default (quick) scale
 #   snakemake --cores all --config scale=full      # paper scale (one GPU)
-#   snakemake --report results/quick/report.html   # Snakemake's HTML report
+#   snakemake --report results/quick/report.html   # Snakemake's HTML report (or `repro report`)
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -17,10 +17,13 @@ configfile: Path(workflow.basedir) / "config/config.yaml"
 validate(config, "config/config.schema.yaml")
 
 
-report: "report/workflow.rst"
-
-
 include: "rules/common.smk"
+
+
+# the HTML report's landing page: the claims table with verdicts (rules/common.smk)
+report: landing_page()
+
+
 include: "rules/claims.smk"
 include: "rules/report.smk"
 

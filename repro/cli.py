@@ -1,9 +1,12 @@
 """`repro`: list the claims, rerun some through the pipeline, show one.
 
 repro list [--scale S]                 every claim with its latest verdict at S
-repro run ID [ID ...] [--scale S]      rerun just these claims through Snakemake
+repro run ID [ID ...] [--scale S]      rerun just these claims (and their variants) via Snakemake
 repro show ID [--scale S] [--json]     spec, measured vs reported, verdict
-repro validate                         check every spec (schema + meaning), train nothing
+repro validate                         check every spec and claims/checks.lock; train nothing
+repro lock                             register new claims' checks in claims/checks.lock
+repro report [--scale S]               Snakemake's HTML report of S from the results present
+repro data                             fetch Fashion-MNIST into data/ (as `make data`)
 repro readme                           refresh README's claims table from the full-scale results
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from repro import io
 from repro.claims import ROOT, SCALES, SpecError, UnknownClaimError, load_all, resolve_ids
 
 CONFIG = ROOT / "config" / "config.yaml"
@@ -29,37 +32,47 @@ def config() -> dict[str, Any]:
 
 
 def load_summary(claim: str, scale: str, results: Path) -> dict[str, Any] | None:
-    path = results / scale / claim / "summary.json"
-    return io.read_json(path) if path.exists() else None
+    """The claim's current summary at ``scale``; None if absent or stale (no matching run)."""
+    from repro.pipeline import fresh_summary
+
+    return fresh_summary(results / scale / claim)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    specs = load_all()
+    from repro.report import bib_entries, short_cite, verdict_label
+
+    specs, entries = load_all(), bib_entries()
     width = max(len(i) for i in specs)
-    print(f"{'claim':<{width}}  {'verdict (' + args.scale + ')':<18}  paper / where")
+    print(f"{'claim':<{width}}  {'kind':<9}  {'verdict (' + args.scale + ')':<18}  paper, where")
     for cid, spec in specs.items():
-        s = load_summary(cid, args.scale, args.results)
-        label = s["verdict"] if s else "not run"
-        print(f"{cid:<{width}}  {label:<18}  {spec['paper']} / {spec['where']}")
+        label = verdict_label(spec, load_summary(cid, args.scale, args.results))
+        cite = short_cite(spec["paper"], entries)
+        print(f"{cid:<{width}}  {spec.kind:<9}  {label:<18}  {cite}, {spec['where']}")
     return 0
 
 
 def claim_targets(claim: str, scale: str, spec) -> list[str]:
+    """The summaries and figures of the claim's primary run and its variants at ``scale``."""
+    from repro.claims import VARIANT_SEP
+
     res, fig = config().get("results_dir", "results"), config().get("figures_dir", "figures")
-    figs = [f"{fig}/{scale}/{claim}/{f['name']}.png" for f in spec.figures]
-    return [f"{res}/{scale}/{claim}/summary.json", *figs]
+    runs = [claim] + [f"{claim}{VARIANT_SEP}{v}" for v in spec.variants_at(scale)]
+    return [
+        t
+        for run in runs
+        for t in [
+            f"{res}/{scale}/{run}/summary.json",
+            *(f"{fig}/{scale}/{run}/{f['name']}.png" for f in spec.figures),
+        ]
+    ]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     specs = load_all()
     ids = resolve_ids(args.ids, specs)
     targets = [t for i in ids for t in claim_targets(i, args.scale, specs[i])]
-    others = [i for i in specs if i not in ids]
-    # the report covers every claim: refresh it only when the others already have results
-    if all(load_summary(i, args.scale, args.results) for i in others):
-        targets.append(f"{config().get('results_dir', 'results')}/{args.scale}/REPORT.md")
-    else:
-        print(f"note: REPORT.md not refreshed; other claims have no {args.scale} results yet")
+    # the report always covers every claim (those without results show "not run")
+    targets.append(f"{config().get('results_dir', 'results')}/{args.scale}/REPORT.md")
     force = [t.replace("summary.json", "run.json") for t in targets if t.endswith("summary.json")]
     snakefile = ["-s", str(ROOT / "Snakefile"), "-d", str(args.workdir)]
     settings = ["--cores", str(args.cores), "--config", f"scale={args.scale}"]
@@ -103,12 +116,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  verdict ({args.scale}): not run; `repro run {cid} --scale {args.scale}`")
         return 0
     print(f"  verdict ({args.scale}): {summary['verdict']} ({summary['reason']})")
-    for c in summary["checks"]:
-        mark = {True: "holds", False: "fails", None: "n/a"}[c["passed"]]
-        print(
-            f"  check {c['id']}: {c['metric']} {c['aggregate']} = {c['measured']:.4g} "
-            f"{c['op']} {c['value']} -> {mark}; reported: {c.get('reported', '—')}"
-        )
+    from repro.report import fmt
+
+    for group in ("premises", "checks"):
+        for c in summary.get(group, []):
+            mark = {True: "holds", False: "fails", None: "n/a"}[c["passed"]]
+            rule = c.get("rule") or f"{c['aggregate']} {c['op']} {c['value']}"
+            print(
+                f"  {group[:-1] if group == 'checks' else 'premise'} {c['id']}: {c['metric']}: "
+                f"measured {fmt(c['measured'])} ({rule}) -> {mark}; "
+                f"reported: {c.get('reported', '—')}"
+            )
     prov = summary["provenance"]
     print(
         f"  seeds: {summary['seeds']}; device: {prov.get('device_name')}; "
@@ -118,8 +136,41 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from repro.claims import lock_problems, read_lock
+
     specs = load_all()
     print(f"{len(specs)} claim specs valid: {', '.join(specs)}")
+    problems = lock_problems(specs, read_lock())
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    return 2 if problems else 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from repro.claims import LOCK_PATH, write_lock
+
+    lock = write_lock(load_all())
+    print(f"{LOCK_PATH.relative_to(ROOT)}: {len(lock)} claims registered")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Snakemake's HTML report of one scale, from the results present (trains nothing)."""
+    out = args.out or args.results / args.scale / "report.html"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+    cmd += ["-d", str(args.workdir), "--config", f"scale={args.scale}", "--report", str(out)]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from repro import data
+
+    fetch = getattr(data, "fetch_fashion_mnist", None)
+    if fetch is None:
+        print("error: this version has no Fashion-MNIST fetcher", file=sys.stderr)
+        return 2
+    fetch(data.data_dir())
     return 0
 
 
@@ -162,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
     p = sub.add_parser("validate", help="validate every claim spec")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("lock", help="register the specs' checks in claims/checks.lock")
+    p.set_defaults(func=cmd_lock)
+    p = sub.add_parser("report", help="Snakemake's HTML report from the results present")
+    p.add_argument("--scale", **scale_kw)
+    p.add_argument("--out", type=Path, default=None, help="default results/<scale>/report.html")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("data", help="fetch Fashion-MNIST into data/ (as `make data`)")
+    p.set_defaults(func=cmd_data)
     p = sub.add_parser("readme", help="refresh README's claims table (full scale)")
     p.set_defaults(func=cmd_readme)
     return parser
@@ -171,13 +230,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "scale", "x") is None:
         args.scale = config().get("scale", "quick")
+    if not args.workdir.is_dir():
+        print(f"error: --workdir {args.workdir}: no such folder", file=sys.stderr)
+        return 2
     args.workdir = args.workdir.resolve()
     args.results = args.workdir / config().get("results_dir", "results")
+    if args.results.exists() and not args.results.is_dir():
+        print(f"error: results_dir {args.results} exists and is not a folder", file=sys.stderr)
+        return 2
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except (SpecError, UnknownClaimError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `repro list | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ file that nothing reads.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -55,7 +56,22 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    """Strict JSON (RFC 8259): a NaN or infinite number is written as null (say why beside it)."""
+    text = json.dumps(strict(obj), indent=2, sort_keys=False, allow_nan=False, default=_jsonable)
+    return write_text(path, text + "\n")
+
+
+def strict(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-inf; numpy ones too) replaced by None."""
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalars
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> Path:
@@ -67,7 +83,7 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def _jsonable(obj: Any) -> Any:
-    """numpy scalars and paths in JSON; NaN stays NaN (json writes it as NaN)."""
+    """numpy scalars and paths in JSON."""
     if hasattr(obj, "item"):
         return obj.item()
     if isinstance(obj, os.PathLike):

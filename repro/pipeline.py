@@ -18,6 +18,7 @@ import argparse
 import logging
 import time
 import traceback
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ def run_claim(
         "threads": torch.get_num_threads(),
         "packages": provenance.package_versions(),
         "started": provenance.now_utc(),
+        "run_id": uuid.uuid4().hex,
     }
     log.info("claim %s scale %s: seeds %s on %s", spec.id, scale, seeds, record["device_name"])
     t0 = time.perf_counter()
@@ -117,6 +119,83 @@ def _write_run(out: Path, record: dict[str, Any], tables: dict[str, pd.DataFrame
     io.write_json(out / "run.json", record)
 
 
+def run_key(record: dict[str, Any]) -> str | None:
+    """What ties a summary to the run it summarises (records before run ids: the finish time)."""
+    return record.get("run_id") or record.get("finished")
+
+
+def read_record(run_json: str | Path) -> dict[str, Any] | None:
+    """A run record, or None if it is absent or does not parse (a truncated file is absent)."""
+    try:
+        record = io.read_json(run_json)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "status" in record else None
+
+
+def fresh_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """The summary in ``run_dir`` if it summarises the run record there now, else None.
+
+    A summary whose run record is missing, corrupt or from another run (an interrupted forced
+    rerun deletes run.json but leaves the old summary) is stale and must never be shown.
+    """
+    run_dir = Path(run_dir)
+    record = read_record(run_dir / "run.json")
+    try:
+        summary = io.read_json(run_dir / "summary.json")
+    except (OSError, ValueError):
+        return None
+    if record is None or not isinstance(summary, dict):
+        return None
+    if summary.get("run_key", summary.get("provenance", {}).get("finished")) != run_key(record):
+        return None
+    return summary
+
+
+SUMMARY_FILES = ("summary.json", "summary.csv", "summary.md", "summary.tex")
+
+
+def heal(results: str | Path, figures: str | Path, scale: str) -> list[Path]:
+    """Delete what no longer matches a run record at ``scale``; return what was deleted.
+
+    - a run.json that does not parse is treated as absent (deleted, with its seeds.csv), so the
+      claim reruns;
+    - a summary (and the run's figures) whose run record is absent or from another run is
+      deleted, so it is rebuilt and can never be cited;
+    - if anything was deleted, the scale's REPORT.md and claims.csv go too.
+    Snakemake alone would keep them: it does not rebuild a missing intermediate file whose
+    downstream outputs exist.
+    """
+    results, figures = Path(results) / scale, Path(figures) / scale
+    removed: list[Path] = []
+    if not results.is_dir():
+        return removed
+    for run_dir in sorted(p for p in results.iterdir() if p.is_dir() and p.name != "logs"):
+        record_path = run_dir / "run.json"
+        if record_path.exists() and read_record(record_path) is None:
+            removed += _unlink(record_path, run_dir / "seeds.csv")
+        has_summary = any((run_dir / n).exists() for n in SUMMARY_FILES)
+        if has_summary and fresh_summary(run_dir) is None:
+            removed += _unlink(*(run_dir / n for n in SUMMARY_FILES))
+            fig_dir = figures / run_dir.name
+            if fig_dir.is_dir():
+                removed += _unlink(*fig_dir.glob("*.png"), *fig_dir.glob("*.pdf"))
+    if removed:
+        removed += _unlink(results / "REPORT.md", results / "claims.csv")
+    for path in removed:
+        log.warning("removed stale %s (its run record is missing, corrupt or newer)", path)
+    return removed
+
+
+def _unlink(*paths: Path) -> list[Path]:
+    gone = []
+    for path in paths:
+        if path.exists():
+            path.unlink()
+            gone.append(path)
+    return gone
+
+
 def load_run(run_json: str | Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """The run record and its tables (``seeds`` included)."""
     run_json = Path(run_json)
@@ -158,6 +237,7 @@ def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, An
         "statement": spec["statement"],
         "reported": spec["reported"],
         "checks_hash": spec.checks_hash,
+        "run_key": run_key(record),
         "premises": premises,
         "checks": checks,
         "seeds": record["seeds"],
@@ -165,7 +245,7 @@ def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, An
         "params": record["params"],
     }
     out = Path(run_json).parent
-    report.write_claim_tables(out, spec, tables["seeds"], checks)
+    report.write_claim_tables(out, spec, tables["seeds"], checks, premises)
     io.write_json(out / "summary.json", summary)
     return summary
 
@@ -196,9 +276,12 @@ def plot_figure(spec_path: str | Path, run_json: str | Path, figure: str, out_pn
         )
     fig.suptitle(f"{spec.id} ({record['scale']})", fontsize=9, color="0.4")
     out_png = Path(out_png)
+    # at least ~1,200 px wide whatever the figure's size in inches (PDF is vector anyway)
+    dpi = max(160, 1200 / fig.get_figwidth())
     for path in (out_png, out_png.with_suffix(".pdf")):
         fmt = path.suffix[1:]
-        io.write_with(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt), suffix=path.suffix)
+        save = lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi)  # noqa: E731
+        io.write_with(path, save, suffix=path.suffix)
     plots.plt.close(fig)
 
 
@@ -227,11 +310,14 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("report", help="REPORT.md and the claims table for one scale")
     p.add_argument("--scale", choices=SCALES, required=True)
     p.add_argument("--out", required=True, help="folder for REPORT.md and claims.csv")
+    p.add_argument("--results", required=True, help="this scale's results folder")
     p.add_argument("--figures", required=True, help="this scale's figures folder")
     p.add_argument("--claims-dir", default=None, help="where the specs are (default: claims/)")
-    p.add_argument("summaries", nargs="+")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    name = Path(getattr(args, "out", "") or "").name if args.step == "run" else args.step
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s [{name}] %(levelname)s %(message)s"
+    )
 
     if args.step == "run":
         run_claim(
@@ -245,7 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.step == "report":
         from repro import report
 
-        report.build_report(args.scale, args.summaries, args.out, args.figures, args.claims_dir)
+        results = Path(args.results).parent  # collect() adds the scale
+        report.build_report(args.scale, args.out, results, args.figures, args.claims_dir)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import pandas as pd
 
 from repro import experiments, io, provenance
 from repro.claims import REFS_PATH, Spec
-from repro.stats import t_interval
+from repro.stats import interval
 
 ROOT_README = Path(__file__).resolve().parent.parent / "README.md"
 ROOT_RESULTS = ROOT_README.parent / "results"
@@ -49,18 +49,25 @@ def fmt(x: Any) -> str:
 
 
 def metric_table(spec: Spec, seeds_table: pd.DataFrame) -> pd.DataFrame:
-    """One row per metric: seeds, mean and 95% t-interval over seeds, spread, checks using it."""
-    metrics = experiments.get(spec["experiment"]).metrics
+    """One row per metric: seeds, centre and 95% interval over seeds, spread, checks using it.
+
+    The interval is Student's t on the mean, or, for a metric the experiment declares positive
+    (``Experiment.positive_metrics``: an iteration count, a ratio) whose t-interval would reach
+    zero or below, the t-interval of its logarithm around the geometric mean (``interval`` says
+    which: ``t`` or ``log-t``). A log10 ratio is signed: it keeps the t-interval.
+    """
+    exp = experiments.get(spec["experiment"])
     rows = []
-    for m in metrics:
+    for m in exp.metrics:
         v = seeds_table[m].to_numpy(dtype=float) if m in seeds_table else np.array([])
-        mean, low, high = t_interval(v)
+        how, centre, low, high = interval(v, positive=m in exp.positive_metrics)
         finite = v[np.isfinite(v)]
         rows.append(
             {
                 "metric": m,
                 "n_seeds": int(finite.size),
-                "mean": mean,
+                "interval": how,
+                "centre": centre,
                 "ci95_low": low,
                 "ci95_high": high,
                 "std": float(finite.std(ddof=1)) if finite.size > 1 else float("nan"),
@@ -104,28 +111,39 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
 
 
 def write_claim_tables(
-    out: Path, spec: Spec, seeds_table: pd.DataFrame, checks: list[dict[str, Any]]
+    out: Path,
+    spec: Spec,
+    seeds_table: pd.DataFrame,
+    checks: list[dict[str, Any]],
+    premises: list[dict[str, Any]] = (),
 ) -> None:
-    """summary.csv / .md / .tex: metrics with mean and 95% CI over seeds, and the checks."""
+    """summary.csv / .md / .tex: metrics with centre and 95% interval over seeds, and the
+    premises and checks."""
     table = metric_table(spec, seeds_table)
     check_rows = pd.DataFrame(
         [
             {
+                "role": role,
                 "check": c["id"],
                 "metric": c["metric"],
-                "rule": f"{c['aggregate']} {c['op']} {c['value']}",
+                "rule": c["rule"],
                 "measured": c["measured"],
                 "passed": {True: "yes", False: "no", None: "n/a"}[c["passed"]],
             }
-            for c in checks
+            for role, group in (("premise", premises), ("check", checks))
+            for c in group
         ]
     )
     io.write_csv(out / "summary.csv", table)
-    md = f"## {spec.id}: metrics over seeds (mean, 95% t-interval)\n\n" + to_markdown(table)
+    md = (
+        f"## {spec.id}: metrics over seeds\n\ncentre and 95% interval: mean and Student-t "
+        "interval (`t`), or for positive skewed quantities geometric mean and t-interval of the "
+        "log (`log-t`)\n\n" + to_markdown(table)
+    )
     if len(check_rows):
         md += "\n### Pre-registered checks\n\n" + to_markdown(check_rows)
     io.write_text(out / "summary.md", md)
-    caption = f"{spec.id}: per-metric mean and 95\\% CI over seeds"
+    caption = f"{spec.id}: per-metric centre and 95\\% interval over seeds (t, or log-t)"
     io.write_text(out / "summary.tex", to_latex(table, caption, f"tab:{spec.id}"))
 
 
@@ -168,184 +186,448 @@ def short_cite(key: str, entries: dict[str, dict[str, str]] | None = None) -> st
 
 # ---------------------------------------------------------------- the report
 
+KIND_TITLE = {
+    "identity": "Identities checked numerically (kind: identity)",
+    "empirical": "Empirical claims: the papers' experiments and observations (kind: empirical)",
+}
+NOT_RUN = "not run"
+
 
 def measured_text(summary: dict[str, Any]) -> str:
-    """Checks as 'metric aggregate = value (op threshold ✓/✗)'."""
+    """Checks as 'metric aggregate = value (rule ✓/✗)'; premises first when one failed."""
     parts = []
-    for c in summary["checks"]:
+    for c in summary.get("checks", []):
         mark = {True: "✓", False: "✗", None: "?"}[c["passed"]]
-        rule = f"{c['op']} {fmt(c['value'])} {mark}"
-        parts.append(f"{c['metric']} {c['aggregate']} = {fmt(c['measured'])} ({rule})")
+        if "test" in c:
+            parts.append(f"{c['metric']}: p = {fmt(c['measured'])} ({c['rule']} {mark})")
+        else:
+            rule = f"{c['op']} {fmt(c['value'])} {mark}"
+            parts.append(f"{c['metric']} {c['aggregate']} = {fmt(c['measured'])} ({rule})")
     return "; ".join(parts) if parts else summary.get("reason", "")
 
 
-def claims_frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
-    """The claims table, one row per claim (what claims.csv holds)."""
+def collect(
+    scale: str, results: str | Path, specs: dict[str, Spec]
+) -> list[tuple[Spec, str | None, dict[str, Any] | None]]:
+    """(spec, variant, current summary or None) for every claim's runs at ``scale``."""
+    from repro.claims import VARIANT_SEP
+    from repro.pipeline import fresh_summary
+
+    rows = []
+    for cid, spec in sorted(specs.items()):
+        for variant in [None, *spec.variants_at(scale)]:
+            run = cid if variant is None else f"{cid}{VARIANT_SEP}{variant}"
+            rows.append((spec, variant, fresh_summary(Path(results) / scale / run)))
+    return rows
+
+
+def summary_checks_hash(summary: dict[str, Any]) -> str:
+    """The hash of the checks a summary was judged by (recomputed for summaries that predate it)."""
+    from repro.claims import checks_hash
+
+    if summary.get("checks_hash"):
+        return summary["checks_hash"]
+    evaluated = {"measured", "passed", "n_seeds", "mean", "ci95", "per_seed", "rule"}
+    checks = [{k: v for k, v in c.items() if k not in evaluated} for c in summary["checks"]]
+    return checks_hash({"checks": checks, "premises": []})
+
+
+def verdict_label(spec: Spec, summary: dict[str, Any] | None) -> str:
+    """The verdict to show: 'not run', or the summary's, unless the checks changed since."""
+    if summary is None:
+        return NOT_RUN
+    if summary["verdict"] != "error" and summary_checks_hash(summary) != spec.checks_hash:
+        return "outdated"
+    return summary["verdict"]
+
+
+def claims_frame(rows, commits: dict[str, str] | None = None) -> pd.DataFrame:
+    """The claims table, one row per run (what claims.csv holds)."""
     entries = bib_entries()
-    return pd.DataFrame(
-        [
+    commits = commits or {}
+    out = []
+    for spec, variant, s in rows:
+        prov = (s or {}).get("provenance", {})
+        out.append(
             {
-                "id": s["id"],
-                "paper": short_cite(s["paper"], entries),
-                "where": s["where"],
-                "statement": s["statement"].strip(),
-                "reported": s["reported"]["summary"].strip(),
-                "measured": measured_text(s),
-                "verdict": s["verdict"],
-                "seeds": len(s["seeds"]),
-                "device": s["provenance"].get("device_name", ""),
-                "commit": str(s["provenance"].get("commit", ""))[:10],
+                "id": spec.id,
+                "variant": variant or "",
+                "kind": spec.kind,
+                "paper": short_cite(spec["paper"], entries),
+                "where": spec["where"],
+                "statement": spec["statement"].strip(),
+                "reported": spec["reported"]["summary"].strip(),
+                "measured": measured_text(s) if s else "",
+                "verdict": verdict_label(spec, s),
+                "reason": (s or {}).get("reason", ""),
+                "seeds": len(s["seeds"]) if s else 0,
+                "device": prov.get("device_name", ""),
+                "results_commit": str(prov.get("commit", ""))[:10],
+                "checks_hash": spec.checks_hash,
+                "checks_registered": commits.get(spec.checks_hash, ""),
             }
-            for s in summaries
-        ]
-    )
+        )
+    return pd.DataFrame(out)
 
 
 def _md_cell(s: str) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-def _figure_links(summary: dict[str, Any], spec_figures: Iterable[str], figures_rel: str) -> str:
-    return " ".join(f"[{name}]({figures_rel}/{summary['id']}/{name}.png)" for name in spec_figures)
+def _figure_links(run: str, spec_figures: Iterable[str], figures_rel: str) -> str:
+    return " ".join(f"[{name}]({figures_rel}/{run}/{name}.png)" for name in spec_figures)
+
+
+def registration_commits(hashes: Iterable[str], lock_path: Path | None = None) -> dict[str, str]:
+    """checks hash -> the first commit whose claims/checks.lock holds it ('uncommitted' if none)."""
+    import subprocess
+
+    from repro.claims import LOCK_PATH
+
+    lock_path = lock_path or LOCK_PATH
+    found = {}
+    for h in sorted(set(hashes)):
+        try:
+            out = subprocess.run(
+                ["git", "log", "--reverse", "--format=%h", "-S", h, "--", lock_path.name],
+                cwd=lock_path.parent,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            out = []
+        found[h] = out[0] if out else "uncommitted"
+    return found
+
+
+def _run_name(spec: Spec, variant: str | None) -> str:
+    from repro.claims import VARIANT_SEP
+
+    return spec.id if variant is None else f"{spec.id}{VARIANT_SEP}{variant}"
+
+
+def update_history(path: Path, table: pd.DataFrame, rows) -> pd.DataFrame:
+    """Append this report's verdicts to history.csv (one row per claim, checks hash and result).
+
+    Rows are only ever added, so an earlier verdict under earlier checks stays visible.
+    """
+    cols = ["claim", "variant", "checks_hash", "results_commit", "run_finished", "verdict"]
+    old = pd.read_csv(path, dtype=str).fillna("") if path.exists() else pd.DataFrame(columns=cols)
+    new = []
+    for (spec, variant, s), row in zip(rows, table.itertuples(index=False), strict=True):
+        if s is None:
+            continue
+        new.append(
+            {
+                "claim": spec.id,
+                "variant": variant or "",
+                "checks_hash": summary_checks_hash(s),
+                "results_commit": row.results_commit,
+                "run_finished": str(s["provenance"].get("finished", "")),
+                "verdict": s["verdict"],
+            }
+        )
+    both = pd.concat([old, pd.DataFrame(new, columns=cols).astype(str)], ignore_index=True)
+    both = both.drop_duplicates(subset=["claim", "variant", "checks_hash", "run_finished"])
+    io.write_csv(path, both)
+    return both
 
 
 def build_report(
     scale: str,
-    summary_paths: list[str],
     out_dir: str | Path,
+    results: str | Path,
     figures_dir: str | Path,
     claims_dir: str | Path | None = None,
 ) -> Path:
-    """REPORT.md and claims.csv in ``out_dir`` from the claims' summaries."""
+    """REPORT.md, claims.csv and history.csv in ``out_dir``: every claim of ``claims_dir``,
+    with its current result under ``results/{scale}`` or 'not run'."""
     from repro.claims import CLAIMS_DIR, load_all
 
     specs = load_all(claims_dir or CLAIMS_DIR)
-    summaries = sorted((io.read_json(p) for p in summary_paths), key=lambda s: s["id"])
+    rows = collect(scale, results, specs)
     out_dir = Path(out_dir)
-    figures_rel = os.path.relpath(figures_dir, out_dir)
+    figures_rel = os.path.relpath(Path(figures_dir), out_dir)
+    commits = registration_commits(spec.checks_hash for spec in specs.values())
+    table = claims_frame(rows, commits)
+    done = [s for _, _, s in rows if s is not None]
     git = provenance.git_state()
-    devices = sorted({s["provenance"].get("device_name", "?") for s in summaries})
-    commits = sorted({str(s["provenance"].get("commit", "?"))[:10] for s in summaries})
+    devices = sorted({s["provenance"].get("device_name", "?") for s in done}) or ["—"]
+    result_commits = sorted({str(s["provenance"].get("commit", "?"))[:10] for s in done})
     versions = provenance.package_versions()
-    counts = pd.Series([s["verdict"] for s in summaries]).value_counts().to_dict()
-
+    primary = table[table["variant"] == ""]
     lines = [
         f"# gan-claims report: {scale} scale",
         "",
         "| | |",
         "|---|---|",
         f"| report commit | `{git['commit']}` (dirty: {git['dirty']}) |",
-        f"| results from commits | {', '.join(f'`{c}`' for c in commits)} |",
+        f"| results from commits | {', '.join(f'`{c}`' for c in result_commits) or '—'} |",
         f"| scale | {scale} |",
         f"| device(s) | {'; '.join(devices)} |",
         f"| generated | {provenance.now_utc()} |",
         f"| packages | {', '.join(f'{k} {v}' for k, v in versions.items())} |",
-        f"| verdicts | {', '.join(f'{v}: {n}' for v, n in sorted(counts.items()))} |",
-        "",
-        "Verdicts are computed from each claim's pre-registered checks (claims/<id>.yaml)",
-        "alone: reproduced = every check holds, partial = some, not reproduced = none,",
-        "inconclusive = smoke scale or too few valid seeds, error = the experiment raised.",
-        "",
-        "## Claims",
-        "",
-        "| claim | paper | where | statement | reported | measured | verdict | figures |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    table = claims_frame(summaries)
-    for s, row in zip(summaries, table.itertuples(index=False), strict=True):
-        figs = [f["name"] for f in specs[s["id"]].figures] if s["id"] in specs else []
-        cells = [
-            f"[`{row.id}`](#{row.id})",
-            row.paper,
-            row.where,
-            row.statement,
-            row.reported,
-            row.measured,
-            VERDICT_MARK.get(row.verdict, row.verdict),
-            _figure_links(s, figs, figures_rel),
-        ]
-        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
-    for s in summaries:
-        lines += ["", *_claim_section(s, specs.get(s["id"]), figures_rel)]
+    for kind in ("identity", "empirical"):
+        counts = primary[primary["kind"] == kind]["verdict"].value_counts().to_dict()
+        said = ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())) or "none"
+        lines.append(f"| verdicts, {kind} claims | {said} |")
+    lines += ["", VERDICT_RULES, ""]
+    for kind in ("identity", "empirical"):
+        lines += [f"## {KIND_TITLE[kind]}", "", *_claims_table(rows, table, kind, specs)]
+        lines.append("")
+    for (spec, variant, s), row in zip(rows, table.itertuples(index=False), strict=True):
+        if variant is None:
+            variants = [(v, r) for (sp, v, _), r in zip(rows, table.itertuples(), strict=True)
+                        if sp.id == spec.id and v is not None]  # fmt: skip
+            lines += ["", *_claim_section(spec, s, row, variants, figures_rel)]
+    history = update_history(out_dir / "history.csv", table, rows)
+    lines += ["", "## History of verdicts", "", HISTORY_TEXT, "", to_markdown(history)]
     report_md = io.write_text(out_dir / "REPORT.md", "\n".join(lines) + "\n")
     io.write_csv(out_dir / "claims.csv", table)
     return report_md
 
 
-def _claim_section(s: dict[str, Any], spec: Spec | None, figures_rel: str) -> list[str]:
-    prov = s["provenance"]
+VERDICT_RULES = (
+    "Verdicts are computed from each claim's pre-registered checks (claims/<id>.yaml) alone: "
+    "reproduced = every check holds, partial = some, not reproduced = none; inconclusive = smoke "
+    "scale, too few valid seeds, a NaN, or a premise of the claim not met (e.g. D never became "
+    "near-optimal: the checks then say nothing about the theory); error = the experiment raised "
+    "(an invariant included); outdated = the checks changed since this result (rerun it); "
+    "not run = no current result at this scale. Identities (theorems checked numerically) and "
+    "empirical claims are counted apart. A variant (a declared change of setup) has its own "
+    "verdict; the primary run's alone is the headline."
+)
+HISTORY_TEXT = (
+    "Every verdict this report has shown, under the checks it was judged by (checks hash; "
+    "claims/checks.lock and each spec's `revisions:` say when and why checks changed)."
+)
+
+
+def _claims_table(rows, table: pd.DataFrame, kind: str, specs) -> list[str]:
     lines = [
-        f"## {s['id']}",
+        "| claim | paper | where | reported | measured | verdict | variants |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (spec, variant, _), row in zip(rows, table.itertuples(index=False), strict=True):
+        if variant is not None or spec.kind != kind:
+            continue
+        variants = "; ".join(
+            f"{r.variant}: {r.verdict}"
+            for r in table[(table["id"] == spec.id) & (table["variant"] != "")].itertuples()
+        )
+        cells = [
+            f"[`{row.id}`](#{row.id})",
+            row.paper,
+            row.where,
+            row.reported,
+            row.measured or "—",
+            VERDICT_MARK.get(row.verdict, row.verdict),
+            variants or "—",
+        ]
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return lines
+
+
+def _checks_rows(checks: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| check | metric | rule | measured | 95% CI of mean | per seed | reported | holds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in checks:
+        ci = f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]"
+        per_seed = ", ".join(fmt(v) for v in c["per_seed"])
+        rule = c.get("rule") or f"{c['aggregate']} {c['op']} {fmt(c['value'])}"
+        cells = [
+            c["id"],
+            c["metric"],
+            rule,
+            fmt(c["measured"]),
+            ci,
+            per_seed,
+            fmt(c.get("reported")),
+            {True: "yes", False: "no", None: "n/a"}[c["passed"]],
+        ]
+        lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+    return lines
+
+
+def _claim_section(spec: Spec, s, row, variants, figures_rel: str) -> list[str]:
+    quote = spec["quote"]
+    lines = [
+        f"## {spec.id}",
         "",
-        f"**{s['title']}** ({short_cite(s['paper'])}, {s['where']})",
+        f"**{spec['title']}** ({row.paper}, {spec['where']}; kind: {spec.kind})",
         "",
-        f"*Statement.* {s['statement'].strip()}",
+        f"*The paper{'' if quote['verbatim'] else ' (paraphrased)'}:* “{quote['text'].strip()}”",
         "",
-        f"*Reported.* {s['reported']['summary'].strip()}",
+        f"*Statement.* {spec['statement'].strip()}",
         "",
-        f"*Verdict:* **{s['verdict']}** ({s['reason']})",
+        f"*Reported.* {spec['reported']['summary'].strip()}",
+        "",
+        f"*Checks registered in:* `{row.checks_registered}` (checks hash `{row.checks_hash}`)",
+        "",
+    ]
+    if s is None:
+        return lines + [f"*Verdict:* **{NOT_RUN}** at this scale.", ""]
+    prov = s["provenance"]
+    lines += [
+        f"*Verdict:* **{row.verdict}** ({s['reason']})",
         "",
         f"*Seeds:* {s['seeds']}; *device:* {prov.get('device_name')}; "
         f"*wall time:* {fmt(prov.get('wall_time_s'))} s; "
         f"*peak memory:* {fmt(prov.get('peak_mem_mb'))} MiB; "
-        f"*commit:* `{str(prov.get('commit'))[:10]}` (dirty: {prov.get('dirty')}); "
+        f"*results commit:* `{str(prov.get('commit'))[:10]}` (dirty: {prov.get('dirty')}); "
         f"*params hash:* `{prov.get('params_hash')}`",
         "",
     ]
-    if s["checks"]:
+    if row.verdict == "outdated":
         lines += [
-            "| check | metric | rule | measured | 95% CI of mean | per seed | reported | holds |",
-            "|---|---|---|---|---|---|---|---|",
+            f"*This result was judged by checks `{summary_checks_hash(s)}`; the spec now has "
+            f"`{row.checks_hash}`: rerun the claim for a current verdict.*",
+            "",
         ]
-        for c in s["checks"]:
-            ci = f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]"
-            per_seed = ", ".join(fmt(v) for v in c["per_seed"])
-            cells = [
-                c["id"],
-                c["metric"],
-                f"{c['aggregate']} {c['op']} {fmt(c['value'])}",
-                fmt(c["measured"]),
-                ci,
-                per_seed,
-                fmt(c.get("reported")),
-                {True: "yes", False: "no", None: "n/a"}[c["passed"]],
-            ]
-            lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+    if s.get("premises"):
+        lines += ["*Premises* (all must hold for the checks to count):", ""]
+        lines += [*_checks_rows(s["premises"]), ""]
+    if s["checks"]:
+        lines += [*_checks_rows(s["checks"]), ""]
+    for variant, vrow in variants:
+        lines.append(
+            f"*Variant `{variant}`* ({spec.variants[variant]['description']}): "
+            f"**{vrow.verdict}**; {vrow.measured or vrow.reason or ''}"
+        )
         lines.append("")
-    if spec is not None:
-        for f in spec.figures:
-            image = f"![{f['name']}]({figures_rel}/{s['id']}/{f['name']}.png)"
-            lines += [image, "", f"*{f['caption'].strip()}*", ""]
-        if spec.data.get("notes"):
-            lines += [f"*Notes.* {spec['notes'].strip()}", ""]
+    for f in spec.figures:
+        image = f"![{f['name']}]({figures_rel}/{spec.id}/{f['name']}.png)"
+        lines += [image, "", f"*{f['caption'].strip()}*", ""]
+    if spec.data.get("notes"):
+        lines += [f"*Notes.* {spec['notes'].strip()}", ""]
     return lines
+
+
+# ---------------------------------------------------------------- the HTML report (RST)
+
+_RST_SPECIAL = re.compile(r"([\\*`_|\[\]<>])")
+
+
+def rst_escape(text: str) -> str:
+    """``text`` as literal RST: markup characters (``*``, backquote, ``_``, ``|``...) escaped,
+    so a spec's "|theta|" never reads as a substitution."""
+    return _RST_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def check_rst(text: str, source: str) -> None:
+    """Raise ValueError naming ``source`` if docutils reports any warning or error in ``text``."""
+    import io as _io
+
+    from docutils.core import publish_doctree
+    from docutils.utils import SystemMessage
+
+    stream = _io.StringIO()
+    settings = {"halt_level": 2, "report_level": 2, "warning_stream": stream}
+    try:
+        publish_doctree(text, settings_overrides=settings)
+    except SystemMessage as e:
+        raise ValueError(f"{source}: not valid reStructuredText: {e}") from None
+
+
+def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None = None) -> str:
+    """The HTML report's landing page: provenance, verdict counts and the claims table."""
+    from repro.claims import CLAIMS_DIR, load_all
+
+    specs = load_all(claims_dir or CLAIMS_DIR)
+    rows = collect(scale, results, specs)
+    table = claims_frame(rows, registration_commits(s.checks_hash for s in specs.values()))
+    done = [s for _, _, s in rows if s is not None]
+    git = provenance.git_state()
+    devices = sorted({s["provenance"].get("device_name", "?") for s in done}) or ["none"]
+    commits = sorted({str(s["provenance"].get("commit", "?"))[:10] for s in done}) or ["none"]
+    lines = [
+        f"gan-claims: each classic claim about GAN training as a pre-registered experiment with a "
+        f"computed verdict. Scale: **{scale}**.",
+        "",
+        f"Report commit ``{git['commit'][:10]}`` (dirty: {git['dirty']}); results from commits "
+        f"{', '.join(f'``{c}``' for c in commits)}; device(s): {rst_escape('; '.join(devices))}.",
+        "",
+        rst_escape(VERDICT_RULES),
+        "",
+    ]
+    for kind in ("identity", "empirical"):
+        part = table[(table["kind"] == kind)]
+        counts = part[part["variant"] == ""]["verdict"].value_counts().to_dict()
+        said = ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())) or "none"
+        if part.empty:
+            lines += [f"**{rst_escape(KIND_TITLE[kind])}**: none.", ""]
+            continue
+        lines += [
+            f".. list-table:: {rst_escape(KIND_TITLE[kind])} ({said})",
+            "   :header-rows: 1",
+            "   :widths: 18 12 14 28 28 10",
+            "",
+            "   * - claim",
+            "     - paper",
+            "     - where",
+            "     - reported",
+            "     - measured",
+            "     - verdict",
+        ]
+        for row in part.itertuples(index=False):
+            name = row.id + (f" @ {row.variant}" if row.variant else "")
+            cells = [name, row.paper, row.where, row.reported, row.measured or "—", row.verdict]
+            lines.append(f"   * - {rst_escape(cells[0])}")
+            lines += [f"     - {rst_escape(c) or '—'}" for c in cells[1:]]
+        lines.append("")
+    lines += [
+        "Each claim's figures and metric tables are under *Claims* (one subcategory per claim); "
+        "REPORT.md (under *Report*) holds every check with its per-seed values, the paper's "
+        "quote, and the history of verdicts.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- README
 
 
 def readme_table(results: str | Path = "results", scale: str = "full") -> str:
-    """The claims table README shows: every spec, with its verdict from results/{scale}."""
+    """The claims tables README shows: every spec, identities and empirical claims apart, with
+    its verdict from results/{scale}."""
     from repro.claims import load_all
 
     csv = Path(results) / scale / "claims.csv"
-    done = pd.read_csv(csv).set_index("id") if csv.exists() else pd.DataFrame()
+    done = pd.read_csv(csv, keep_default_na=False) if csv.exists() else pd.DataFrame()
+    if "variant" in done:
+        done = done[done["variant"] == ""]
+    done = done.set_index("id") if len(done) else pd.DataFrame()
     entries = bib_entries()
-    lines = [
-        f"Latest {scale}-scale verdicts ([full report](results/{scale}/REPORT.md)):",
-        "",
-        "| claim | paper | where | verdict |",
-        "|---|---|---|---|",
-    ]
-    for cid, spec in load_all().items():
-        if cid in done.index:
-            link, verdict = f"[`{cid}`](results/{scale}/REPORT.md#{cid})", done.loc[cid, "verdict"]
-            verdict = VERDICT_MARK.get(verdict, verdict)
-        else:
-            link, verdict = f"`{cid}`", f"not run at {scale} scale yet"
-        cite = short_cite(spec["paper"], entries)
-        lines.append(f"| {link} | {cite} | {_md_cell(spec['where'])} | {verdict} |")
-    return "\n".join(lines) + "\n"
+    specs = load_all()
+    lines = [f"Latest {scale}-scale verdicts ([full report](results/{scale}/REPORT.md)):", ""]
+    for kind in ("identity", "empirical"):
+        rows, counts = [], {}
+        for cid, spec in specs.items():
+            if spec.kind != kind:
+                continue
+            verdict = done.loc[cid, "verdict"] if cid in done.index else NOT_RUN
+            counts[verdict] = counts.get(verdict, 0) + 1
+            if verdict == NOT_RUN:
+                link, shown = f"`{cid}`", f"not run at {scale} scale yet"
+            else:
+                link = f"[`{cid}`](results/{scale}/REPORT.md#{cid})"
+                shown = VERDICT_MARK.get(verdict, verdict)
+            cite = short_cite(spec["paper"], entries)
+            rows.append(f"| {link} | {cite} | {_md_cell(spec['where'])} | {shown} |")
+        said = ", ".join(f"{v}: {n}" for v, n in sorted(counts.items()))
+        lines += [
+            f"**{KIND_TITLE[kind]}** ({said})",
+            "",
+            "| claim | paper | where | verdict |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    return "\n".join(lines)
 
 
 def update_readme(readme: str | Path = "README.md", results: str | Path = "results") -> bool:

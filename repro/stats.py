@@ -26,6 +26,39 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def log_t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Geometric mean and the t-interval of log(values), mapped back: for positive, skewed
+    quantities (iteration counts, ratios), whose plain t-interval can reach below zero.
+
+    Returns (geometric mean, low, high); NaN unless every finite value is positive.
+
+    Example:
+        >>> [round(v, 6) for v in log_t_interval([1.0, 10.0, 100.0])][0]
+        10.0
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0 or np.any(v <= 0):
+        return float("nan"), float("nan"), float("nan")
+    mean, low, high = t_interval(np.log(v), level)
+    return float(np.exp(mean)), float(np.exp(low)), float(np.exp(high))
+
+
+def interval(
+    values, positive: bool = False, level: float = 0.95
+) -> tuple[str, float, float, float]:
+    """The interval that fits the quantity: ``("t", mean, low, high)``, or, for a quantity that
+    is ``positive`` by nature (a count, a ratio) and whose t-interval would reach zero or below,
+    ``("log-t", geometric mean, low, high)``.
+    """
+    mean, low, high = t_interval(values, level)
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if positive and v.size > 1 and np.all(v > 0) and low <= 0:
+        return ("log-t", *log_t_interval(v, level))
+    return ("t", mean, low, high)
+
+
 def one_sided_test(values, h0: float, name: str, alternative: str) -> float:
     """p-value of a one-sided test across seeds of H0 "the location of ``values`` is ``h0``".
 

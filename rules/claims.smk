@@ -12,17 +12,18 @@ rule run_claim:
     log:
         f"{RESULTS}/{{scale}}/{{claim}}/logs/run.log",
     params:
-        python=PYTHON,
         out=claim_results_dir,
         device=config["device"],
         seeds=seeds_arg,
+        variant=variant_arg,
     threads: config["threads"]
     conda:
         "envs/gan-claims.yaml"
+    # the log also goes to the terminal (one line per logging interval, prefixed by the run id)
     shell:
-        "{params.python} -m repro.pipeline run {input.spec} --scale {wildcards.scale} "
-        "--out {params.out} --device {params.device} {params.seeds} "
-        "--threads {threads} > {log} 2>&1"
+        "python -m repro.pipeline run {input.spec} --scale {wildcards.scale} "
+        "--out {params.out} --device {params.device} {params.seeds} {params.variant} "
+        "--threads {threads} 2>&1 | tee {log}"
 
 
 rule summarise_claim:
@@ -42,13 +43,11 @@ rule summarise_claim:
         tex=f"{RESULTS}/{{scale}}/{{claim}}/summary.tex",
     log:
         f"{RESULTS}/{{scale}}/{{claim}}/logs/summarise.log",
-    params:
-        python=PYTHON,
     threads: 1
     conda:
         "envs/gan-claims.yaml"
     shell:
-        "{params.python} -m repro.pipeline summarise {input.spec} {input.record} > {log} 2>&1"
+        "python -m repro.pipeline summarise {input.spec} {input.record} > {log} 2>&1"
 
 
 rule plot_figure:
@@ -67,11 +66,10 @@ rule plot_figure:
     log:
         f"{RESULTS}/{{scale}}/{{claim}}/logs/plot_{{figure}}.log",
     params:
-        python=PYTHON,
         caption=figure_caption,
     threads: 1
     conda:
         "envs/gan-claims.yaml"
     shell:
-        "{params.python} -m repro.pipeline plot {input.spec} {input.record} "
+        "python -m repro.pipeline plot {input.spec} {input.record} "
         "--figure {wildcards.figure} --out {output.png} > {log} 2>&1"

@@ -1,22 +1,36 @@
-# Helpers shared by the rules: the validated specs, paths, and input functions.
+# Helpers shared by the rules: the validated specs, the runs, paths, and input functions.
+#
+# A "run" is a claim's primary run (its id) or one of its variants (<id>@<variant>); each has its
+# own folder results/{scale}/{run}/ and figures/{scale}/{run}/, and its own jobs.
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from repro.claims import SpecError, UnknownClaimError, load_all, resolve_ids
+from repro.claims import VARIANT_SEP, SpecError, UnknownClaimError, load_all, resolve_ids
+from repro.pipeline import fresh_summary, heal
+from repro.report import check_rst, landing_rst, rst_escape
 
-# The interpreter running Snakemake has the package and its deps. Named by its environment, not
-# by sys.executable, so that `snakemake` (python3) and `python -m snakemake` (python) agree and a
-# changed spelling of the same interpreter never counts as changed params (which would rerun all).
-PYTHON = str(Path(sys.prefix) / "bin" / "python")
-if not Path(PYTHON).exists():
-    PYTHON = sys.executable
+# The rules call `python -m repro...`: the interpreter running Snakemake (it has the package and
+# its dependencies) goes first on PATH, so no local interpreter path appears in the rules, the
+# jobs' params or the HTML report.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 SCALE = config["scale"]
 RESULTS = config["results_dir"]
 FIGURES = config["figures_dir"]
 CLAIMS_DIR = Path(workflow.basedir) / config["claims_dir"]
+# Jobs (local or on a cluster) inherit the environment: where the data sets are.
+os.environ["GAN_CLAIMS_DATA_DIR"] = str(Path(config["data_dir"]).resolve())
+# `snakemake --report`: only runs that have results take part (the others show "not run").
+REPORT_MODE = any(a == "--report" or a.startswith("--report") for a in sys.argv[1:])
+
+
+def _fail(message):
+    raise WorkflowError(message)
+
 
 # Every spec is validated here, before any job starts: a malformed spec stops the run with the
 # file and the field in the message.
@@ -24,12 +38,74 @@ try:
     SPECS = load_all(CLAIMS_DIR)
     SELECTED = list(SPECS) if config["claims"] == "all" else resolve_ids(config["claims"], SPECS)
 except (SpecError, UnknownClaimError) as e:
-    raise WorkflowError(str(e))
+    _fail(str(e))
+for _name, _path in (("results_dir", RESULTS), ("figures_dir", FIGURES)):
+    if Path(_path).exists() and not Path(_path).is_dir():
+        _fail(f"config field '{_name}': {_path!r} exists and is not a folder")
+if config["device"] == "cuda":
+    import torch
+
+    if not torch.cuda.is_available():
+        _fail(
+            "config field 'device': 'cuda' was asked for but torch sees no CUDA device "
+            "(torch.cuda.is_available() is False); use device=auto or device=cpu"
+        )
+
+
+def run_id(claim, variant=None):
+    return claim if variant is None else f"{claim}{VARIANT_SEP}{variant}"
+
+
+def split_run(run):
+    claim, _, variant = run.partition(VARIANT_SEP)
+    return claim, (variant or None)
+
+
+def runs_at(scale, claims=None):
+    """Every run of the selected claims at ``scale``: primary runs, then declared variants."""
+    claims = SELECTED if claims is None else claims
+    return [run_id(c) for c in claims] + [
+        run_id(c, v) for c in claims for v in SPECS[c].variants_at(scale)
+    ]
+
+
+ALL_RUNS = sorted({r for s in ("smoke", "quick", "full") for r in runs_at(s, list(SPECS))})
+
+# The data sets the runs at this scale need must be present before any job starts.
+_needed = {
+    SPECS[c].params(SCALE, v).get("dataset")
+    for c, v in map(split_run, runs_at(SCALE))
+    if not REPORT_MODE
+}
+for _dataset in sorted(d for d in _needed if d):
+    try:
+        from repro.data import require_dataset
+    except ImportError:
+        break
+    try:
+        require_dataset(_dataset)
+    except FileNotFoundError as e:
+        _fail(str(e))
+
+# Outputs that no longer match a run record (a forced rerun killed midway, a truncated run.json)
+# are deleted before the DAG is built, so they are rebuilt and never shown as current.
+if workflow.is_main_process and not REPORT_MODE:
+    heal(RESULTS, FIGURES, SCALE)
+
+
+def has_results(run, scale=SCALE):
+    return fresh_summary(Path(RESULTS) / scale / run) is not None
+
+
+if REPORT_MODE:
+    RUNS = [r for r in runs_at(SCALE) if has_results(r)]
+else:
+    RUNS = runs_at(SCALE)
 
 
 wildcard_constraints:
     scale="smoke|quick|full",
-    claim="|".join(SPECS) or "no-claims",
+    claim="|".join(map(re.escape, ALL_RUNS)) or "no-claims",
     figure="[a-z0-9_]+",
 
 
@@ -51,7 +127,12 @@ def retry_if_failed(wildcards):
 
 
 def spec_path(wildcards):
-    return str(SPECS[wildcards.claim].path)
+    return str(SPECS[split_run(wildcards.claim)[0]].path)
+
+
+def variant_arg(wildcards):
+    variant = split_run(wildcards.claim)[1]
+    return "" if variant is None else f"--variant {variant}"
 
 
 def claim_results_dir(wildcards, output):
@@ -60,6 +141,10 @@ def claim_results_dir(wildcards, output):
 
 def report_dir(wildcards, output):
     return str(Path(output.md).parent)
+
+
+def scale_results_dir(wildcards):
+    return f"{RESULTS}/{wildcards.scale}"
 
 
 def scale_figures_dir(wildcards):
@@ -71,22 +156,47 @@ def seeds_arg(wildcards):
 
 
 def figure_caption(wildcards):
-    spec = SPECS[wildcards.claim]
-    return next(f["caption"] for f in spec.figures if f["name"] == wildcards.figure).strip()
+    """The spec's caption as literal RST (Snakemake renders captions as reStructuredText)."""
+    claim, variant = split_run(wildcards.claim)
+    spec = SPECS[claim]
+    caption = next(f["caption"] for f in spec.figures if f["name"] == wildcards.figure)
+    if variant is not None:
+        caption = f"Variant {variant} ({spec.variants[variant]['description']}). {caption}"
+    return rst_escape(caption)
 
 
-def claim_outputs(claim, scale=SCALE):
-    figs = [f"{FIGURES}/{scale}/{claim}/{f['name']}.png" for f in SPECS[claim].figures]
-    return [f"{RESULTS}/{scale}/{claim}/summary.json", *figs]
+def landing_page():
+    """The HTML report's landing page: in report mode, the claims table with verdicts, built
+    from the results present and checked by docutils (any warning or error stops the report)."""
+    if not REPORT_MODE:
+        return "../report/workflow.rst"
+    text = landing_rst(SCALE, RESULTS, CLAIMS_DIR)
+    path = Path(".snakemake/gan-claims-landing.rst").resolve()
+    try:
+        check_rst(text, "the report's landing page")
+        for claim, variant in map(split_run, RUNS):
+            for fig in SPECS[claim].figures:
+                wc = type("W", (), {"claim": run_id(claim, variant), "figure": fig["name"]})
+                check_rst(figure_caption(wc), f"{SPECS[claim].path}: figure {fig['name']}")
+    except ValueError as e:
+        _fail(str(e))
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def run_outputs(run, scale=SCALE):
+    spec = SPECS[split_run(run)[0]]
+    figs = [f"{FIGURES}/{scale}/{run}/{f['name']}.png" for f in spec.figures]
+    return [f"{RESULTS}/{scale}/{run}/summary.json", *figs]
 
 
 def report_inputs(wildcards):
-    return [f"{RESULTS}/{wildcards.scale}/{c}/summary.json" for c in SELECTED]
+    return [f"{RESULTS}/{wildcards.scale}/{r}/summary.json" for r in RUNS]
 
 
 def report_figures(wildcards):
-    return [t for c in SELECTED for t in claim_outputs(c, wildcards.scale)[1:]]
+    return [t for r in RUNS for t in run_outputs(r, wildcards.scale)[1:]]
 
 
 def all_targets():
-    return [t for c in SELECTED for t in claim_outputs(c)] + [f"{RESULTS}/{SCALE}/REPORT.md"]
+    return [t for r in RUNS for t in run_outputs(r)] + [f"{RESULTS}/{SCALE}/REPORT.md"]

@@ -1,4 +1,4 @@
-# The per-scale report: REPORT.md (provenance header + claims table) and claims.csv.
+# The per-scale report: REPORT.md (provenance header + claims table), claims.csv, history.csv.
 
 
 rule report:
@@ -21,13 +21,16 @@ rule report:
     log:
         f"{RESULTS}/{{scale}}/logs/report.log",
     params:
-        python=PYTHON,
         out=report_dir,
+        results=scale_results_dir,
         figures=scale_figures_dir,
         claims_dir=str(CLAIMS_DIR),
     threads: 1
     conda:
         "envs/gan-claims.yaml"
+    # the report covers every claim: it reads every current result under results/{scale}, not
+    # only the runs this invocation built; claims without one show "not run"
     shell:
-        "{params.python} -m repro.pipeline report --scale {wildcards.scale} --out {params.out} "
-        "--figures {params.figures} --claims-dir {params.claims_dir} {input.summaries} > {log} 2>&1"
+        "python -m repro.pipeline report --scale {wildcards.scale} --out {params.out} "
+        "--results {params.results} --figures {params.figures} "
+        "--claims-dir {params.claims_dir} > {log} 2>&1"

@@ -11,7 +11,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-TOY_ENV = "toy=toy_experiments:TOY,boom=toy_experiments:BOOM,slow=toy_experiments:SLOW"
+TOY_ENV = (
+    "toy=toy_experiments:TOY,boom=toy_experiments:BOOM,slow=toy_experiments:SLOW,"
+    "invariant=toy_experiments:INVARIANT"
+)
 
 
 @pytest.fixture

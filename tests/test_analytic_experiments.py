@@ -17,6 +17,7 @@ import yaml
 from repro import divergences as dv
 from repro import experiments
 from repro.experiments import discriminator, fgan, supports
+from repro.invariants import InvariantError
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = {
@@ -176,3 +177,46 @@ def test_unknown_names_list_the_valid_ones():
     params = {**smoke_params("fenchel-conjugates"), "divergences": ["kl", "jeffrey"]}
     with pytest.raises(ValueError, match="valid: kl, reverse_kl, pearson"):
         fgan.run(params, [0], CPU)
+
+
+# ------------------------------------------------------------------------------ invariants
+
+
+def test_value_above_c_of_g_raises_an_invariant_error(monkeypatch):
+    """V(D, G) <= C(G) holds by construction on the grid: if it did not, the run must raise."""
+    monkeypatch.setattr(discriminator.dv, "gan_value_logits", lambda *a: 1.0)  # V > C(G)
+    params = {**smoke_params("optimal-discriminator"), "steps": 2}
+    with pytest.raises(InvariantError, match="exceeds C\\(G\\)"):
+        discriminator.run(params, [0], CPU)
+
+
+def test_bound_above_d_f_raises_an_invariant_error(monkeypatch):
+    """Fenchel-Young makes the quadrature bound <= D_f: a bound above it must raise."""
+    monkeypatch.setattr(fgan, "quadrature_bound", lambda *a: 1e3)
+    params = {**smoke_params("fenchel-conjugates"), "steps": 2, "conjugate_points": 3}
+    with pytest.raises(InvariantError, match="exceeds D_f"):
+        fgan.run(params, [0], CPU)
+
+
+def test_per_seed_splits_small_and_large_thetas():
+    """Worst gap / accuracy over |theta| >= 0.1 and over 0 < |theta| < 0.1, kept apart."""
+    thetas = [-1.0, -0.01, 0.0, 0.001, 0.5]
+    js = [0.69, 0.40, 0.001, 0.05, 0.68]
+    acc = [1.0, 0.97, 0.5, 0.6, 0.995]
+    est = pd.DataFrame(
+        {
+            "seed": 0,
+            "theta": thetas,
+            "js_estimate": js,
+            "d_accuracy": acc,
+            "w_estimate": np.abs(thetas),
+            "w_true": np.abs(thetas),
+        }
+    )
+    row = supports.per_seed(est).iloc[0]
+    assert row["js_gap_max"] == pytest.approx(dv.LOG2 - 0.68)
+    assert row["d_accuracy_min"] == pytest.approx(0.995)
+    assert row["js_gap_max_small"] == pytest.approx(dv.LOG2 - 0.05)
+    assert row["d_accuracy_min_small"] == pytest.approx(0.6)
+    assert row["js_at_zero_abs"] == pytest.approx(0.001)
+    assert row["w_slope"] == pytest.approx(1.0) and row["w_r2"] == pytest.approx(1.0)

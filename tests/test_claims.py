@@ -71,6 +71,57 @@ BAD_SPECS = [
     ("figures.0.name", "nope", "figures[0].name", ["unknown figure", "curve"]),
     ("colour", "blue", "colour", ["Additional properties", "allowed fields"]),
     ("checks.1.id", "close", "checks[1].id", ["duplicate check id"]),
+    ("kind", "theorem", "kind", ["not allowed", "'identity'", "'empirical'"]),
+    ("quote", DELETE, "quote", ["required"]),
+    ("quote.verbatim", DELETE, "quote.verbatim", ["required"]),
+    ("checks.0.value", float("nan"), "checks[0].value", ["must be a finite number"]),
+    ("checks.0.value", float("inf"), "checks[0].value", ["must be a finite number"]),
+    ("checks.0.op", DELETE, "checks[0]", ["either 'aggregate' and 'op'", "or 'test'"]),
+    (
+        "checks.0.test",
+        {"name": "t", "alternative": "greater", "alpha": 0.05},
+        "checks[0]",
+        ["not both"],
+    ),  # fmt: skip
+    (
+        "checks.0.test",
+        {"name": "z", "alternative": "greater", "alpha": 0.05},
+        "checks[0].test.name",
+        ["not allowed", "'wilcoxon'"],
+    ),  # fmt: skip
+    (
+        "premises",
+        [
+            {
+                "id": "p",
+                "metric": "nope",
+                "aggregate": "max",
+                "op": "<",
+                "value": 1,
+                "description": "d",
+            }
+        ],
+        "premises[0].metric",
+        ["unknown metric"],
+    ),  # fmt: skip
+    (
+        "variants",
+        {"big": {"description": "d", "scales": ["full"], "params": {"lr": 1}}},
+        "variants.big.params",
+        ["unknown ['lr']", "the experiment takes"],
+    ),  # fmt: skip
+    (
+        "variants",
+        {"big": {"description": "d", "scales": ["huge"], "params": {"n": 1}}},
+        "variants.big.scales[0]",
+        ["not allowed", "'full'"],
+    ),  # fmt: skip
+    (
+        "revisions",
+        [{"date": "yesterday", "checks_hash": "0" * 12, "change": "c", "reason": "r"}],
+        "revisions[0].date",
+        ["does not match"],
+    ),  # fmt: skip
 ]
 
 
@@ -166,3 +217,149 @@ def test_too_few_valid_seeds_or_nan_is_inconclusive(spec):
     checks = evaluate_checks(spec, seeds_table([0.01, 0.02, 0.03, np.nan]))
     assert checks[0]["passed"] is None
     assert verdict(spec, "quick", checks)[0] == "inconclusive"
+
+
+def test_yaml_key_given_twice_is_an_error(tmp_path, toy_env):
+    text = (FIXTURES / "toy-mean.yaml").read_text()
+    path = tmp_path / "toy-mean.yaml"
+    path.write_text(text + "checks: []\n")  # a second `checks:` would silently replace the first
+    with pytest.raises(SpecError, match=r"toy-mean.yaml: field '<yaml>'.*duplicate key 'checks'"):
+        load_spec(path)
+
+
+def test_claims_dir_missing_or_a_yml_spec_is_an_error(tmp_path):
+    with pytest.raises(SpecError, match=r"no-such-dir: field 'claims_dir': no such folder"):
+        claims.spec_paths(tmp_path / "no-such-dir")
+    (tmp_path / "x.yml").write_text("id: x\n")
+    with pytest.raises(SpecError, match=r"x.yml: field '<file>': specs end in .yaml"):
+        claims.spec_paths(tmp_path)
+
+
+# ---------------------------------------------------------------- premises, tests, variants
+
+
+def premise_spec(spec, op, value):
+    premise = {"id": "small_mean", "metric": "mean", "aggregate": "max", "op": op,
+               "value": value, "description": "the setting the claim speaks about"}  # fmt: skip
+    return claims.Spec(path=spec.path, data=dict(spec.data, premises=[premise]))
+
+
+def test_unmet_premise_makes_the_verdict_inconclusive_not_a_failure(spec):
+    table = seeds_table([0.01, 0.02, 0.05])  # both checks fail: 'not reproduced' without premises
+    unmet = premise_spec(spec, "<", 0.5)  # the mean is 1.0: premise not met
+    label, reason = verdict(unmet, "quick", evaluate_checks(unmet, table),
+                            claims.evaluate_premises(unmet, table))  # fmt: skip
+    assert label == "inconclusive"
+    assert reason == "premise not met: small_mean (max < 0.5; measured 1)"
+    met = premise_spec(spec, "<", 2.0)
+    label, _ = verdict(met, "quick", evaluate_checks(met, table),
+                       claims.evaluate_premises(met, table))  # fmt: skip
+    assert label == "not reproduced"
+
+
+def test_test_check_holds_when_the_one_sided_test_rejects(spec):
+    check = {"id": "gain", "metric": "abs_error", "value": 0.0, "description": "d",
+             "test": {"name": "t", "alternative": "greater", "alpha": 0.05}}  # fmt: skip
+    values = [0.5, 0.7, 0.6, 0.8, 0.4]
+    done = claims.evaluate_check(check, seeds_table(values))
+    p = stats.ttest_1samp(values, 0.0, alternative="greater").pvalue
+    assert done["measured"] == pytest.approx(p) and done["passed"] is True
+    assert done["rule"] == "t-test (greater) vs 0: p < 0.05"
+    mixed = claims.evaluate_check(check, seeds_table([0.5, -0.7, 0.1, -0.3]))
+    assert mixed["passed"] is False
+
+
+def test_one_sided_tests_against_scipy_and_exact_binomial():
+    from repro.stats import one_sided_test
+
+    x = [1.2, 0.4, 2.2, 0.9, 1.7, -0.1]
+    ref = stats.wilcoxon(x, alternative="greater").pvalue
+    assert one_sided_test(x, 0.0, "wilcoxon", "greater") == pytest.approx(ref)
+    # sign test: 5 of 6 positive -> P(K >= 5 | n=6, 1/2) = 7/64
+    assert one_sided_test(x, 0.0, "sign", "greater") == pytest.approx(7 / 64)
+    assert one_sided_test(x, 0.0, "sign", "less") == pytest.approx(63 / 64)
+    # H0's location shifts the data: the same test of x - 3 against 0
+    ref = stats.ttest_1samp(np.array(x) - 3.0, 0.0, alternative="less").pvalue
+    assert one_sided_test(x, 3.0, "t", "less") == pytest.approx(ref)
+    assert math.isnan(one_sided_test([2.0, 2.0], 2.0, "t", "greater"))  # all differences 0
+    with pytest.raises(ValueError, match="valid: t, wilcoxon, sign"):
+        one_sided_test(x, 0.0, "z", "greater")
+
+
+def test_variant_params_override_the_scale(spec):
+    big = {"description": "more draws", "scales": ["quick", "full"], "params": {"n": 7}}
+    data = dict(spec.data, variants={"big-n": big})
+    v = claims.Spec(path=spec.path, data=data)
+    assert v.params("quick", "big-n") == {"mu": 1.0, "n": 7}
+    assert v.params("quick") == {"mu": 1.0, "n": 10000}
+    assert v.variants_at("smoke") == [] and v.variants_at("full") == ["big-n"]
+    with pytest.raises(KeyError, match="unknown variant 'nope'; known: big-n"):
+        v.params("quick", "nope")
+
+
+# ---------------------------------------------------------------- the pre-registration lock
+
+
+def test_every_claims_checks_match_the_lock_or_a_recorded_revision():
+    """claims/checks.lock registers each claim's checks; a change needs a `revisions:` entry."""
+    problems = claims.lock_problems(claims.load_all(), claims.read_lock())
+    assert problems == [], "\n".join(problems)
+
+
+def test_changed_checks_without_a_revision_are_refused(spec, tmp_path):
+    lock = claims.write_lock({spec.id: spec}, tmp_path / "checks.lock")  # registers a new claim
+    assert lock == {spec.id: spec.checks_hash} == claims.read_lock(tmp_path / "checks.lock")
+    assert claims.lock_problems({spec.id: spec}, lock) == []
+    changed = dict(spec.data, checks=[dict(spec.checks[0], value=0.08)])  # loosened
+    changed_spec = claims.Spec(path=spec.path, data=changed)
+    (problem,) = claims.lock_problems({spec.id: changed_spec}, lock)
+    assert f"field 'checks': checks/premises hash {changed_spec.checks_hash} differs" in problem
+    with pytest.raises(SpecError, match="add a 'revisions:' entry"):
+        claims.write_lock({spec.id: changed_spec}, tmp_path / "checks.lock")
+    revision = {"date": "2026-11-22", "checks_hash": changed_spec.checks_hash,
+                "change": "0.04 -> 0.08", "reason": "the paper says ..."}  # fmt: skip
+    revised = claims.Spec(path=spec.path, data=dict(changed, revisions=[revision]))
+    assert claims.lock_problems({spec.id: revised}, lock) == []
+    assert claims.write_lock({spec.id: revised}, tmp_path / "checks.lock") == {
+        spec.id: revised.checks_hash
+    }
+    # a description edit changes the hash too: the registered text is what was pre-registered
+    reworded = dict(spec.data, checks=[dict(spec.checks[0], description="x")] + spec.checks[1:])
+    assert claims.Spec(path=spec.path, data=reworded).checks_hash != spec.checks_hash
+
+
+def test_invariant_raises_with_its_message():
+    from repro.invariants import InvariantError, require
+
+    require(True, "fine")
+    with pytest.raises(InvariantError, match="invariant violated: V = 0.3 > C = 0.2"):
+        require(0.3 <= 0.2, "V = 0.3 > C = 0.2")
+
+
+def test_broken_invariant_makes_the_claim_an_error(tmp_path, toy_env):
+    from repro import pipeline
+
+    data = toy_spec()
+    data.update(id="toy-inv", experiment="invariant")
+    path = write(tmp_path, data, "toy-inv.yaml")
+    record = pipeline.run_claim(path, "quick", tmp_path / "out")
+    assert record["status"] == "error"
+    assert "invariant violated: mu = 1.0 should be negative" in record["error"]
+    summary = pipeline.summarise_claim(path, tmp_path / "out" / "run.json")
+    assert summary["verdict"] == "error" and summary["checks"] == []
+
+
+def test_summary_tables_carry_test_checks_and_premises(tmp_path, toy_env):
+    from repro import pipeline
+
+    data = toy_spec()
+    data["checks"][1] = {"id": "gain", "metric": "mean", "value": 0.0, "description": "d",
+                         "test": {"name": "t", "alternative": "greater", "alpha": 0.05}}  # fmt: skip
+    data["premises"] = [{"id": "p", "metric": "abs_error", "aggregate": "max", "op": "<",
+                         "value": 1.0, "description": "d"}]  # fmt: skip
+    path = write(tmp_path, data)
+    pipeline.run_claim(path, "quick", tmp_path / "out")
+    summary = pipeline.summarise_claim(path, tmp_path / "out" / "run.json")
+    assert summary["verdict"] == "reproduced"  # mean ~1 > 0 on 3 seeds; error < 0.04
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "t-test (greater) vs 0: p < 0.05" in md and "| premise | p |" in md

@@ -182,3 +182,123 @@ def test_killed_run_leaves_nothing_trusted_and_rerun_completes(tmp_path, toy_cla
     snakemake(tmp_path, *cfg, env=toy_env)
     record = json.loads((tmp_path / "results/smoke/toy-slow/run.json").read_text())
     assert record["status"] == "ok"
+
+
+# ---------------------------------------------------------------- never a stale verdict (issue 9)
+
+
+def slow_spec(toy_claims, seconds: int) -> list[str]:
+    """Only toy-slow (sleeps `seconds` at smoke) and toy-mean in the claims folder."""
+    (toy_claims / "toy-boom.yaml").unlink(missing_ok=True)
+    text = (ROOT / "tests/fixtures/toy-mean.yaml").read_text()
+    text = text.replace("id: toy-mean", "id: toy-slow").replace(
+        "experiment: toy", "experiment: slow"
+    )
+    (toy_claims / "toy-slow.yaml").write_text(text.replace("n: 100}", f"n: {seconds}}}"))
+    return ["--config", "scale=smoke", f"claims_dir={toy_claims}"]
+
+
+def test_interrupted_forced_rerun_never_leaves_the_old_verdict_trusted(
+    tmp_path, toy_claims, toy_env
+):
+    from repro.pipeline import fresh_summary
+
+    cfg = slow_spec(toy_claims, 0)
+    snakemake(tmp_path, *cfg, env=toy_env)
+    res = tmp_path / "results/smoke/toy-slow"
+    assert fresh_summary(res)["verdict"] == "inconclusive"
+    # a forced rerun (what `repro run` does), killed while the experiment runs
+    cfg = slow_spec(toy_claims, 30)
+    cmd = snakemake_cmd("-d", str(tmp_path), "--cores", "2", *cfg,
+                        "--forcerun", "results/smoke/toy-slow/run.json")  # fmt: skip
+    proc = subprocess.Popen(cmd, env=toy_env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 90
+    while (
+        (res / "run.json").exists()
+        or not (res / "logs/run.log").exists()
+        or ("claim toy-slow" not in (res / "logs/run.log").read_text())
+    ):
+        assert time.time() < deadline, "the forced rerun never started"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    # Snakemake deleted run.json; the old summary, figure and REPORT.md are still on disk
+    assert not (res / "run.json").exists() and (res / "summary.json").exists()
+    assert fresh_summary(res) is None  # never shown as current
+    snakemake(tmp_path, "--unlock", *cfg, env=toy_env)
+    plan = snakemake(tmp_path, "-n", *cfg, env=toy_env).stdout
+    assert "results/smoke/toy-slow/run.json" in plan  # not "Nothing to be done"
+    assert not (res / "summary.json").exists()  # the stale summary is gone
+    assert not (tmp_path / "results/smoke/REPORT.md").exists()
+    cfg = slow_spec(toy_claims, 0)
+    snakemake(tmp_path, *cfg, env=toy_env)
+    assert fresh_summary(res)["verdict"] == "inconclusive"
+
+
+def test_corrupt_run_record_is_treated_as_absent_and_the_claim_reruns(
+    tmp_path, toy_claims, toy_env
+):
+    from repro.pipeline import fresh_summary
+
+    cfg = ["--config", "scale=quick", f"claims_dir={toy_claims}"]
+    snakemake(tmp_path, *cfg, env=toy_env)
+    record = tmp_path / "results/quick/toy-mean/run.json"
+    old = json.loads(record.read_text())
+    record.write_text(record.read_text()[:40])  # truncated
+    assert fresh_summary(record.parent) is None
+    plan = snakemake(tmp_path, "-n", *cfg, env=toy_env).stdout
+    assert "results/quick/toy-mean/run.json" in plan
+    snakemake(tmp_path, *cfg, env=toy_env)
+    new = json.loads(record.read_text())
+    assert new["status"] == "ok" and new["run_id"] != old["run_id"]
+    table = pd.read_csv(tmp_path / "results/quick/claims.csv").set_index("id")
+    assert table.loc["toy-mean", "verdict"] == "partial"
+
+
+def test_subset_run_report_still_covers_every_claim_and_report_builds_without_all_results(
+    tmp_path, toy_claims, toy_env
+):
+    # toy-mean gets a variant that runs at smoke scale
+    spec = toy_claims / "toy-mean.yaml"
+    spec.write_text(spec.read_text() + (
+        "variants:\n  big-n:\n    description: ten times the draws\n"
+        "    scales: [smoke]\n    params: {n: 1000}\n"))  # fmt: skip
+    cfg = ["--config", "scale=smoke", f"claims_dir={toy_claims}", "claims=[toy-mean]"]
+    snakemake(tmp_path, *cfg, env=toy_env)
+    variant = json.loads((tmp_path / "results/smoke/toy-mean@big-n/run.json").read_text())
+    assert variant["variant"] == "big-n" and variant["params"] == {"mu": 1.0, "n": 1000}
+    assert (tmp_path / "figures/smoke/toy-mean@big-n/curve.png").exists()
+    table = pd.read_csv(tmp_path / "results/smoke/claims.csv", keep_default_na=False)
+    rows = {(r.id, r.variant): r.verdict for r in table.itertuples()}
+    assert rows == {("toy-boom", ""): "not run", ("toy-mean", ""): "inconclusive",
+                    ("toy-mean", "big-n"): "inconclusive"}  # fmt: skip
+    md = (tmp_path / "results/smoke/REPORT.md").read_text()
+    assert "not run: 1" in md and "*Variant `big-n`*" in md
+    # the HTML report builds from the runs that have results (toy-boom has none)
+    html = tmp_path / "report.html"
+    snakemake(tmp_path, "--config", "scale=smoke", f"claims_dir={toy_claims}",
+              "--report", str(html), env=toy_env)  # fmt: skip
+    assert html.stat().st_size > 10_000
+    landing = (tmp_path / ".snakemake/gan-claims-landing.rst").read_text()
+    assert "toy-boom" in landing and "not run" in landing and "toy-mean @ big-n" in landing
+
+
+@pytest.mark.parametrize(
+    "setting,message",
+    [
+        ("device=cuda", "config field 'device': 'cuda' was asked for but torch sees no CUDA"),
+        ("results_dir=afile", "config field 'results_dir': 'afile' exists and is not a folder"),
+        ("claims_dir=/nonexistent-claims", "field 'claims_dir': no such folder"),
+    ],
+)
+def test_misconfiguration_stops_at_start_with_the_field_named(tmp_path, setting, message):
+    import torch
+
+    if setting == "device=cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is present here")
+    (tmp_path / "afile").write_text("")
+    out = snakemake(tmp_path, "-n", "--config", setting, check=False)
+    assert out.returncode != 0
+    assert message in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr

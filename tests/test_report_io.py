@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,9 +83,34 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temp file left
 
 
-def test_json_round_trip_keeps_nan_and_numpy_scalars(tmp_path):
+def test_json_is_strict_nan_and_inf_become_null_numpy_scalars_plain(tmp_path):
+    import json
+
     import numpy as np
 
-    io.write_json(tmp_path / "a.json", {"x": np.float64(0.5), "y": float("nan"), "n": np.int64(3)})
-    back = io.read_json(tmp_path / "a.json")
-    assert back["x"] == 0.5 and back["n"] == 3 and math.isnan(back["y"])
+    obj = {"x": np.float64(0.5), "y": float("nan"), "n": np.int64(3), "l": [np.inf, -1.0]}
+    io.write_json(tmp_path / "a.json", obj)
+    text = (tmp_path / "a.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    # a strict reader (no NaN/Infinity constants) accepts it
+    back = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
+    assert back == {"x": 0.5, "y": None, "n": 3, "l": [None, -1.0]}
+
+
+def test_positive_skewed_quantity_gets_a_log_scale_interval_that_stays_positive():
+    from scipy import stats
+
+    from repro.stats import interval, log_t_interval
+
+    counts = [10.0, 30.0, 1300.0]  # iterations to accuracy 1: the t-interval reaches below 0
+    assert interval(counts)[0] == "t"  # not declared positive (e.g. a signed log10 ratio)
+    how, centre, low, high = interval(counts, positive=True)
+    assert how == "log-t" and 0 < low < centre < high
+    logs = np.log(counts)
+    half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
+    assert (centre, low, high) == pytest.approx(
+        (np.exp(logs.mean()), np.exp(logs.mean() - half), np.exp(logs.mean() + half))
+    )
+    assert interval([1.0, 1.1, 0.9], positive=True)[0] == "t"  # tight: the plain interval
+    assert interval([-1.0, 5.0, 2.0], positive=True)[0] == "t"  # not all positive
+    assert np.isnan(log_t_interval([1.0, -2.0])[0])

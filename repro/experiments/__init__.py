@@ -43,6 +43,9 @@ class Experiment:
     metrics: tuple[str, ...]
     figures: Mapping[str, FigureFn] = field(default_factory=dict)
     doc: str = ""
+    # metrics that are positive by nature (counts, ratios): their interval over seeds is taken on
+    # the log scale when the plain t-interval would reach zero (repro.report.metric_table)
+    positive_metrics: tuple[str, ...] = ()
 
 
 # experiment name (as written in a spec) -> "module:attribute" holding an Experiment

@@ -1,0 +1,155 @@
+"""Saturation (Goodfellow 2014, Sec. 3): minimax vs non-saturating GAN from the same start.
+
+Pure pieces against hand-computed values (the per-seed reduction, W1 to the data, the digits
+split), the invariant, and the experiment at smoke size: both runs start equal, batched seeds
+equal separate runs."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from repro import divergences
+from repro.experiments import saturation
+from repro.invariants import InvariantError
+
+SMOKE = {
+    "z_dim": 4,
+    "g_channels": 4,
+    "d_channels": 4,
+    "g_norm": "batch",
+    "lr_g": 0.05,
+    "lr_d": 0.05,
+    "momentum": 0.5,
+    "batch_size": 16,
+    "steps": 4,
+    "early_steps": 2,
+    "eval_every": 2,
+}
+CPU = torch.device("cpu")
+
+
+@cache
+def _run(seeds: tuple[int, ...]) -> dict[str, pd.DataFrame]:
+    torch.set_num_threads(1)
+    return saturation.run_saturation(SMOKE, list(seeds), CPU)
+
+
+def _curves() -> pd.DataFrame:
+    """Hand-made curves: 2 seeds, steps 0, 10, 20 (early window = steps 10, 20), end 30."""
+    rows = []
+    for seed in (0, 1):
+        for step, d_mm, w_mm, w_ns in (
+            (0, 0.5, 8.0, 8.0),
+            (10, 0.003, 7.0, 5.0),
+            (20, 0.02, 6.0, 6.0),
+            (30, 0.4, 4.0, 4.0),
+        ):
+            rows.append(
+                {
+                    "step": step,
+                    "seed": seed,
+                    "objective": "minimax",
+                    "d_fake_median": d_mm + seed,
+                    "grad_minimax": 0.01,
+                    "grad_non_saturating": 10.0 ** (2 + seed),
+                    "w1": w_mm,
+                }
+            )
+            rows.append(
+                {
+                    "step": step,
+                    "seed": seed,
+                    "objective": "non-saturating",
+                    "d_fake_median": 0.4,
+                    "grad_minimax": 0.5,
+                    "grad_non_saturating": 1.0,
+                    "w1": w_ns,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_seed_table_reads_the_early_window_and_the_end():
+    table = saturation.saturation_seed_table(_curves(), {"early_steps": 20}).set_index("seed")
+    # most confident in (0, 20]: step 10 (0.003 < 0.02; seed 1 is shifted by +1, still step 10)
+    assert table.loc[0, "d_fake_median_early"] == pytest.approx(0.003)
+    assert table.loc[1, "step_most_confident"] == 10
+    # same state at step 10: 10^(2 + seed) / 0.01 -> log10 = 4 + seed
+    assert table.loc[0, "log10_grad_ratio_same_state"] == pytest.approx(4.0)
+    assert table.loc[1, "log10_grad_ratio_same_state"] == pytest.approx(5.0)
+    # each run's own gradient over the window: 1.0 / 0.01 -> log10 = 2 at both steps
+    assert table.loc[0, "log10_grad_ratio_runs"] == pytest.approx(2.0)
+    # W1 at the end of the window (step 20): 6 / 6; at the end (30): 4 / 4; start 8
+    assert table.loc[0, "w1_log10_ratio_early"] == pytest.approx(0.0, abs=1e-15)
+    assert table.loc[0, "w1_log10_ratio_end"] == pytest.approx(0.0, abs=1e-15)
+    assert table.loc[0, "w1_start"] == pytest.approx(8.0)
+
+
+def test_w1_to_data_limits_and_linear_program():
+    gen = torch.Generator().manual_seed(0)
+    real = torch.rand(40, 64, generator=gen, dtype=torch.float64)
+    shift = torch.zeros(64, dtype=torch.float64)
+    shift[:4] = 0.5  # ||shift|| = 1: a rigid translation moves every point by exactly 1
+    fake = torch.stack([real, real + shift]).reshape(2, 40, 1, 8, 8)
+    w1 = saturation.w1_to_data(fake, real.numpy())
+    np.testing.assert_allclose(w1, [0.0, 1.0], atol=1e-6)  # POT: sqrt of squared distances
+    other = torch.rand(1, 40, 1, 8, 8, generator=gen, dtype=torch.float64)
+    direct = divergences.w1_samples(other.reshape(40, 64).numpy(), real.numpy())
+    assert saturation.w1_to_data(other, real.numpy())[0] == pytest.approx(direct, rel=1e-12)
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    train, held = saturation.digits_split()
+    assert train.shape == (1497, 1, 8, 8) and held.shape == (300, 1, 8, 8)
+    again_train, again_held = saturation.digits_split()
+    assert torch.equal(held, again_held) and torch.equal(train, again_train)
+    flat_train = {tuple(r) for r in train.reshape(len(train), -1).tolist()}
+    # no held-out image is a training row (the digits hold a handful of exact duplicates)
+    overlap = sum(tuple(r) in flat_train for r in held.reshape(300, -1).tolist())
+    assert overlap <= 3
+
+
+def test_smoke_tables_and_identical_start():
+    tables = _run((0,))
+    seeds = tables["seeds"]
+    assert list(seeds["seed"]) == [0]
+    assert np.all(np.isfinite(seeds[list(saturation.SATURATION.metrics)].to_numpy(float)))
+    c = tables["curves"]
+    start = c[c.step == 0].set_index("objective").drop(columns=["step", "seed"])
+    # both runs of a seed start from the same G, D and see the same evaluation draws
+    pd.testing.assert_series_equal(
+        start.loc["minimax"], start.loc["non-saturating"], check_names=False
+    )
+    later = c[c.step == SMOKE["steps"]].set_index("objective")["w1"]
+    assert later["minimax"] != later["non-saturating"]  # then the two costs part ways
+
+
+def test_smoke_is_deterministic():
+    again = saturation.run_saturation(SMOKE, [0], CPU)
+    pd.testing.assert_frame_equal(again["curves"], _run((0,))["curves"], check_exact=True)
+
+
+def test_batched_seeds_equal_separate_runs():
+    both = _run((0, 1))["curves"].sort_values(["objective", "seed", "step"])
+    alone = pd.concat([_run((0,))["curves"], _run((1,))["curves"]])
+    alone = alone.sort_values(["objective", "seed", "step"])
+    cols = ["d_fake_median", "grad_minimax", "grad_non_saturating", "w1"]
+    np.testing.assert_allclose(both[cols].to_numpy(), alone[cols].to_numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_closed_form_invariant_raises_when_violated(monkeypatch):
+    monkeypatch.setattr(saturation, "saturating_logit_grad", lambda logits: -0.5 * logits.sigmoid())
+    with pytest.raises(InvariantError, match="closed forms"):
+        saturation.run_saturation(
+            {**SMOKE, "steps": 1, "early_steps": 1, "eval_every": 1}, [0], CPU
+        )
+
+
+def test_early_steps_must_be_an_evaluation_step():
+    with pytest.raises(ValueError, match="multiple of eval_every"):
+        saturation.run_saturation({**SMOKE, "early_steps": 3}, [0], CPU)
