@@ -1183,6 +1183,7 @@ D_PERFECT = Experiment(
         "classifier_test_accuracy",
     ),
     figures={"d_error": fig_d_perfect, "sample_quality": fig_sample_quality},
+    positive_metrics=("iters_to_target_worst", "iters_to_perfect_best_good"),
     doc="Arjovsky & Bottou 2017, Fig. 1: a fresh D against a frozen G reaches accuracy 1 fast.",
 )
 
@@ -1199,6 +1200,7 @@ VANISHING_GRADIENTS = Experiment(
         "final_train_accuracy",
     ),
     figures={"grad_norm": fig_vanishing, "norm_vs_loss": fig_norm_vs_loss},
+    positive_metrics=("fake_loss_final_best",),
     doc="Arjovsky & Bottou 2017, Fig. 2 / Thm 2.4: the original G cost's gradient vanishes.",
 )
 
@@ -1222,5 +1224,6 @@ MINUS_LOG_D_INSTABILITY = Experiment(
         "final_accuracy",
     ),
     figures={"grad_norm": fig_instability, "tails": fig_tails},
+    positive_metrics=("tail_ratio_across_ds", "analytic_tail_ratio"),
     doc="Arjovsky & Bottou 2017, Fig. 3 / Thm 2.6: the -log D gradient grows, noisier; Cauchy.",
 )
