@@ -191,3 +191,14 @@ def test_full_scale_without_data_stops_before_training_naming_make_data(
     assert params["dataset"] == "fashion-mnist"
     with pytest.raises(data.DataMissingError, match="make data"):
         experiments.get(spec["experiment"]).run(params, [0], torch.device("cpu"))
+
+
+def test_theorem_model_invariant_raises_on_gaussian_tails():
+    from repro.invariants import InvariantError
+
+    ok = pd.DataFrame({"seed": [0, 0], "noise_std": [1e-3, 1e-2], "tail_ratio": [30.0, 25.0]})
+    gradients.require_theorem_model_heavy(ok, 2000)
+    bad = ok.assign(tail_ratio=[30.0, 3.5])
+    with pytest.raises(InvariantError, match="not heavy-tailed"):
+        gradients.require_theorem_model_heavy(bad, 2000)
+    gradients.require_theorem_model_heavy(bad, 200)  # too few draws to judge
