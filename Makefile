@@ -7,7 +7,7 @@ SCALE  ?= quick
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: setup pipeline report test lint bench clean-smoke slurm-check report-check
+.PHONY: setup pipeline report test lint bench clean-smoke slurm-check report-check data
 
 setup: $(VENV)/.installed
 
@@ -48,3 +48,7 @@ slurm-check: setup
 # Snakemake's HTML report of a smoke run in headless Chromium: screenshots (PNG) and text checks
 report-check: setup
 	VENV=$(VENV) bash report/check_html.sh
+
+# Fashion-MNIST's four IDX files into data/ from Debian's dataset-fashion-mnist, SHA-256 checked
+data: setup
+	$(BIN)/python -m repro.data fetch

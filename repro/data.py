@@ -16,13 +16,25 @@ Public API:
     EpochSampler(data)                                 minibatches without replacement, per-seed
                                                        shuffles; state_dict() for resuming,
                                                        fresh() for an independent pass
+    data_dir(), read_idx(path), require_dataset(name)  Fashion-MNIST IDX files under data/,
+    load_fashion_mnist(split), fetch_fashion_mnist()   checked by SHA-256 (DataMissingError)
+    load_images(name, split) -> (N, 1, H, W)           "digits" (fixed held-out split) or
+                                                       "fashion-mnist" (train / test)
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
+import hashlib
 import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -240,3 +252,265 @@ class EpochSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.perms, self.pos = state["perms"], int(state["pos"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST (Xiao et al. 2017): 60,000 train / 10,000 test 28x28 grey images, 10 classes.
+# The four IDX files come from Debian's package ``dataset-fashion-mnist`` (gzip-compressed, as
+# the package ships them) and are checked against these SHA-256 sums before every use.
+
+DATA_DIR_ENV = "GAN_CLAIMS_DATA_DIR"
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
+FASHION_MNIST_SUBDIR = "fashion-mnist"
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",  # noqa: E501
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
+FASHION_MNIST_SPLITS = {"train": "train", "test": "t10k"}
+DATASETS = ("digits", "fashion-mnist")
+
+# IDX type byte -> numpy dtype (big-endian), see http://yann.lecun.com/exdb/mnist/
+_IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+class DataMissingError(FileNotFoundError):
+    """A data set the run needs is absent or fails its checksum; the message says what to do."""
+
+
+def data_dir() -> Path:
+    """Where data sets live: $GAN_CLAIMS_DATA_DIR, else ``data/`` at the repository root."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (gzip-compressed if its name ends in .gz) into a numpy array.
+
+    Format: two zero bytes, a type byte (0x08 = uint8, ...), the number of dimensions n, then n
+    big-endian uint32 sizes, then the data in C order. Raises ValueError naming the file for a
+    bad magic number, an unknown type, or a file shorter (or longer) than its header says.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # e.g. a truncated gzip stream
+        raise ValueError(f"{path}: cannot read IDX file ({e})") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+    kind, ndim = raw[2], raw[3]
+    if kind not in _IDX_DTYPES:
+        raise ValueError(f"{path}: unknown IDX data type 0x{kind:02x}")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = _IDX_DTYPES[kind]
+    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(
+            f"{path}: truncated or corrupt IDX file: {len(raw)} bytes, header {dims} needs "
+            f"{expected}"
+        )
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    )
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    """``sha256_file`` once per (file, size, modification time): a run checks the data often."""
+    return sha256_file(path)
+
+
+def _fashion_dir(root: str | Path | None = None) -> Path:
+    return Path(root) if root is not None else data_dir() / FASHION_MNIST_SUBDIR
+
+
+def require_dataset(name: str, root: str | Path | None = None) -> None:
+    """Raise DataMissingError unless data set ``name`` is present and intact.
+
+    "digits" ships with scikit-learn (nothing to check); "fashion-mnist" needs the four IDX files
+    under ``root`` (default ``data_dir() / "fashion-mnist"``) with the expected SHA-256 sums.
+    """
+    if name == "digits":
+        return
+    if name != "fashion-mnist":
+        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+    where = _fashion_dir(root)
+    fix = (
+        f"run `make data` (or `python -m repro.data fetch`), or place the four files of Debian's "
+        f"{FASHION_MNIST_PACKAGE} under {where} (set {DATA_DIR_ENV} for another data directory)"
+    )
+    for fname, digest in FASHION_MNIST_SHA256.items():
+        path = where / fname
+        if not path.is_file():
+            raise DataMissingError(f"Fashion-MNIST file {path} is missing: {fix}")
+        st = path.stat()
+        got = _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if got != digest:
+            raise DataMissingError(
+                f"Fashion-MNIST file {path} has SHA-256 {got}, expected {digest}: {fix}"
+            )
+
+
+@functools.lru_cache(maxsize=4)
+def _fashion_arrays(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    prefix = FASHION_MNIST_SPLITS[split]
+    images = read_idx(Path(root) / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx(Path(root) / f"{prefix}-labels-idx1-ubyte.gz")
+    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
+        raise ValueError(f"{root}: {split} images {images.shape} and labels {labels.shape} differ")
+    return images, labels
+
+
+def load_fashion_mnist(
+    split: str = "train", root: str | Path | None = None, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST ``split`` ("train": 60,000, "test": 10,000) after ``require_dataset``.
+
+    Returns images (N, 1, 28, 28) with pixel v in 0..255 mapped to v / 127.5 - 1 (range [-1, 1],
+    like a tanh generator) and labels (N,) int64 in 0..9.
+    """
+    if split not in FASHION_MNIST_SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(FASHION_MNIST_SPLITS)}")
+    where = _fashion_dir(root)
+    require_dataset("fashion-mnist", where)
+    images, labels = _fashion_arrays(str(where), split)
+    x = torch.from_numpy(images.astype(np.float32)).to(dtype) / 127.5 - 1.0
+    return x.unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+def fetch_fashion_mnist(dest: str | Path | None = None) -> Path:
+    """Put Fashion-MNIST's four IDX files under ``dest`` from Debian's package; verify them.
+
+    ``apt-get download`` (no root needed) into a temporary directory, ``dpkg -x`` the .deb there,
+    copy the four files and check their SHA-256. Returns the directory. Files already present and
+    intact are kept. Raises DataMissingError when the tools or the package are unavailable.
+    """
+    dest = _fashion_dir(dest)
+    try:
+        require_dataset("fashion-mnist", dest)
+        return dest
+    except DataMissingError:
+        pass
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for cmd in (["apt-get", "download", FASHION_MNIST_PACKAGE],):
+            try:
+                subprocess.run(cmd, cwd=tmp, check=True, capture_output=True, text=True)
+            except (OSError, subprocess.CalledProcessError) as e:
+                err = getattr(e, "stderr", "") or e
+                raise DataMissingError(
+                    f"`{' '.join(cmd)}` failed ({err}); on a machine without apt, place the files "
+                    f"{', '.join(FASHION_MNIST_SHA256)} under {dest} by hand"
+                ) from e
+        debs = sorted(Path(tmp).glob(f"{FASHION_MNIST_PACKAGE}_*.deb"))
+        if not debs:
+            raise DataMissingError(
+                f"apt-get download left no {FASHION_MNIST_PACKAGE} .deb in {tmp}"
+            )
+        subprocess.run(["dpkg", "-x", str(debs[-1]), str(Path(tmp) / "x")], check=True)
+        found = {p.name: p for p in (Path(tmp) / "x").rglob("*-ubyte.gz")}
+        for fname in FASHION_MNIST_SHA256:
+            if fname not in found:
+                raise DataMissingError(f"{debs[-1].name} has no {fname}")
+            part = dest / f"{fname}.tmp{os.getpid()}"
+            shutil.copyfile(found[fname], part)
+            os.replace(part, dest / fname)
+    require_dataset("fashion-mnist", dest)
+    return dest
+
+
+# The digits' fixed held-out split: a permutation drawn once from this seed, the last
+# DIGITS_TEST_SIZE items held out. Fixed across seeds and runs, so every D is evaluated on digits
+# it never trained on.
+DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE = 20170117, 297
+
+
+def digits_split_indices() -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices into the 1,797 digits: 1,500 / 297, disjoint, fixed forever."""
+    perm = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(_digits_array()))
+    return np.sort(perm[:-DIGITS_TEST_SIZE]), np.sort(perm[-DIGITS_TEST_SIZE:])
+
+
+def load_images(
+    name: str, split: str = "train", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Images of data set ``name`` ("digits" or "fashion-mnist"), ``split`` "train" or "test".
+
+    Digits: the fixed split of ``digits_split_indices`` (8x8); Fashion-MNIST: its own 60,000 /
+    10,000 split (28x28). Values in [-1, 1], shape (N, 1, H, W).
+    """
+    if split not in FASHION_MNIST_SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(FASHION_MNIST_SPLITS)}")
+    if name == "digits":
+        idx = digits_split_indices()[0 if split == "train" else 1]
+        return load_digits_images(dtype)[torch.from_numpy(idx)]
+    if name == "fashion-mnist":
+        return load_fashion_mnist(split, dtype=dtype)[0]
+    raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+
+
+def image_size(name: str) -> int:
+    """Side length of data set ``name``'s square images: 8 (digits) or 28 (Fashion-MNIST)."""
+    sizes = {"digits": 8, "fashion-mnist": 28}
+    if name not in sizes:
+        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+    return sizes[name]
+
+
+def load_labels(name: str, split: str = "train") -> torch.Tensor:
+    """Class labels (N,) int64 matching ``load_images(name, split)``."""
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        idx = digits_split_indices()[0 if split == "train" else 1]
+        return torch.from_numpy(load_digits().target[idx].astype(np.int64))
+    if name == "fashion-mnist":
+        return load_fashion_mnist(split)[1]
+    raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m repro.data", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("fetch", help="fetch Fashion-MNIST into the data directory")
+    fetch.add_argument("--dest", help=f"directory for the IDX files (default: {_fashion_dir()})")
+    sub.add_parser("check", help="verify the Fashion-MNIST files")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "fetch":
+            print(f"Fashion-MNIST ready in {fetch_fashion_mnist(args.dest)}")
+        else:
+            require_dataset("fashion-mnist")
+            print(f"Fashion-MNIST OK in {_fashion_dir()}")
+    except DataMissingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

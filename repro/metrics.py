@@ -8,6 +8,7 @@ Public API:
     mode_metrics(samples, means, mode_std, n_std) -> dict of (S,): modes_captured,
         high_quality_frac, reverse_kl (VEEGAN / PacGAN protocol, 2,500 samples: EVAL_SAMPLES)
     reverse_kl_uniform(counts) -> (S,)                  KL(mode histogram || uniform)
+    frechet_distance(m1, C1, m2, C2), feature_gaussian(f)   FD between fitted Gaussians (FID)
 """
 
 from __future__ import annotations
@@ -153,3 +154,32 @@ def mode_metrics(
         "high_quality_frac": counts.sum(dim=1) / samples.shape[1],
         "reverse_kl": reverse_kl_uniform(counts),
     }
+
+
+def frechet_distance(
+    mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor, cov2: torch.Tensor
+) -> float:
+    """Frechet distance between Gaussians N(m1, C1) and N(m2, C2) (Heusel et al. 2017, FID):
+
+        ||m1 - m2||^2 + tr(C1 + C2 - 2 (C1^(1/2) C2 C1^(1/2))^(1/2)).
+
+    Computed in float64 through the symmetric square root of C1 and the eigenvalues of
+    C1^(1/2) C2 C1^(1/2) (clipped at 0), so it is real and >= 0 up to rounding. For diagonal
+    covariances it equals ||m1 - m2||^2 + sum_i (sqrt(c1_i) - sqrt(c2_i))^2.
+    """
+    m1, m2 = mean1.double(), mean2.double()
+    c1, c2 = cov1.double(), cov2.double()
+
+    def sqrt_psd(c: torch.Tensor) -> torch.Tensor:
+        w, v = torch.linalg.eigh((c + c.T) / 2)
+        return (v * w.clamp(min=0).sqrt()) @ v.T
+
+    r1 = sqrt_psd(c1)
+    cross = torch.linalg.eigvalsh(r1 @ c2 @ r1).clamp(min=0).sqrt().sum()
+    return float((m1 - m2).pow(2).sum() + torch.trace(c1) + torch.trace(c2) - 2 * cross)
+
+
+def feature_gaussian(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (F,) and covariance (F, F) (ddof = 1) of features (N, F), in float64."""
+    f = features.double()
+    return f.mean(0), torch.cov(f.T)

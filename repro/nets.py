@@ -19,6 +19,8 @@ Public API:
     fold_seeds(x), unfold_seeds(x, S)    (S, B, C, H, W) <-> (B, S*C, H, W)
     DCGANGenerator(seeds, z_dim, channels, norm)   z (S, B, z_dim) -> (S, B, 1, 8, 8) in [-1, 1]
     DCGANDiscriminator(seeds, channels)            images (S, B, 1, 8, 8) -> logits (S, B, 1)
+    ConvGenerator, ConvDiscriminator               the standard DCGAN for 28x28 (issue 6):
+                                                   N(0, 0.02) init, D batch norm switchable
 """
 
 from __future__ import annotations
@@ -355,4 +357,134 @@ class DCGANDiscriminator(_Batched):
         s, b = x.shape[:2]
         h = F.leaky_relu(self.conv1(fold_seeds(x)), 0.2)  # (B, S*c, 4, 4)
         h = F.leaky_relu(self.conv2(h), 0.2)  # (B, S*2c, 2, 2)
+        return self.fc(unfold_seeds(h, s).reshape(s, b, -1))  # (S, B, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the standard DCGAN for 28x28 images (issue 6; Radford et al. 2016 layout, two up/down stages)
+
+DCGAN_INIT_STD = 0.02  # Radford et al. 2016: all weights N(0, 0.02); batch-norm gains N(1, 0.02)
+
+
+@torch.no_grad()
+def dcgan_init_(module: nn.Module, generators: Sequence[torch.Generator]) -> None:
+    """DCGAN initialisation of a batched layer, per seed from ``generators``.
+
+    Conv / transposed-conv / linear weights ~ N(0, 0.02^2), biases 0; batch-norm gains
+    ~ N(1, 0.02^2), shifts 0 (Radford et al. 2016, Sec. 4). Other modules are left alone.
+    """
+    if isinstance(module, BatchedBatchNorm2d):
+        for s, gen in enumerate(generators):
+            gain = 1.0 + DCGAN_INIT_STD * torch.randn(module.weight.shape[1:], generator=gen)
+            module.weight[s].copy_(gain)
+        module.bias.zero_()
+    elif isinstance(module, BatchedConv2d | BatchedLinear):
+        for s, gen in enumerate(generators):
+            module.weight[s].copy_(
+                DCGAN_INIT_STD * torch.randn(module.weight.shape[1:], generator=gen)
+            )
+        module.bias.zero_()
+
+
+class _DCGANInit(_Batched):
+    def reset_parameters(self) -> None:
+        gens = seed_generators(self.seeds, self.stream)
+        for module in self.modules():  # registration order: fixed, so init is reproducible
+            if module is not self:
+                dcgan_init_(module, gens)
+
+
+class ConvGenerator(_DCGANInit):
+    """The standard DCGAN generator for 28x28 images (any size divisible by 4), all seeds at once.
+
+    z (S, B, z_dim) -> Linear -> (2c, H/4, W/4) -> BN -> ReLU -> ConvT(4, stride 2, pad 1)
+    -> (c, H/2, W/2) -> BN -> ReLU -> ConvT(4, stride 2, pad 1) -> (1, H, W) -> tanh.
+    With z_dim = 100, c = 64, H = 28: linear to 128x7x7, ConvT to 64x14x14, ConvT to 1x28x28
+    (issue 6). Init N(0, 0.02) (``dcgan_init_``).
+
+    Args:
+        seeds: one integer seed per batched copy.
+        z_dim: latent dimension.
+        channels: c (64 for the standard model).
+        image_size: H = W, a multiple of 4 (28 for Fashion-MNIST, 8 for the digits).
+        norm: "batch" (standard) or "none".
+        stream: initialisation stream (default ``STREAM_G``).
+
+    Example:
+        >>> g = ConvGenerator([0, 1], z_dim=100, channels=64)
+        >>> g(torch.zeros(2, 5, 100)).shape
+        torch.Size([2, 5, 1, 28, 28])
+    """
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        z_dim: int = 100,
+        channels: int = 64,
+        image_size: int = 28,
+        norm: str = "batch",
+        stream: int = STREAM_G,
+    ):
+        super().__init__(seeds, stream)
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+        if image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4, got {image_size}")
+        s, c = self.n_seeds, channels
+        self.z_dim, self.channels, self.base = z_dim, c, image_size // 4
+        self.fc = BatchedLinear(z_dim, 2 * c * self.base**2, s)
+        self.norm1 = BatchedBatchNorm2d(2 * c, s) if norm == "batch" else nn.Identity()
+        self.up1 = BatchedConvTranspose2d(2 * c, c, 4, s, stride=2, padding=1)
+        self.norm2 = BatchedBatchNorm2d(c, s) if norm == "batch" else nn.Identity()
+        self.up2 = BatchedConvTranspose2d(c, 1, 4, s, stride=2, padding=1)
+        self.reset_parameters()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        s, b, _ = z.shape
+        h = self.fc(z).reshape(s, b, 2 * self.channels, self.base, self.base)
+        h = torch.relu(self.norm1(fold_seeds(h)))  # (B, S*2c, H/4, W/4)
+        h = torch.relu(self.norm2(self.up1(h)))  # (B, S*c, H/2, W/2)
+        return unfold_seeds(torch.tanh(self.up2(h)), s)  # (S, B, 1, H, W)
+
+
+class ConvDiscriminator(_DCGANInit):
+    """The standard DCGAN discriminator for 28x28 images (any size divisible by 4), batched.
+
+    x (S, B, 1, H, W) -> Conv(4, stride 2, pad 1) -> (c, H/2, W/2) -> LeakyReLU(0.2)
+    -> Conv(4, stride 2, pad 1) -> (2c, H/4, W/4) -> [BN] -> LeakyReLU(0.2) -> Linear -> logit
+    (S, B, 1). With c = 64, H = 28: conv 64 stride 2, conv 128 stride 2 with BN, linear (issue 6).
+    Batch norm normalises each (seed, channel) over the batch it is called on (train mode).
+
+    Args:
+        seeds: one integer seed per batched copy.
+        channels: c (64 for the standard model).
+        image_size: H = W, a multiple of 4.
+        norm: "batch" (standard) or "none" (the d-bn-off variant).
+        stream: initialisation stream (default ``STREAM_D``; ``STREAM_FRESH_D`` for a fresh D).
+    """
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        channels: int = 64,
+        image_size: int = 28,
+        norm: str = "batch",
+        stream: int = STREAM_D,
+    ):
+        super().__init__(seeds, stream)
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+        if image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4, got {image_size}")
+        s, c = self.n_seeds, channels
+        self.conv1 = BatchedConv2d(1, c, 4, s, stride=2, padding=1)
+        self.conv2 = BatchedConv2d(c, 2 * c, 4, s, stride=2, padding=1)
+        self.norm2 = BatchedBatchNorm2d(2 * c, s) if norm == "batch" else nn.Identity()
+        self.fc = BatchedLinear(2 * c * (image_size // 4) ** 2, 1, s)
+        self.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, b = x.shape[:2]
+        h = F.leaky_relu(self.conv1(fold_seeds(x)), 0.2)  # (B, S*c, H/2, W/2)
+        h = F.leaky_relu(self.norm2(self.conv2(h)), 0.2)  # (B, S*2c, H/4, W/4)
         return self.fc(unfold_seeds(h, s).reshape(s, b, -1))  # (S, B, 1)

@@ -174,19 +174,22 @@ def test_first_iteration_and_censoring():
 def test_batched_snapshots_equal_separate_fresh_d_runs():
     """K snapshots x S seeds in one batched G / fresh D give the curves of K separate runs."""
     torch.set_num_threads(1)
-    params = _spec("d-perfect")["scales"]["smoke"]["params"] | {"d_iterations": 6, "eval_every": 3}
+    params = _spec("d-perfect")["scales"]["smoke"]["params"] | {
+        "d_iterations": 6,
+        "eval_every": 3,
+        "eval_early_until": 0,
+    }
     seeds = [0, 1]
     snaps = [
-        gradients.DCGANGenerator(
-            seeds, params["z_dim"], params["g_channels"], params["g_norm"], stream=k
-        ).state_dict()
-        for k in (10, 11)
+        gradients.make_generator(params | {"z_dim": params["z_dim"]}, seeds, 8).state_dict()
+        for _ in (0, 1)
     ]
+    snaps[1] = {k: v * 1.1 if v.is_floating_point() else v for k, v in snaps[1].items()}
 
     def curves(snapshots, epochs):
         G = gradients.stack_snapshots(params, seeds, snapshots, "cpu")
-        D = gradients.fresh_discriminator(params, G, "cpu")
-        out = gradients.run_fresh_d(params, G, D, ("minimax",), "cpu")
+        D = gradients.fresh_discriminators(params, G, 1, "cpu")
+        out = gradients.run_fresh_d(params, G, D, 1, ("minimax",), "cpu")
         return gradients.label_copies(out, seeds, epochs).drop(columns="copy")
 
     keys = ["epochs", "seed", "iteration"]
@@ -220,9 +223,12 @@ def test_smoke_seeds_table_is_complete_and_finite(claim_id):
     exp = experiments.get(CLAIMS[claim_id])
     table = _smoke(claim_id, (0,))["seeds"]
     assert list(table["seed"]) == [0]
+    # at smoke scale D trains 20 steps: the norm is still rising, so no points after its peak
+    may_be_nan = {"loss_slope"}
     for metric in exp.metrics:
         assert metric in table.columns, metric
-        assert np.all(np.isfinite(table[metric].to_numpy(dtype=float))), metric
+        if metric not in may_be_nan:
+            assert np.all(np.isfinite(table[metric].to_numpy(dtype=float))), metric
 
 
 @pytest.mark.parametrize("claim_id", sorted(CLAIMS))
