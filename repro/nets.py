@@ -265,7 +265,7 @@ class BatchedBatchNorm2d(nn.Module):
 NORMS = ("none", "batch")
 
 
-class _Batched(nn.Module):
+class BatchedModule(nn.Module):
     """Shared bookkeeping: seeds, init stream, per-seed initialisation in registration order."""
 
     def __init__(self, seeds: Sequence[int], stream: int):
@@ -284,7 +284,7 @@ class _Batched(nn.Module):
                 module.reset_parameters(gens)
 
 
-class DCGANGenerator(_Batched):
+class DCGANGenerator(BatchedModule):
     """A small DCGAN-style generator for 8x8 images, all seeds at once.
 
     z (S, B, z_dim) -> Linear -> (2c, 4, 4) -> [BN] -> ReLU -> ConvT(4, stride 2) -> (c, 8, 8)
@@ -332,7 +332,7 @@ class DCGANGenerator(_Batched):
         return unfold_seeds(torch.tanh(self.out(h)), s)  # (S, B, 1, 8, 8)
 
 
-class DCGANDiscriminator(_Batched):
+class DCGANDiscriminator(BatchedModule):
     """A small DCGAN-style discriminator (critic) for 8x8 images, all seeds at once.
 
     x (S, B, 1, 8, 8) -> Conv(4, stride 2) -> (c, 4, 4) -> LeakyReLU(0.2) -> Conv(4, stride 2)
@@ -386,7 +386,7 @@ def dcgan_init_(module: nn.Module, generators: Sequence[torch.Generator]) -> Non
         module.bias.zero_()
 
 
-class _DCGANInit(_Batched):
+class _DCGANInit(BatchedModule):
     def reset_parameters(self) -> None:
         gens = seed_generators(self.seeds, self.stream)
         for module in self.modules():  # registration order: fixed, so init is reproducible

@@ -39,7 +39,7 @@ from repro.nets import (
     STREAM_EVAL,
     STREAM_G,
     BatchedLinear,
-    _Batched,
+    BatchedModule,
     seed_generators,
 )
 from repro.plots import figure
@@ -76,7 +76,7 @@ def get_mixture(name: str, params: Mapping[str, Any]) -> Mixture:
 # networks
 
 
-class Generator(_Batched):
+class Generator(BatchedModule):
     """z (S, B, z_dim) -> [Linear -> (BN) -> ReLU] x n_layers -> Linear -> (S, B, 2)."""
 
     def __init__(self, seeds, z_dim: int, hidden: int, n_layers: int, norm: str = "none"):
@@ -99,7 +99,7 @@ class Generator(_Batched):
         return self.out(h)
 
 
-class Discriminator(_Batched):
+class Discriminator(BatchedModule):
     """pack m -> [Linear -> ReLU | maxout] x n_layers -> (minibatch features) -> Linear -> logit.
 
     ``features`` returns the last hidden layer (feature matching reads it); packing and

@@ -46,7 +46,7 @@ from repro.nets import (
     BatchedConvTranspose2d,
     BatchedLinear,
     BatchedMLP,
-    _Batched,
+    BatchedModule,
     fold_seeds,
     seed_generators,
     unfold_seeds,
@@ -206,7 +206,7 @@ def minibatch_features(h: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return torch.exp(-dist).sum(2) - 1.0
 
 
-class StackedGenerator(_Batched):
+class StackedGenerator(BatchedModule):
     """DCGAN-style G for 3-channel side x side images, all seeds at once.
 
     z -> Linear -> (2c, side/2^u, side/2^u) -> BN -> ReLU -> u x [ConvT(4, stride 2) -> BN ->
@@ -241,7 +241,7 @@ class StackedGenerator(_Batched):
         return unfold_seeds(torch.tanh(self.out(h)), s)  # (S, B, 3, side, side)
 
 
-class StackedDiscriminator(_Batched):
+class StackedDiscriminator(BatchedModule):
     """DCGAN-style D for 3-channel images with optional packing and minibatch features.
 
     x (S, B, 3, H, W) -> [pack m: (S, B/m, 3m, H, W)] -> Conv(4, s2) -> LReLU -> Conv(4, s2)
