@@ -29,6 +29,7 @@ VERDICT_MARK = {
     "not reproduced": "❌ not reproduced",
     "inconclusive": "⚪ inconclusive",
     "error": "💥 error",
+    "outdated": "⏳ outdated (checks revised since this result; see history)",
 }
 
 
