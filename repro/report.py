@@ -335,6 +335,14 @@ def update_history(path: Path, table: pd.DataFrame, rows) -> pd.DataFrame:
     return both
 
 
+def repository_url(citation: Path = ROOT_README.parent / "CITATION.cff") -> str | None:
+    """CITATION.cff's ``repository-code`` when it is set (a commented placeholder is not)."""
+    if not citation.exists():
+        return None
+    m = re.search(r"(?m)^repository-code:\s*[\"']?([^\"'\s]+)", citation.read_text("utf-8"))
+    return m.group(1) if m else None
+
+
 def build_report(
     scale: str,
     out_dir: str | Path,
@@ -364,6 +372,7 @@ def build_report(
         "| | |",
         "|---|---|",
         f"| report commit | `{git['commit']}` (dirty: {git['dirty']}) |",
+        f"| repository | {repository_url() or '— (CITATION.cff sets no repository-code yet)'} |",
         f"| results from commits | {', '.join(f'`{c}`' for c in result_commits) or '—'} |",
         f"| scale | {scale} |",
         f"| device(s) | {'; '.join(devices)} |",
@@ -554,7 +563,9 @@ def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None =
         f"gan-claims: each classic claim about GAN training as a pre-registered experiment with a "
         f"computed verdict. Scale: **{scale}**.",
         "",
-        f"Report commit ``{git['commit'][:10]}`` (dirty: {git['dirty']}); results from commits "
+        f"Report commit ``{git['commit'][:10]}`` (dirty: {git['dirty']})"
+        + (f" of {repository_url()}" if repository_url() else "")
+        + "; results from commits "
         f"{', '.join(f'``{c}``' for c in commits)}; device(s): {rst_escape('; '.join(devices))}.",
         "",
         rst_escape(VERDICT_RULES),

@@ -114,3 +114,11 @@ def test_positive_skewed_quantity_gets_a_log_scale_interval_that_stays_positive(
     assert interval([1.0, 1.1, 0.9], positive=True)[0] == "t"  # tight: the plain interval
     assert interval([-1.0, 5.0, 2.0], positive=True)[0] == "t"  # not all positive
     assert np.isnan(log_t_interval([1.0, -2.0])[0])
+
+
+def test_repository_url_is_read_from_citation_only_when_set(tmp_path):
+    cff = tmp_path / "CITATION.cff"
+    cff.write_text('cff-version: 1.2.0\n# repository-code: "https://example.org/x"\n')
+    assert report.repository_url(cff) is None  # a commented placeholder is not a URL
+    cff.write_text('cff-version: 1.2.0\nrepository-code: "https://example.org/gan-claims"\n')
+    assert report.repository_url(cff) == "https://example.org/gan-claims"
