@@ -560,6 +560,12 @@ def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None =
     devices = sorted({s["provenance"].get("device_name", "?") for s in done}) or ["none"]
     commits = sorted({str(s["provenance"].get("commit", "?"))[:10] for s in done}) or ["none"]
     lines = [
+        # Snakemake's landing pane centres its content vertically; a table taller than the window
+        # would start above the top, out of a reader's reach: align it to the top instead
+        ".. raw:: html",
+        "",
+        "   <style>div.items-center.justify-center.h-screen { align-items: flex-start; }</style>",
+        "",
         f"gan-claims: each classic claim about GAN training as a pre-registered experiment with a "
         f"computed verdict. Scale: **{scale}**.",
         "",

@@ -94,7 +94,11 @@ if workflow.is_main_process and not REPORT_MODE:
 
 
 def has_results(run, scale=SCALE):
-    return fresh_summary(Path(RESULTS) / scale / run) is not None
+    """A current summary and every figure the spec now names (a spec may have gained one)."""
+    figures = SPECS[split_run(run)[0]].figures
+    return fresh_summary(Path(RESULTS) / scale / run) is not None and all(
+        Path(f"{FIGURES}/{scale}/{run}/{f['name']}.png").exists() for f in figures
+    )
 
 
 if REPORT_MODE:
