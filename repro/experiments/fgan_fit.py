@@ -331,22 +331,23 @@ def fig_gaussian_fit(tables: Tables, params: Mapping[str, Any], reported: Mappin
     return fig
 
 
+# the f-GAN fit's settings, shared by both experiments of this module
+_TRAINING_PARAMS = (
+    "hidden",
+    "depth",
+    "steps",
+    "batch_size",
+    "lr_critic",
+    "lr_generator",
+    "init_mean",
+    "init_std",
+    "init_jitter_std",
+    "grid_points",
+)
+
 FGAN_GAUSSIAN_FIT = Experiment(
     run=run_gaussian_fit,
-    params=(
-        "mixture",
-        "divergences",
-        "hidden",
-        "depth",
-        "steps",
-        "batch_size",
-        "lr_critic",
-        "lr_generator",
-        "init_mean",
-        "init_std",
-        "init_jitter_std",
-        "grid_points",
-    ),
+    params=("mixture", "divergences", *_TRAINING_PARAMS),
     metrics=(
         "mean_error_max",
         "std_error_max",
@@ -480,19 +481,7 @@ _SHAPES = ("center_offset", "mode_offset", "std_half_gap", "std_mode")
 
 KL_COVERS_REVERSE_KL_SEEKS = Experiment(
     run=run_cover_seek,
-    params=(
-        "mixture",
-        "hidden",
-        "depth",
-        "steps",
-        "batch_size",
-        "lr_critic",
-        "lr_generator",
-        "init_mean",
-        "init_std",
-        "init_jitter_std",
-        "grid_points",
-    ),
+    params=("mixture", *_TRAINING_PARAMS),
     metrics=tuple(f"{p}_{s}" for p in ("kl", "rkl", "kl_exact", "rkl_exact") for s in _SHAPES),
     figures={"cover_seek": fig_cover_seek},
     doc=__doc__ or "",

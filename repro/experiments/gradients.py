@@ -833,18 +833,23 @@ def run_vanishing(params: Mapping[str, Any], seeds: Sequence[int], device: Any) 
 def fig_vanishing(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Fig. 2 of the paper: the original cost's gradient norm against D iterations (log y)."""
     fig, ax = _figure(width=6.0, height=4.0)
-    curves = tables["curves"]
+    _norm_panel(
+        ax,
+        tables["curves"],
+        "grad_norm_minimax",
+        r"$\|\nabla_\theta\, \mathbb{E}_z \log(1 - D(G_\theta(z)))\|$",
+        f"original cost: gradient norm ({_title(params)})",
+    )
+    return fig
+
+
+def _norm_panel(ax, curves: pd.DataFrame, column: str, ylabel: str, title: str) -> None:
+    """Gradient norm against fresh-D iterations (log y), one median band per generator."""
     curves = curves[curves["d_index"] == 0]
     for i, (ep, c) in enumerate(curves.groupby("epochs")):
-        _median_band(ax, c, "iteration", "grad_norm_minimax", i, _epoch_label(ep))
-    ax.set(
-        yscale="log",
-        xlabel="fresh D iterations (G frozen)",
-        ylabel=r"$\|\nabla_\theta\, \mathbb{E}_z \log(1 - D(G_\theta(z)))\|$",
-        title=f"original cost: gradient norm ({_title(params)})",
-    )
+        _median_band(ax, c, "iteration", column, i, _epoch_label(ep))
+    ax.set(yscale="log", xlabel="fresh D iterations (G frozen)", ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
-    return fig
 
 
 def fig_norm_vs_loss(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
@@ -1082,18 +1087,13 @@ def _qq_table(grads: torch.Tensor, seeds: Sequence[int], epochs: Sequence[int]) 
 def fig_instability(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
     """Fig. 3 of the paper (norm vs D iterations) and the relative noise across minibatches."""
     fig, axes = _figure(2, width=5.0, height=3.8)
-    curves = tables["curves"]
-    curves = curves[curves["d_index"] == 0]
-    ax = axes[0]
-    for i, (ep, c) in enumerate(curves.groupby("epochs")):
-        _median_band(ax, c, "iteration", "grad_norm_non_saturating", i, _epoch_label(ep))
-    ax.set(
-        yscale="log",
-        xlabel="fresh D iterations (G frozen)",
-        ylabel=r"$\|\nabla_\theta\, \mathbb{E}_z[-\log D(G_\theta(z))]\|$",
-        title=r"$-\log D$ cost: gradient norm",
+    _norm_panel(
+        axes[0],
+        tables["curves"],
+        "grad_norm_non_saturating",
+        r"$\|\nabla_\theta\, \mathbb{E}_z[-\log D(G_\theta(z))]\|$",
+        r"$-\log D$ cost: gradient norm",
     )
-    ax.legend(fontsize=8)
     ax = axes[1]
     snaps = tables["snapshots"]
     for i, (ep, c) in enumerate(snaps.groupby("epochs")):
