@@ -11,19 +11,20 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from repro.claims import VARIANT_SEP, SpecError, UnknownClaimError, load_all, resolve_ids
+from repro.data import require_dataset
 from repro.pipeline import fresh_summary, heal
 from repro.report import check_rst, landing_rst, rst_escape
 
 # The rules call `python -m repro...`: the interpreter running Snakemake (it has the package and
 # its dependencies) goes first on PATH, so no local interpreter path appears in the rules, the
 # jobs' params or the HTML report.
-os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.getenv("PATH", "")]))
 SCALE = config["scale"]
 RESULTS = config["results_dir"]
 FIGURES = config["figures_dir"]
 CLAIMS_DIR = Path(workflow.basedir) / config["claims_dir"]
 # Jobs (local or on a cluster) inherit the environment: where the data sets are.
-os.environ["GAN_CLAIMS_DATA_DIR"] = str(Path(config["data_dir"]).resolve())
+os.environ.update(GAN_CLAIMS_DATA_DIR=str(Path(config["data_dir"]).resolve()))
 # `snakemake --report`: only runs that have results take part (the others show "not run").
 REPORT_MODE = any(a == "--report" or a.startswith("--report") for a in sys.argv[1:])
 
@@ -78,10 +79,6 @@ _needed = {
     if not REPORT_MODE
 }
 for _dataset in sorted(d for d in _needed if d):
-    try:
-        from repro.data import require_dataset
-    except ImportError:
-        break
     try:
         require_dataset(_dataset)
     except FileNotFoundError as e:
