@@ -7,7 +7,7 @@ SCALE  ?= quick
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: setup pipeline report test lint bench clean-smoke slurm-check report-check data
+.PHONY: setup pipeline report test test-slow lint bench clean-smoke slurm-check report-check data
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ clean-smoke:
 
 test: setup
 	$(BIN)/pytest -q
+
+# the fault-injection pipeline tests (SIGKILL mid-run, truncated run.json): CI runs them too
+test-slow: setup
+	$(BIN)/pytest -q -m slow
 
 lint: setup
 	$(BIN)/ruff check repro tests bench

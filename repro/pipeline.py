@@ -209,6 +209,17 @@ def load_run(run_json: str | Path) -> tuple[dict[str, Any], dict[str, pd.DataFra
 # ---------------------------------------------------------------- summarise
 
 
+def setup_of(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """What the run used (data, model), from its optional ``setup`` table (columns item, value):
+    resolved at run time, e.g. which data set ``dataset: auto`` took."""
+    table = tables.get("setup")
+    if table is None:
+        return {}
+    if list(table.columns) != ["item", "value"]:
+        raise ValueError(f"'setup' table has columns {list(table.columns)}, expected item, value")
+    return {str(k): str(v) for k, v in zip(table["item"], table["value"], strict=True)}
+
+
 def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, Any]:
     """Verdict and metric table for one claim, written beside its run record."""
     from repro import report
@@ -243,6 +254,7 @@ def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, An
         "seeds": record["seeds"],
         "provenance": {k: v for k, v in record.items() if k not in ("params", "seeds")},
         "params": record["params"],
+        "setup": setup_of(tables),
     }
     out = Path(run_json).parent
     report.write_claim_tables(out, spec, tables["seeds"], checks, premises)

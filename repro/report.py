@@ -492,6 +492,9 @@ def _claim_section(spec: Spec, s, row, variants, figures_rel: str) -> list[str]:
         f"*params hash:* `{prov.get('params_hash')}`",
         "",
     ]
+    if s.get("setup"):
+        used = "; ".join(f"{k}: {v}" for k, v in s["setup"].items())
+        lines += [f"*Setup used:* {used}", ""]
     if row.verdict == "outdated":
         lines += [
             f"*This result was judged by checks `{summary_checks_hash(s)}`; the spec now has "

@@ -13,6 +13,8 @@ Contract of ``Experiment.run(params, seeds, device) -> dict[str, DataFrame]``:
 - ``device``: ``torch.device`` to compute on.
 - returns tidy tables by name. ``"seeds"`` is required: one row per seed, a ``seed`` column and
   one float column per name in ``Experiment.metrics`` (the checks in a spec refer to these).
+  An optional ``"setup"`` table (columns ``item``, ``value``; e.g. ``data``, ``model``) says what
+  the run used, as resolved at run time; the report prints it in the claim's section.
   Any other table (curves, grids) is free-form and is handed to the figure functions.
 
 Contract of a figure function: ``fig(tables, params, reported) -> matplotlib.figure.Figure``,
@@ -46,6 +48,11 @@ class Experiment:
     # metrics that are positive by nature (counts, ratios): their interval over seeds is taken on
     # the log scale when the plain t-interval would reach zero (repro.report.metric_table)
     positive_metrics: tuple[str, ...] = ()
+
+
+def setup_table(**items: str) -> pd.DataFrame:
+    """The optional ``setup`` table: what a run used, e.g. ``setup_table(data=..., model=...)``."""
+    return pd.DataFrame({"item": list(items), "value": [str(v) for v in items.values()]})
 
 
 # experiment name (as written in a spec) -> "module:attribute" holding an Experiment

@@ -49,7 +49,7 @@ from repro.data import (
     require_dataset,
     sample_normal,
 )
-from repro.experiments import Experiment, Tables
+from repro.experiments import Experiment, Tables, setup_table
 from repro.invariants import require
 from repro.losses import gan_d_loss, minimax_g_loss, non_saturating_g_loss
 from repro.metrics import d_accuracy, feature_gaussian, frechet_distance, per_seed_grad_norm
@@ -665,7 +665,13 @@ def run_d_perfect(params: Mapping[str, Any], seeds: Sequence[int], device: Any) 
     )
     table["n_good_snapshots"] = table["n_good_snapshots"].astype(float)
     table["classifier_test_accuracy"] = accuracy
-    return {"seeds": table, "curves": curves, "snapshots": snaps, "quality": quality}
+    return {
+        "seeds": table,
+        "curves": curves,
+        "snapshots": snaps,
+        "quality": quality,
+        "setup": setup(p),
+    }
 
 
 def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.0, width_px: int = 1400):
@@ -704,6 +710,25 @@ def _median_band(ax, df: pd.DataFrame, x: str, y: str, i: int, label: str, marke
         label=label,
     )
     ax.fill_between(med.index, lo.values, hi.values, color=st["color"], alpha=0.15, lw=0)
+
+
+def setup(params: Mapping[str, Any]) -> pd.DataFrame:
+    """The data and model a run used, for the report."""
+    split = {
+        "digits": "train 1,500 / held out 297 (one fixed split)",
+        "fashion-mnist": "train 60,000 / held out 10,000 (the test split)",
+    }
+    side = 8 if params["dataset"] == "digits" else 28
+    return setup_table(
+        data=f"{DATA_LABEL[params['dataset']]}; {split[params['dataset']]}",
+        model=(
+            f"DCGAN {side}x{side}: z {params['z_dim']}, G {params['g_channels']} channels "
+            f"({params['g_norm']} norm), D {params['d_channels']} channels ({params['d_norm']} "
+            f"norm); {params['g_objective']} G cost; Adam lr {params['lr']} (D {params['d_lr']}), "
+            f"batch {params['batch_size']}; G kept after {params['g_epochs']} epochs; fresh D "
+            f"trained {params['d_iterations']} iterations"
+        ),
+    )
 
 
 def _title(params: Mapping[str, Any]) -> str:
@@ -827,7 +852,7 @@ def run_vanishing(params: Mapping[str, Any], seeds: Sequence[int], device: Any) 
             "final_train_accuracy": ("final_train_accuracy", "min"),
         },
     )
-    return {"seeds": table, "curves": curves, "snapshots": snaps}
+    return {"seeds": table, "curves": curves, "snapshots": snaps, "setup": setup(params)}
 
 
 def fig_vanishing(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
@@ -1052,6 +1077,7 @@ def run_instability(params: Mapping[str, Any], seeds: Sequence[int], device: Any
         "snapshots": per_copy,
         "theorem": theorem,
         "qq": qq,
+        "setup": setup(p),
     }
 
 

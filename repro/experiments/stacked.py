@@ -35,7 +35,7 @@ from torch import nn
 
 from repro import data as rdata
 from repro import plots
-from repro.experiments import Experiment, Tables
+from repro.experiments import Experiment, Tables, setup_table
 from repro.metrics import reverse_kl_uniform
 from repro.nets import (
     STREAM_D,
@@ -59,7 +59,7 @@ N_CLASSES = 10
 N_MODES = N_CLASSES**N_CHANNELS
 EVAL_SAMPLES = 26_000  # PacGAN Table 2 / VEEGAN Table 2 protocol
 METHODS = ("gan", "pacgan2", "minibatch")
-DATASETS = ("digits", "fashion-mnist")
+DATASETS = ("digits", "fashion-mnist", "auto")  # auto: Fashion-MNIST when present, else digits
 SPLIT_SEED = 20_161_130  # one fixed train / held-out split of the digits, for every seed
 STREAM_CLASSIFIER = 5  # random stream of the classifier (init and minibatches)
 
@@ -68,20 +68,30 @@ STREAM_CLASSIFIER = 5  # random stream of the classifier (init and minibatches)
 # data
 
 
+def resolve_dataset(dataset: str) -> str:
+    """``auto`` -> "fashion-mnist" when its files are present and intact, else "digits"."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    if dataset != "auto":
+        return dataset
+    try:
+        rdata.require_dataset("fashion-mnist")
+    except rdata.DataMissingError:
+        return "digits"
+    return "fashion-mnist"
+
+
 def load_labelled(dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images in [-1, 1] (N, 1, H, W) and labels (N,) of ``split`` ("train" or "test").
 
     digits: scikit-learn's 1,797 8x8 digits, split 75 / 25 by one fixed permutation
     (``SPLIT_SEED``). fashion-mnist: ``repro.data.load_fashion_mnist(split)`` (60,000 / 10,000).
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    if dataset not in DATASETS[:2]:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS[:2])}")
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; valid: train, test")
     if dataset == "fashion-mnist":
-        if not hasattr(rdata, "load_fashion_mnist"):
-            raise RuntimeError("dataset fashion-mnist needs repro.data.load_fashion_mnist")
-        rdata.require_dataset("fashion-mnist")
         images, labels = rdata.load_fashion_mnist(split)
         return torch.as_tensor(images, dtype=torch.float32), torch.as_tensor(labels).long()
     from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
@@ -335,8 +345,9 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     n_eval = int(params["eval_samples"])
-    train_x, train_y = load_labelled(params["dataset"], "train")
-    test_x, test_y = load_labelled(params["dataset"], "test")
+    dataset = resolve_dataset(params["dataset"])
+    train_x, train_y = load_labelled(dataset, "train")
+    test_x, test_y = load_labelled(dataset, "test")
     side = train_x.shape[-1]
     clf = train_classifier(train_x, train_y, seeds, params, device)
     per_seed: dict[str, Any] = {"seed": [int(s) for s in seeds]}
@@ -399,8 +410,28 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     seeds_table = pd.DataFrame(
         {k: np.asarray(v, dtype=float) if k != "seed" else v for k, v in per_seed.items()}
     )
+    data = {
+        "digits": f"scikit-learn's 8x8 digits: GANs and classifier on {len(train_x)}, "
+        f"held out {len(test_x)}",
+        "fashion-mnist": f"Fashion-MNIST 28x28: GANs and classifier on the {len(train_x):,} "
+        f"training images, held out the {len(test_x):,} test images",
+    }[dataset]
+    if params["dataset"] == "auto":
+        data += " (dataset: auto, " + (
+            "the Fashion-MNIST files were present)"
+            if dataset == "fashion-mnist"
+            else "the Fashion-MNIST files were absent: `make data` fetches them)"
+        )
+    c_g, c_d = int(params["g_channels"]), int(params["d_channels"])
+    model = (
+        f"DCGAN-style G ({c_g} channels, z {params['z_dim']}) and D ({c_d} channels) for "
+        f"3 x {side} x {side} stacks; {params['steps']} steps, batch {params['batch_size']}, "
+        f"Adam {params['lr']}; classifier MLP 2 x {params['classifier_hidden']} "
+        f"(held-out accuracy {float(np.min(per_seed['classifier_accuracy'])):.4f}, worst seed)"
+    )
     return {
         "seeds": seeds_table,
+        "setup": setup_table(data=data, model=model),
         "methods": pd.DataFrame(method_rows),
         "histograms": pd.concat(hist_rows, ignore_index=True),
         "samples": pd.concat(sample_rows, ignore_index=True),
