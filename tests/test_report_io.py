@@ -122,3 +122,14 @@ def test_repository_url_is_read_from_citation_only_when_set(tmp_path):
     assert report.repository_url(cff) is None  # a commented placeholder is not a URL
     cff.write_text('cff-version: 1.2.0\nrepository-code: "https://example.org/gan-claims"\n')
     assert report.repository_url(cff) == "https://example.org/gan-claims"
+
+
+def test_setup_table_is_read_in_order_and_a_malformed_one_is_an_error():
+    from repro.experiments import setup_table
+    from repro.pipeline import setup_of
+
+    table = setup_table(data="Fashion-MNIST", model="DCGAN 28x28")
+    assert setup_of({"setup": table}) == {"data": "Fashion-MNIST", "model": "DCGAN 28x28"}
+    assert setup_of({}) == {}
+    with pytest.raises(ValueError, match=r"'setup' table has columns \['what', 'value'\]"):
+        setup_of({"setup": table.rename(columns={"item": "what"})})

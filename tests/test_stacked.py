@@ -176,8 +176,24 @@ def test_figures_are_drawn_from_the_tables():
         plt.close(fig)
 
 
+def test_auto_dataset_takes_fashion_mnist_only_when_its_files_are_intact(monkeypatch, tmp_path):
+    monkeypatch.setenv("GAN_CLAIMS_DATA_DIR", str(tmp_path))  # an empty data directory
+    assert stacked.resolve_dataset("auto") == "digits"
+    assert stacked.resolve_dataset("digits") == "digits"
+    with pytest.raises(ValueError, match="valid: digits, fashion-mnist, auto"):
+        stacked.resolve_dataset("mnist")
+    monkeypatch.setattr(stacked.rdata, "require_dataset", lambda name: None)
+    assert stacked.resolve_dataset("auto") == "fashion-mnist"
+
+
+def test_smoke_run_says_which_data_it_used():
+    setup = dict(zip(*smoke_run()["setup"].to_dict("list").values(), strict=True))
+    assert setup["data"].startswith("scikit-learn's 8x8 digits: GANs and classifier on 1347")
+    assert "classifier MLP 2 x" in setup["model"]
+
+
 def test_fashion_mnist_path_runs_on_28x28_images(monkeypatch):
-    """The 28x28 branch end to end on stand-in images (the real loader is helper i6a's)."""
+    """The 28x28 branch end to end on stand-in images (the real files: `make data`)."""
     gen = torch.Generator().manual_seed(0)
     fake_data = {
         split: (torch.rand(n, 1, 28, 28, generator=gen) * 2 - 1, torch.arange(n) % 10)
@@ -198,6 +214,7 @@ def test_fashion_mnist_path_runs_on_28x28_images(monkeypatch):
         "classifier_steps": 3,
         "eval_samples": 50,
     }
-    tables = stacked.run(params, [0], CPU)
+    tables = stacked.run({**params, "dataset": "auto"}, [0], CPU)
     assert tables["samples"]["row"].max() == 27
+    assert "Fashion-MNIST 28x28" in tables["setup"]["value"].iloc[0]
     assert np.isfinite(tables["seeds"]["kl_gan"]).all()
