@@ -56,23 +56,15 @@ def test_pack_concatenates_consecutive_images_along_channels():
         pack(x[:, :3], 2)
 
 
-def test_minibatch_features_on_three_points_by_hand():
+def test_minibatch_features_leave_out_the_j_equals_i_term():
+    """On 3 points with T = 1 (M_i = h_i): o_i = sum over j != i of exp(-|h_i - h_j|)."""
     h = torch.tensor([[[0.0], [1.0], [3.0]]], dtype=torch.float64)  # (S=1, B=3, F=1)
-    kernel = torch.ones(1, 1, 1, 1, dtype=torch.float64)  # T = 1: M_i = h_i
-    o = stacked.minibatch_features(h, kernel).squeeze()
+    o = stacked.minibatch_features_without_self(h, torch.ones(1, 1, 1, dtype=torch.float64), 1)
     e = math.exp
     expected = torch.tensor([e(-1) + e(-3), e(-1) + e(-2), e(-3) + e(-2)], dtype=torch.float64)
-    torch.testing.assert_close(o, expected, rtol=1e-12, atol=1e-12)
-
-
-def test_minibatch_features_use_the_l1_norm_per_kernel():
-    h = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)  # (1, 2, 2)
-    kernel = torch.zeros(1, 2, 2, 2, dtype=torch.float64)  # K = 2 kernels of dim 2
-    kernel[0, :, 0] = torch.eye(2)  # kernel 0: M = h, ||h_0 - h_1||_1 = 2
-    kernel[0, :, 1] = 0.5 * torch.eye(2)  # kernel 1: M = h / 2, distance 1
-    o = stacked.minibatch_features(h, kernel)[0]
-    expected = torch.tensor([[math.exp(-2), math.exp(-1)]] * 2, dtype=torch.float64)
-    torch.testing.assert_close(o, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(o.squeeze(), expected, rtol=1e-12, atol=1e-12)
+    one = stacked.minibatch_features_without_self(h[:, :1], torch.ones(1, 1, 1).double(), 1)
+    assert one.item() == 0.0  # a minibatch of one has no other sample
 
 
 @pytest.mark.parametrize("method", stacked.METHODS)

@@ -51,7 +51,7 @@ from repro.nets import (
     seed_generators,
     unfold_seeds,
 )
-from repro.remedies import pack
+from repro.remedies import minibatch_features, pack
 from repro.train import TrainConfig, train_gan
 
 N_CHANNELS = 3  # digits stacked per sample
@@ -194,26 +194,14 @@ def held_out_accuracy(net: BatchedMLP, images: torch.Tensor, labels: torch.Tenso
 
 
 # ---------------------------------------------------------------------------------------------
-# the remedies, as small pieces (issue 7: the lead may fold them into repro/remedies.py)
+# the networks (the remedies themselves are in repro.remedies)
 
 
-def minibatch_features(h: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Minibatch discrimination (Salimans et al. 2016, Sec. 3.2), per seed.
-
-    M_i = h_i T reshaped to (K kernels, d dims); c_k(i, j) = exp(-||M_ik - M_jk||_1);
-    o_k(i) = sum_{j != i} c_k(i, j) (the j = i term, always 1, is left out).
-
-    Args:
-        h: (S, B, F) features of one batch (real or fake, never mixed).
-        kernel: (S, F, K, d) the tensor T.
-
-    Returns:
-        (S, B, K) features o(x_i).
-    """
-    s, b, _ = h.shape
-    m = torch.einsum("sbf,sfkd->sbkd", h, kernel)  # (S, B, K, d)
-    dist = (m.unsqueeze(2) - m.unsqueeze(1)).abs().sum(-1)  # (S, B, B, K)
-    return torch.exp(-dist).sum(2) - 1.0
+def minibatch_features_without_self(h: torch.Tensor, tensor: torch.Tensor, n_kernels: int):
+    """``repro.remedies.minibatch_features`` less its j = i term (always exp(0) = 1): o_k(i) =
+    sum_{j != i} exp(-||M_ik - M_jk||_1), so a minibatch of one gives 0. h (S, B, F), T (S, F,
+    K * d) -> (S, B, K)."""
+    return minibatch_features(h, tensor, n_kernels) - 1.0
 
 
 class StackedGenerator(BatchedModule):
@@ -287,8 +275,8 @@ class StackedDiscriminator(BatchedModule):
         h = F.leaky_relu(self.conv2(h), 0.2)
         h = unfold_seeds(h, s).reshape(s, b, -1)  # (S, B, F)
         if self.mbd is not None:
-            kernel = self.mbd.weight.reshape(s, -1, self.mbd_kernels, self.mbd_dim)
-            h = torch.cat([h, minibatch_features(h, kernel)], dim=2)
+            o = minibatch_features_without_self(h, self.mbd.weight, self.mbd_kernels)
+            h = torch.cat([h, o], dim=2)
         return self.fc(h)
 
 
