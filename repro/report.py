@@ -263,6 +263,7 @@ def claims_frame(rows, commits: dict[str, str] | None = None) -> pd.DataFrame:
                 "reason": (s or {}).get("reason", ""),
                 "seeds": len(s["seeds"]) if s else 0,
                 "device": prov.get("device_name", ""),
+                "wall_time_s": prov.get("wall_time_s", ""),
                 "results_commit": str(prov.get("commit", ""))[:10],
                 "checks_hash": spec.checks_hash,
                 "checks_registered": commits.get(spec.checks_hash, ""),
@@ -642,22 +643,30 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
             verdict = done.loc[cid, "verdict"] if cid in done.index else NOT_RUN
             counts[verdict] = counts.get(verdict, 0) + 1
             if verdict == NOT_RUN:
-                link, shown = f"`{cid}`", f"not run at {scale} scale yet"
+                link, shown, ran = f"`{cid}`", f"not run at {scale} scale yet", "—"
             else:
                 link = f"[`{cid}`](results/{scale}/REPORT.md#{cid})"
                 shown = VERDICT_MARK.get(verdict, verdict)
+                ran = _ran_on(done.loc[cid])
             cite = short_cite(spec["paper"], entries)
-            rows.append(f"| {link} | {cite} | {_md_cell(spec['where'])} | {shown} |")
+            rows.append(f"| {link} | {cite} | {_md_cell(spec['where'])} | {shown} | {ran} |")
         said = ", ".join(f"{v}: {n}" for v, n in sorted(counts.items()))
         lines += [
             f"**{KIND_TITLE[kind]}** ({said})",
             "",
-            "| claim | paper | where | verdict |",
-            "|---|---|---|---|",
+            "| claim | paper | where | verdict | run on, wall time |",
+            "|---|---|---|---|---|",
             *rows,
             "",
         ]
     return "\n".join(lines)
+
+
+def _ran_on(row) -> str:
+    """'cpu: AMD EPYC (1 threads), 389 s' from a claims.csv row (older rows lack the time)."""
+    device = _md_cell(row.get("device", "")) or "—"
+    wall = row.get("wall_time_s", "")
+    return f"{device}, {float(wall):,.0f} s" if wall not in ("", None) else device
 
 
 def update_readme(readme: str | Path = "README.md", results: str | Path = "results") -> bool:

@@ -41,16 +41,16 @@ def test_readme_block_is_regenerated_from_results(tmp_path):
     ids = sorted(claims.load_all())
     results = tmp_path / "results"
     (results / "full").mkdir(parents=True)
-    pd.DataFrame([{"id": ids[0], "paper": "x", "where": "y", "verdict": "partial"}]).to_csv(
-        results / "full" / "claims.csv", index=False
-    )
+    row = {"id": ids[0], "paper": "x", "where": "y", "verdict": "partial"}
+    row |= {"device": "cpu: AMD EPYC (1 threads)", "wall_time_s": 388.7}
+    pd.DataFrame([row]).to_csv(results / "full" / "claims.csv", index=False)
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_START}\nstale\n{report.README_END}\noutro\n")
     assert report.update_readme(readme, results) is True
     text = readme.read_text()
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert f"| [`{ids[0]}`](results/full/REPORT.md#{ids[0]}) |" in text
-    assert "🟡 partial" in text
+    assert "| 🟡 partial | cpu: AMD EPYC (1 threads), 389 s |" in text
     assert f"| `{ids[1]}` |" in text and "not run at full scale yet" in text  # every claim listed
     assert report.update_readme(readme, results) is False  # idempotent
 
