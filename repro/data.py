@@ -270,6 +270,7 @@ FASHION_MNIST_SHA256 = {
 }
 FASHION_MNIST_SPLITS = {"train": "train", "test": "t10k"}
 DATASETS = ("digits", "fashion-mnist")
+AUTO = "auto"  # a spec's `dataset: auto`: Fashion-MNIST when its files are intact, else digits
 
 # IDX type byte -> numpy dtype (big-endian), see http://yann.lecun.com/exdb/mnist/
 _IDX_DTYPES = {
@@ -352,10 +353,10 @@ def require_dataset(name: str, root: str | Path | None = None) -> None:
     "digits" ships with scikit-learn (nothing to check); "fashion-mnist" needs the four IDX files
     under ``root`` (default ``data_dir() / "fashion-mnist"``) with the expected SHA-256 sums.
     """
-    if name == "digits":
+    if name in ("digits", AUTO):  # auto falls back to the digits: it never needs a download
         return
     if name != "fashion-mnist":
-        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}, {AUTO}")
     where = _fashion_dir(root)
     fix = (
         f"run `make data` (or `python -m repro.data fetch`), or place the four files of Debian's "
@@ -371,6 +372,20 @@ def require_dataset(name: str, root: str | Path | None = None) -> None:
             raise DataMissingError(
                 f"Fashion-MNIST file {path} has SHA-256 {got}, expected {digest}: {fix}"
             )
+
+
+def resolve_dataset(name: str) -> str:
+    """The data set a run uses: ``name`` itself, or for ``auto`` "fashion-mnist" when its files
+    are present and intact, else "digits"."""
+    if name not in (*DATASETS, AUTO):
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}, {AUTO}")
+    if name != AUTO:
+        return name
+    try:
+        require_dataset("fashion-mnist")
+    except DataMissingError:
+        return "digits"
+    return "fashion-mnist"
 
 
 @functools.lru_cache(maxsize=4)

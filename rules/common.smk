@@ -78,7 +78,7 @@ _needed = {
     for c, v in map(split_run, runs_at(SCALE))
     if not REPORT_MODE
 }
-for _dataset in sorted(d for d in _needed if d and d != "auto"):  # auto falls back to digits
+for _dataset in sorted(d for d in _needed if d):
     try:
         require_dataset(_dataset)
     except FileNotFoundError as e:

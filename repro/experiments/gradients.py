@@ -42,7 +42,9 @@ from torch import nn
 
 from repro import plots
 from repro.data import (
+    DIGITS_TEST_SIZE,
     EpochSampler,
+    digits_split_indices,
     image_size,
     load_images,
     load_labels,
@@ -715,10 +717,11 @@ def _median_band(ax, df: pd.DataFrame, x: str, y: str, i: int, label: str, marke
 def setup(params: Mapping[str, Any]) -> pd.DataFrame:
     """The data and model a run used, for the report."""
     split = {
-        "digits": "train 1,500 / held out 297 (one fixed split)",
+        "digits": f"train {len(digits_split_indices()[0]):,} / held out {DIGITS_TEST_SIZE} "
+        "(one fixed split)",
         "fashion-mnist": "train 60,000 / held out 10,000 (the test split)",
     }
-    side = 8 if params["dataset"] == "digits" else 28
+    side = image_size(params["dataset"])
     return setup_table(
         data=f"{DATA_LABEL[params['dataset']]}; {split[params['dataset']]}",
         model=(

@@ -35,6 +35,7 @@ from torch import nn
 
 from repro import data as rdata
 from repro import plots
+from repro.data import resolve_dataset
 from repro.experiments import Experiment, Tables, setup_table
 from repro.metrics import reverse_kl_uniform
 from repro.nets import (
@@ -59,7 +60,7 @@ N_CLASSES = 10
 N_MODES = N_CLASSES**N_CHANNELS
 EVAL_SAMPLES = 26_000  # PacGAN Table 2 / VEEGAN Table 2 protocol
 METHODS = ("gan", "pacgan2", "minibatch")
-DATASETS = ("digits", "fashion-mnist", "auto")  # auto: Fashion-MNIST when present, else digits
+DATASETS = rdata.DATASETS  # and "auto" (repro.data.resolve_dataset)
 SPLIT_SEED = 20_161_130  # one fixed train / held-out split of the digits, for every seed
 STREAM_CLASSIFIER = 5  # random stream of the classifier (init and minibatches)
 
@@ -68,27 +69,14 @@ STREAM_CLASSIFIER = 5  # random stream of the classifier (init and minibatches)
 # data
 
 
-def resolve_dataset(dataset: str) -> str:
-    """``auto`` -> "fashion-mnist" when its files are present and intact, else "digits"."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
-    if dataset != "auto":
-        return dataset
-    try:
-        rdata.require_dataset("fashion-mnist")
-    except rdata.DataMissingError:
-        return "digits"
-    return "fashion-mnist"
-
-
 def load_labelled(dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images in [-1, 1] (N, 1, H, W) and labels (N,) of ``split`` ("train" or "test").
 
     digits: scikit-learn's 1,797 8x8 digits, split 75 / 25 by one fixed permutation
     (``SPLIT_SEED``). fashion-mnist: ``repro.data.load_fashion_mnist(split)`` (60,000 / 10,000).
     """
-    if dataset not in DATASETS[:2]:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS[:2])}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; valid: train, test")
     if dataset == "fashion-mnist":
@@ -404,7 +392,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
         "fashion-mnist": f"Fashion-MNIST 28x28: GANs and classifier on the {len(train_x):,} "
         f"training images, held out the {len(test_x):,} test images",
     }[dataset]
-    if params["dataset"] == "auto":
+    if params["dataset"] == rdata.AUTO:
         data += " (dataset: auto, " + (
             "the Fashion-MNIST files were present)"
             if dataset == "fashion-mnist"
