@@ -79,7 +79,7 @@ def sample_mixture(
     mode_std: float | Sequence[float],
     weights: Sequence[float] | None = None,
     device: Any = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """x = mu_c + std_c * eps with c ~ Categorical(weights), eps ~ N(0, I_d), per seed.
 
@@ -106,7 +106,7 @@ def sample_mixture(
         else:
             comp = torch.multinomial(probs, batch, replacement=True, generator=g)
         eps = torch.randn(batch, d, generator=g, dtype=torch.float64)
-        draws.append((means[comp] + stds[comp, None] * eps).to(dtype))
+        draws.append((means[comp] + stds[comp, None] * eps).to(dtype or torch.get_default_dtype()))
     return _stack(draws, device)  # (S, B, d)
 
 
@@ -163,7 +163,7 @@ def sample_normal(
     batch: int,
     dim: int,
     device: Any = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Latent noise z ~ N(0, I_dim) per seed: (S, B, dim)."""
     return _stack([torch.randn(batch, dim, generator=g, dtype=dtype) for g in gens], device)
@@ -194,12 +194,12 @@ def _digits_array() -> np.ndarray:
     return load_digits().images.astype(np.float32)  # (1797, 8, 8), values 0..16
 
 
-def load_digits_images(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def load_digits_images(dtype: torch.dtype | None = None) -> torch.Tensor:
     """scikit-learn's 8x8 digits as (1797, 1, 8, 8), pixel values v in 0..16 mapped to v/8 - 1.
 
     The range [-1, 1] matches a tanh generator output.
     """
-    x = torch.from_numpy(_digits_array().copy()).to(dtype)
+    x = torch.from_numpy(_digits_array().copy()).to(dtype or torch.get_default_dtype())
     return (x / 8.0 - 1.0).unsqueeze(1)
 
 
@@ -399,7 +399,7 @@ def _fashion_arrays(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_fashion_mnist(
-    split: str = "train", root: str | Path | None = None, dtype: torch.dtype = torch.float32
+    split: str = "train", root: str | Path | None = None, dtype: torch.dtype | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST ``split`` ("train": 60,000, "test": 10,000) after ``require_dataset``.
 
@@ -411,7 +411,10 @@ def load_fashion_mnist(
     where = _fashion_dir(root)
     require_dataset("fashion-mnist", where)
     images, labels = _fashion_arrays(str(where), split)
-    x = torch.from_numpy(images.astype(np.float32)).to(dtype) / 127.5 - 1.0
+    x = (
+        torch.from_numpy(images.astype(np.float32)).to(dtype or torch.get_default_dtype()) / 127.5
+        - 1.0
+    )
     return x.unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
@@ -468,9 +471,7 @@ def digits_split_indices() -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[:-DIGITS_TEST_SIZE]), np.sort(perm[-DIGITS_TEST_SIZE:])
 
 
-def load_images(
-    name: str, split: str = "train", dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
+def load_images(name: str, split: str = "train", dtype: torch.dtype | None = None) -> torch.Tensor:
     """Images of data set ``name`` ("digits" or "fashion-mnist"), ``split`` "train" or "test".
 
     Digits: the fixed split of ``digits_split_indices`` (8x8); Fashion-MNIST: its own 60,000 /

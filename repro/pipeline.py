@@ -69,6 +69,7 @@ def run_claim(
         **provenance.git_state(),
         "device": dev.type,
         "device_name": provenance.device_name(dev),
+        "cpu": provenance.cpu_info(),
         "threads": torch.get_num_threads(),
         "packages": provenance.package_versions(),
         "started": provenance.now_utc(),

@@ -29,21 +29,47 @@ def pick_device(requested: str = "auto"):
     return torch.device("cuda")
 
 
+def cpu_info() -> dict[str, str]:
+    """The CPU's model, vendor and the vector instruction set its kernels use.
+
+    ``cpu_isa`` is what PyTorch's own kernels dispatch to (``AVX512``, ``AVX2``, ``DEFAULT``);
+    ``cpu_flags`` lists the processor's widest vector extensions. MKL and oneDNN also choose
+    their kernels by vendor and extension, so two machines that differ here may round
+    differently in the last digits (README, "Across machines").
+    """
+    import torch
+
+    model, vendor, flags = platform.processor() or platform.machine(), "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "model name" and model in (platform.processor(), platform.machine()):
+                model = value
+            elif key == "vendor_id" and vendor == "unknown":
+                vendor = value
+            elif key == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    wide = [f for f in ("avx512f", "avx512_bf16", "amx_tile", "avx2", "fma") if f in flags]
+    return {
+        "cpu_model": model,
+        "cpu_vendor": vendor,
+        "cpu_isa": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": " ".join(wide) or "unknown",
+    }
+
+
 def device_name(device) -> str:
-    """A human-readable device name: the GPU model, or the CPU model and thread count."""
+    """A human-readable device name: the GPU model, or the CPU model, the vector instruction set
+    PyTorch's kernels use, and the thread count."""
     import torch
 
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
+    cpu = cpu_info()
+    return f"cpu: {cpu['cpu_model']}, {cpu['cpu_isa']} ({torch.get_num_threads()} threads)"
 
 
 REPO = Path(__file__).resolve().parent.parent

@@ -364,6 +364,7 @@ def build_report(
     done = [s for _, _, s in rows if s is not None]
     git = provenance.git_state()
     devices = sorted({s["provenance"].get("device_name", "?") for s in done}) or ["—"]
+    cpus = sorted({cpu_line(s["provenance"].get("cpu")) for s in done}) or ["—"]
     result_commits = sorted({str(s["provenance"].get("commit", "?"))[:10] for s in done})
     versions = provenance.package_versions()
     primary = table[table["variant"] == ""]
@@ -377,6 +378,7 @@ def build_report(
         f"| results from commits | {', '.join(f'`{c}`' for c in result_commits) or '—'} |",
         f"| scale | {scale} |",
         f"| device(s) | {'; '.join(devices)} |",
+        f"| CPU(s): model, vendor, PyTorch kernels, vector extensions | {'; '.join(cpus)} |",
         f"| generated | {provenance.now_utc()} |",
         f"| packages | {', '.join(f'{k} {v}' for k, v in versions.items())} |",
     ]
@@ -550,6 +552,17 @@ def check_rst(text: str, source: str) -> None:
 def _short(text: str, n: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+def cpu_line(cpu: dict | None) -> str:
+    """``AMD EPYC (AuthenticAMD; kernels AVX512; avx512f avx2 fma)``: what tells two CPUs'
+    rounding apart (results from before this was recorded say "not recorded")."""
+    if not cpu:
+        return "not recorded"
+    return (
+        f"{cpu.get('cpu_model', '?')} ({cpu.get('cpu_vendor', '?')}; kernels "
+        f"{cpu.get('cpu_isa', '?')}; {cpu.get('cpu_flags', '?')})"
+    )
 
 
 def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None = None) -> str:

@@ -78,6 +78,9 @@ def test_real_run_writes_results_tables_figures_and_report(smoke_run):
         record = json.loads((res / "run.json").read_text())
         assert record["status"] == "ok" and record["device"] == "cpu"
         assert {"commit", "dirty", "packages", "wall_time_s", "peak_mem_mb"} <= set(record)
+        # the CPU's model and the vector instruction set of its kernels (issue 13)
+        assert record["cpu"]["cpu_isa"] in ("AVX512", "AVX2", "DEFAULT", "ZVECTOR", "VSX", "SVE256")
+        assert record["cpu"]["cpu_model"] in record["device_name"]
         seeds = pd.read_csv(res / "seeds.csv")
         assert list(seeds["seed"]) == spec.seeds("smoke")
         assert {"claim", "scale", "params_hash", "commit", "device"} <= set(seeds.columns)
@@ -85,8 +88,17 @@ def test_real_run_writes_results_tables_figures_and_report(smoke_run):
             for ext in ("png", "pdf"):
                 assert (wd / f"figures/smoke/{cid}/{fig['name']}.{ext}").stat().st_size > 1000
     md = (wd / "results/smoke/REPORT.md").read_text()
-    for field in ("report commit", "dirty", "scale", "device(s)", "generated", "packages"):
+    for field in (
+        "report commit",
+        "dirty",
+        "scale",
+        "device(s)",
+        "generated",
+        "packages",
+        "CPU(s)",
+    ):
         assert field in md
+    assert f"kernels {record['cpu']['cpu_isa']}" in md
     assert (wd / "report.html").stat().st_size > 10_000
 
 

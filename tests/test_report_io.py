@@ -133,3 +133,21 @@ def test_setup_table_is_read_in_order_and_a_malformed_one_is_an_error():
     assert setup_of({}) == {}
     with pytest.raises(ValueError, match=r"'setup' table has columns \['what', 'value'\]"):
         setup_of({"setup": table.rename(columns={"item": "what"})})
+
+
+def test_cpu_provenance_names_model_vendor_and_vector_isa():
+    import torch
+
+    from repro import provenance
+
+    cpu = provenance.cpu_info()
+    assert set(cpu) == {"cpu_model", "cpu_vendor", "cpu_isa", "cpu_flags"}
+    assert cpu["cpu_isa"] == torch.backends.cpu.get_cpu_capability()
+    assert cpu["cpu_model"] and cpu["cpu_model"] in provenance.device_name(torch.device("cpu"))
+    assert cpu["cpu_isa"] in provenance.device_name(torch.device("cpu"))
+    line = report.cpu_line(cpu)
+    assert cpu["cpu_model"] in line and f"kernels {cpu['cpu_isa']}" in line
+    assert report.cpu_line(None) == "not recorded"  # results from before it was recorded
+    intel = {"cpu_model": "Intel Xeon", "cpu_vendor": "GenuineIntel", "cpu_isa": "AVX512",
+             "cpu_flags": "avx512f avx2 fma"}  # fmt: skip
+    assert report.cpu_line(intel) != report.cpu_line(cpu | {"cpu_isa": "AVX2"})

@@ -55,7 +55,7 @@ def sample_swiss_roll(
         t = 1.5 * math.pi * (1 + 2 * torch.rand(batch, generator=g, dtype=torch.float64))
         eps = torch.randn(batch, 2, generator=g, dtype=torch.float64)
         xy = torch.stack([t * torch.cos(t), t * torch.sin(t)], -1) + noise_std * eps
-        out.append((xy / SWISS_SCALE).float())
+        out.append((xy / SWISS_SCALE).to(torch.get_default_dtype()))
     x = torch.stack(out)
     return x if device is None else x.to(device)
 
@@ -141,7 +141,7 @@ def train_critic(
             clip_per_copy_(net, clip_bounds)
     if clip_bounds is not None:
         for p in net.parameters():
-            excess = p.detach().abs().flatten(1).amax(1).cpu() - clip_bounds.to(torch.float32)
+            excess = p.detach().abs().flatten(1).amax(1).cpu() - clip_bounds.to(p.dtype)
             require(bool((excess <= 0).all()), f"clipped weights exceed c by {excess.max():.3g}")
     return net
 

@@ -49,7 +49,7 @@ def mixture_density(x: np.ndarray, mix: Mixture) -> np.ndarray:
 
 def sample_mixture(mix: Mixture, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
     """Samples of a 1-D Gaussian mixture, drawn on CPU from ``gen``: tensor of ``shape``."""
-    weights, means, stds = (torch.tensor(v, dtype=torch.float32) for v in mix)
+    weights, means, stds = (torch.tensor(v, dtype=torch.get_default_dtype()) for v in mix)
     n = math.prod(shape)
     comp = torch.multinomial(weights, n, replacement=True, generator=gen)  # (n,)
     noise = torch.randn(n, generator=gen)
@@ -164,7 +164,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     pairs = check_names(params["pairs"], PAIRS, "pair")
     net = train_discriminator(params, seeds, device)
     x = np.linspace(*GRID, int(params["grid_points"]))
-    xt = torch.tensor(x, dtype=torch.float32, device=device).reshape(1, -1, 1)
+    xt = torch.tensor(x, dtype=torch.get_default_dtype(), device=device).reshape(1, -1, 1)
     with torch.no_grad():
         logits = net(xt.expand(net.n_seeds, -1, -1)).squeeze(-1).double().cpu().numpy()  # (C, G)
     logits = logits.reshape(len(pairs), len(seeds), -1)  # (K, S, G)

@@ -119,7 +119,7 @@ def bound_table(
     """True D_f, the learned bound, and the normalised gap for every (f, pair, seed)."""
     names, pairs = list(params["divergences"]), list(params["pairs"])
     x = np.linspace(*GRID, int(params["grid_points"]))
-    xt = torch.tensor(x, dtype=torch.float32, device=device).reshape(1, -1, 1)
+    xt = torch.tensor(x, dtype=torch.get_default_dtype(), device=device).reshape(1, -1, 1)
     with torch.no_grad():
         v = net(xt.expand(net.n_seeds, -1, -1)).squeeze(-1).double().cpu().numpy()
     v = v.reshape(len(names), len(pairs), len(seeds), -1)

@@ -156,7 +156,9 @@ def train_fits(
     jitter = torch.stack([torch.randn((), generator=g, dtype=torch.float64) for g in init])
     mean0 = (float(params["init_mean"]) + float(params["init_jitter_std"]) * jitter).repeat(n_f)
     std0 = torch.full((n_f * n_s,), float(params["init_std"]), dtype=torch.float64)
-    gen = GaussianGenerator(mean0.float(), std0.float()).to(device)
+    gen = GaussianGenerator(
+        mean0.to(torch.get_default_dtype()), std0.to(torch.get_default_dtype())
+    ).to(device)
     lr_v, lr_g = float(params["lr_critic"]), float(params["lr_generator"])
     opt_v = torch.optim.Adam(critic.parameters(), lr=lr_v, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr_g, betas=(0.5, 0.999))
@@ -169,7 +171,9 @@ def train_fits(
                 group["lr"] = cosine_lr(lr, step, steps)
         real = torch.stack([sample_mixture(mix, batch, g) for g in gens])  # (S, B)
         z = torch.stack([torch.randn(batch, generator=g) for g in gens])  # (S, B)
-        real = real.float().repeat(n_f, 1).unsqueeze(-1).to(device)  # (F*S, B, 1)
+        real = (
+            real.to(torch.get_default_dtype()).repeat(n_f, 1).unsqueeze(-1).to(device)
+        )  # (F*S, B, 1)
         z = z.repeat(n_f, 1).unsqueeze(-1).to(device)
         bound = fgan_bound(critic(real), critic(gen(z)), names)  # (F*S,)
         opt_v.zero_grad(set_to_none=True)

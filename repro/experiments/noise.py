@@ -740,8 +740,8 @@ def sample_target(target: str, gens: Sequence[torch.Generator], batch: int) -> t
     """Real samples per seed: the line (0, Z) or the half circle, Z ~ U[0, 1]. (S, B, 2)."""
     u = torch.stack([torch.rand(batch, generator=g, dtype=torch.float64) for g in gens])
     if target == "lines":
-        return torch.stack([torch.zeros_like(u), u], dim=-1).float()
-    return torch.from_numpy(half_circle(u.numpy())).float()
+        return torch.stack([torch.zeros_like(u), u], dim=-1).to(torch.get_default_dtype())
+    return torch.from_numpy(half_circle(u.numpy())).to(torch.get_default_dtype())
 
 
 def sample_latent(target: str, gens: Sequence[torch.Generator], batch: int) -> torch.Tensor:

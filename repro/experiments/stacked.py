@@ -81,7 +81,9 @@ def load_labelled(dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]
         raise ValueError(f"unknown split {split!r}; valid: train, test")
     if dataset == "fashion-mnist":
         images, labels = rdata.load_fashion_mnist(split)
-        return torch.as_tensor(images, dtype=torch.float32), torch.as_tensor(labels).long()
+        return torch.as_tensor(images, dtype=torch.get_default_dtype()), torch.as_tensor(
+            labels
+        ).long()
     from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
 
     images = rdata.load_digits_images()

@@ -52,7 +52,11 @@ def sample_lines(
     z = torch.empty(n_t, n_s, 2, batch)
     for s, gen in enumerate(gens):
         z[:, s] = torch.rand(n_t, 2, batch, generator=gen)
-    th = torch.tensor(thetas, dtype=torch.float32).reshape(n_t, 1, 1).expand(n_t, n_s, batch)
+    th = (
+        torch.tensor(thetas, dtype=torch.get_default_dtype())
+        .reshape(n_t, 1, 1)
+        .expand(n_t, n_s, batch)
+    )
     real = torch.stack([torch.zeros_like(th), z[:, :, 0]], dim=-1)  # (T, S, B, 2)
     fake = torch.stack([th, z[:, :, 1]], dim=-1)
     return real.reshape(n_t * n_s, batch, 2), fake.reshape(n_t * n_s, batch, 2)
