@@ -160,6 +160,49 @@ def layer_grad_norms(
     return total / n_batches
 
 
+def activation_grad_norms(
+    net: BatchedMLP, sampler, gens, params: Mapping[str, Any], n_batches: int, device
+) -> np.ndarray:
+    """WGAN-GP Sec. 3.2's quantity: the norm of the gradient of the critic loss
+    E_G f - E_data f with respect to successive layers of activations, per copy: (C, L).
+
+    Column 0 is the input x, column l (1..L-1) the ReLU output h_l of hidden layer l; the norm is
+    over the batch and the units, averaged over held-out batches. The critic's output layer
+    (whose gradient is the constant +-1/B) is not a column. A column that is exactly 0 means
+    every path back from the output is dead there: the gradient vanished completely.
+    """
+    b, noise = int(params["batch_size"]), float(params["fake_noise_std"])
+    depth = len(net.layers)
+    total = np.zeros((net.n_seeds, depth))
+    for _ in range(n_batches):
+        real, fake = data_and_fake(sampler, gens, b, noise, device)
+        x = torch.cat([real, fake], 1).requires_grad_(True)  # (C, 2B, 2)
+        acts, h = [x], x
+        for i, layer in enumerate(net.layers):
+            h = layer(h)
+            if i < depth - 1:
+                h = net.act(h)
+                acts.append(h)
+        f_real, f_fake = h[:, :b], h[:, b:]
+        loss = wgan_d_loss(f_real, f_fake).sum()
+        grads = torch.autograd.grad(loss, acts)
+        total += torch.stack([g.flatten(1).norm(dim=1) for g in grads], 1).double().cpu().numpy()
+    return total / n_batches
+
+
+def fit_slopes(norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of (C, L) norms: (slope of log10 norm against layer index over the layers whose
+    norm is not exactly 0, NaN when fewer than 2 are; whether some layer's norm is exactly 0)."""
+    vanished = (norms == 0).any(1)
+    slopes = np.full(norms.shape[0], np.nan)
+    for i, row in enumerate(norms):
+        keep = row > 0
+        if keep.sum() >= 2:
+            x = np.arange(row.size, dtype=float)[keep]
+            slopes[i] = np.polyfit(x, np.log10(row[keep]), 1)[0]
+    return slopes, vanished
+
+
 NORM_FLOOR = 1e-30  # a layer whose gradient is exactly 0 (every unit after it dead) counts as 1e-30
 
 
@@ -243,6 +286,17 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
             ),
         ]
     )  # (C, L), rows: clips x seeds, then penalty x seeds
+    act_norms = np.concatenate(
+        [
+            activation_grad_norms(
+                deep_clip, roll, seed_generators(clip_seeds, STREAM_EVAL), params, nb, device
+            ),
+            activation_grad_norms(
+                deep_gp, roll, seed_generators(seeds, STREAM_EVAL), params, nb, device
+            ),
+        ]
+    )  # (C, L): input, then hidden activations 1..L-1; rows as above
+    act_slopes, act_vanished = fit_slopes(act_norms)
     methods = [f"clip {c:g}" for c in clips] + ["gradient penalty"]
     method_of = [m for m in methods for _ in seeds]
     seed_of = [sd for _ in methods for sd in seeds]
@@ -251,6 +305,13 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
             {"method": m, "seed": sd, "layer": layer + 1, "grad_norm": float(norms[i, layer])}
             for i, (m, sd) in enumerate(zip(method_of, seed_of, strict=True))
             for layer in range(norms.shape[1])
+        ]
+    )
+    activations = pd.DataFrame(
+        [
+            {"method": m, "seed": sd, "layer": layer, "grad_norm": float(act_norms[i, layer])}
+            for i, (m, sd) in enumerate(zip(method_of, seed_of, strict=True))
+            for layer in range(act_norms.shape[1])
         ]
     )
     slopes = log_slope(norms)
@@ -310,6 +371,22 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
             row[f"dead_layers_clip_{j}"] = float((norms[j * s + i] == 0).sum())
         row["abs_slope_gp"] = float(abs(slopes[len(clips) * s + i]))
         row["dead_layers_gp"] = float((norms[len(clips) * s + i] == 0).sum())
+        gp = len(clips) * s + i
+        row["act_abs_slope_gp"] = float(abs(act_slopes[gp]))
+        for j in range(len(clips)):
+            k = j * s + i
+            row[f"act_abs_slope_clip_{j}"] = float(abs(act_slopes[k]))
+            row[f"act_vanished_clip_{j}"] = float(act_vanished[k])
+            # Fig. 1b's contrast: clipping's gradient vanished completely, or it changes
+            # through the depth faster than the penalised critic's (NaN if the GP's is unmeasured)
+            steeper = abs(act_slopes[k]) > abs(act_slopes[gp])
+            row[f"act_steeper_clip_{j}"] = (
+                1.0
+                if act_vanished[k]
+                else float(steeper)
+                if np.isfinite(act_slopes[gp])
+                else np.nan
+            )
         e = eff[eff["seed"] == sd].set_index(["data", "method"])["efficiency"]
         for d in ("8gaussians", "25gaussians"):
             tag = d.replace("gaussians", "g")
@@ -320,17 +397,15 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     return {
         "seeds": pd.DataFrame(rows),
         "layers": layers,
+        "activations": activations,
         "efficiency": eff,
         "surfaces": pd.concat(surf_rows, ignore_index=True),
     }
 
 
-def fig_layer_gradients(tables: Tables, params: Mapping[str, Any], reported):
-    """WGAN-GP Fig. 1b style: log gradient norm against critic layer, per method."""
-    layers = tables["layers"]
-    fig, ax = plots.figure(1, width=4.8)
+def _norm_panel(ax, table: pd.DataFrame) -> None:
     styles = ["-o", "-s", "-^", "--D"]
-    for k, (method, g) in enumerate(layers.groupby("method", sort=False)):
+    for k, (method, g) in enumerate(table.groupby("method", sort=False)):
         g = g.assign(log_norm=np.log10(np.maximum(g["grad_norm"], NORM_FLOOR)))
         plots.mean_band(
             ax,
@@ -343,12 +418,29 @@ def fig_layer_gradients(tables: Tables, params: Mapping[str, Any], reported):
             marker=styles[k % 4][-1],
             ls=styles[k % 4][:-1],
         )
-    ax.set(
-        xlabel="critic layer (1 = input side)",
-        ylabel=r"$\log_{10}\|\nabla_{W_l}\,(E_G f - E_{data} f)\|$",
-        title="Swiss roll, deep ReLU critic (min-max band: seeds)",
+
+
+def fig_layer_gradients(tables: Tables, params: Mapping[str, Any], reported):
+    """WGAN-GP Fig. 1b: log gradient norm of the critic loss against the critic's layers.
+
+    Left, the paper's quantity: the gradient with respect to successive layers of activations
+    (0 = the input). Right, for contrast, the gradient with respect to each layer's weights, whose
+    depth trend is damped (forward and backward shrinkage partly cancel). A norm of exactly 0
+    (vanished completely) is drawn at 1e-30."""
+    fig, axes = plots.figure(2, width=4.4)
+    _norm_panel(axes[0], tables["activations"])
+    axes[0].set(
+        xlabel="activation layer (0 = input, farther back to the left)",
+        ylabel=r"$\log_{10}\|\nabla_{h_l}\,(E_G f - E_{data} f)\|$",
+        title="Swiss roll, activations (paper's quantity)",
     )
-    ax.legend(fontsize=7)
+    _norm_panel(axes[1], tables["layers"])
+    axes[1].set(
+        xlabel="weight layer (1 = input side)",
+        ylabel=r"$\log_{10}\|\nabla_{W_l}\,(E_G f - E_{data} f)\|$",
+        title="weights (contrast)",
+    )
+    axes[0].legend(fontsize=7)
     return fig
 
 
@@ -415,6 +507,16 @@ CLIPPING_GRADIENTS = Experiment(
         "eff_gp_25g",
         "eff_clip_25g",
         "eff_gap_25g",
+        "act_abs_slope_clip_0",
+        "act_abs_slope_clip_1",
+        "act_abs_slope_clip_2",
+        "act_abs_slope_gp",
+        "act_vanished_clip_0",
+        "act_vanished_clip_1",
+        "act_vanished_clip_2",
+        "act_steeper_clip_0",
+        "act_steeper_clip_1",
+        "act_steeper_clip_2",
     ),
     figures={"layer_gradients": fig_layer_gradients, "value_surfaces": fig_value_surfaces},
     doc=__doc__ or "",
