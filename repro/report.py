@@ -724,7 +724,11 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
     from repro.claims import load_all
 
     csv = Path(results) / scale / "claims.csv"
-    done = pd.read_csv(csv, keep_default_na=False) if csv.exists() else pd.DataFrame()
+    done = (
+        pd.read_csv(csv, keep_default_na=False, dtype={"checks_hash": str})
+        if csv.exists()
+        else pd.DataFrame()
+    )
     if "variant" in done:
         done = done[done["variant"] == ""]
     done = done.set_index("id") if len(done) else pd.DataFrame()
@@ -737,6 +741,9 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
             if spec.kind != kind:
                 continue
             verdict = done.loc[cid, "verdict"] if cid in done.index else NOT_RUN
+            judged_by = done.loc[cid].get("checks_hash", "") if cid in done.index else ""
+            if verdict not in (NOT_RUN, "error") and judged_by and judged_by != spec.checks_hash:
+                verdict = "outdated"  # the spec's checks changed since this result
             counts[verdict] = counts.get(verdict, 0) + 1
             if verdict == NOT_RUN:
                 link, shown, ran = f"`{cid}`", f"not run at {scale} scale yet", "—"
@@ -745,16 +752,23 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
                 shown = VERDICT_MARK.get(verdict, verdict)
                 ran = _ran_on(done.loc[cid])
             cite = short_cite(spec["paper"], entries)
-            rows.append(f"| {link} | {cite} | {_md_cell(spec['where'])} | {shown} | {ran} |")
+            where = _md_cell(spec["where"])
+            if kind == "empirical":
+                deps = len(spec.data.get("departures", []))
+                rows.append(f"| {link} | {cite} | {where} | {shown} | {deps} | {ran} |")
+            else:
+                rows.append(f"| {link} | {cite} | {where} | {shown} | {ran} |")
         said = ", ".join(f"{v}: {n}" for v, n in sorted(counts.items()))
-        lines += [
-            f"**{KIND_TITLE[kind]}** ({said})",
-            "",
+        header = [
             "| claim | paper | where | verdict | run on, wall time |",
             "|---|---|---|---|---|",
-            *rows,
-            "",
         ]
+        if kind == "empirical":  # departures: declared differences from the paper's setup
+            header = [
+                "| claim | paper | where | verdict | departures | run on, wall time |",
+                "|---|---|---|---|---|---|",
+            ]
+        lines += [f"**{KIND_TITLE[kind]}** ({said})", "", *header, *rows, ""]
     return "\n".join(lines)
 
 
