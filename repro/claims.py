@@ -213,6 +213,23 @@ def _field_name(error: jsonschema.ValidationError) -> str:
 
 
 def _error_text(error: jsonschema.ValidationError) -> str:
+    path = [p for p in error.absolute_path if isinstance(p, str)]
+    if error.validator == "required" and "'basis'" in error.message:
+        return (
+            f"{error.message}: every check and premise needs the paper's words it tests, "
+            "quoted ('paraphrase:' if not verbatim), or the derivation of its threshold"
+        )
+    if error.validator == "required" and "'departures'" in error.message:
+        return (
+            f"{error.message} for kind: empirical: list every difference from the paper's "
+            "setup (what, paper, here, why), or [] if there is none"
+        )
+    if error.validator == "additionalProperties" and path[:1] == ["premises"]:
+        return (
+            f"{error.message}; a premise is judged per seed ('op' and 'value' on each seed's "
+            f"value, no 'aggregate' or 'test'); allowed fields: "
+            + ", ".join(sorted(error.schema.get("properties", {})))
+        )
     if error.validator == "enum":
         allowed = ", ".join(repr(v) for v in error.validator_value)
         return f"{error.instance!r} is not allowed; allowed: {allowed}"

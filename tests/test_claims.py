@@ -124,7 +124,7 @@ BAD_SPECS = [
     ),  # fmt: skip
     # issue 14: every check and premise has a basis; one check per metric; premises per seed;
     # departures in every empirical spec
-    ("checks.0.basis", DELETE, "checks[0].basis", ["required"]),
+    ("checks.0.basis", DELETE, "checks[0].basis", ["required", "the paper's words it tests"]),
     ("checks.1.basis", "", "checks[1].basis", ["should be non-empty"]),
     (
         "premises",
@@ -152,11 +152,16 @@ BAD_SPECS = [
             }
         ],
         "premises[0].aggregate",
-        ["Additional properties", "allowed fields"],
+        ["Additional properties", "judged per seed", "allowed fields"],
     ),  # fmt: skip
     ("checks.0.op", "within", "checks[0].tolerance", ["'op: within' needs 'tolerance'"]),
     ("checks.0.tolerance", 0.1, "checks[0].tolerance", ["'op: within' needs 'tolerance'"]),
-    ("departures", DELETE, "departures", ["required"]),
+    (
+        "departures",
+        DELETE,
+        "departures",
+        ["required", "kind: empirical", "(what, paper, here, why)"],
+    ),
     (
         "departures",
         [{"what": "colour", "paper": "p", "here": "h", "why": "w"}],
