@@ -190,3 +190,15 @@ def test_stacked_modes_are_hit_by_uniform_noise_images():
     modes = float(stacked.histogram_metrics(counts)["modes"][0])
     (check,) = [c for c in _spec("stacked-digits-modes").checks if c["metric"] == "modes_gan"]
     assert not OPS[check["op"]](modes, check["value"]), modes  # noise 'captures' > 900 modes
+
+
+def test_w1_improvement_premises_fail_for_a_generator_that_never_changed():
+    """critic-tracks-quality's premises (W1 at the end / W1 at step 0 <= 0.5): a generator that
+    learned nothing keeps its W1 (ratio 1), and the first quick run's generators that did not
+    improve (0.87 / 1.03 / 0.76, recorded in the spec's notes) fail them too."""
+    spec = _spec("critic-tracks-quality")
+    premises = [p for p in spec.premises if p["metric"].endswith("w1_ratio")]
+    assert {p["id"] for p in premises} == {"wgan_improves", "gan_improves"}
+    for p in premises:
+        for ratio in (1.0, 0.87, 1.03, 0.76):
+            assert not OPS[p["op"]](ratio, p["value"]), (p["id"], ratio)
