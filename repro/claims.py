@@ -13,19 +13,28 @@ The verdict is computed from the spec's pre-registered checks alone:
 - ``reproduced``: every check holds;
 - ``partial``: some hold;
 - ``not reproduced``: none hold;
-- ``inconclusive``: smoke scale, fewer valid seeds than ``min_seeds``, a NaN measurement, or a
-  premise not met (``premises:``, e.g. "D became near-optimal": the checks then say nothing
-  about the theory);
+- ``inconclusive``: smoke scale, a NaN measurement, or fewer valid seeds than ``min_seeds``.
+  A seed is valid when it meets every premise (``premises:``, e.g. "D became near-optimal":
+  without it the checks say nothing about the theory). Premises are judged **per seed**
+  (``op value`` on that seed's value); a seed that misses any premise votes in no check, and
+  with fewer than ``min_seeds`` valid seeds the verdict is ``inconclusive (premise not met:
+  <premise id>: k of n seeds met it; per-seed values ...)``;
 - ``error``: the experiment raised (the traceback is in the run record and the log), an
   invariant included (:mod:`repro.invariants`).
 
-A check is either ``aggregate op value`` (e.g. the median over seeds is >= 3) or a one-sided test
-across seeds (``test: {name: t|wilcoxon|sign, alternative, alpha}``, H0: the metric's location
-equals ``value``; it holds when H0 is rejected at ``alpha``).
+A check is either ``aggregate op value`` (e.g. the median over the valid seeds is >= 3;
+``op: within`` with ``tolerance``: |aggregate - value| <= tolerance) or a one-sided test across
+the valid seeds (``test: {name: t|wilcoxon|sign, alternative, alpha}``, H0: the metric's
+location equals ``value``; it holds when H0 is rejected at ``alpha``). A spec has at most one
+check per metric (two checks on one metric vote twice on one measurement). Every check and
+premise has a ``basis:`` (the paper's words it tests, quoted, or the derivation of its
+threshold); every empirical spec lists its ``departures:`` from the paper's setup.
 
 Pre-registration: ``claims/checks.lock`` holds a hash of every claim's checks and premises
-(:func:`checks_hash`); a spec whose checks differ from the lock needs a ``revisions:`` entry
-naming the new hash (tests/test_claims.py enforces it; ``repro lock`` records it).
+(:func:`checks_hash`; ``basis`` is documentation and is left out of the hash, so writing or
+improving one is not a re-registration); a spec whose checks differ from the lock needs a
+``revisions:`` entry naming the new hash (tests/test_claims.py enforces it; ``repro lock``
+records it).
 """
 
 from __future__ import annotations
@@ -60,6 +69,8 @@ VERDICTS = ("reproduced", "partial", "not reproduced", "inconclusive", "error")
 KINDS = ("identity", "empirical")
 VARIANT_SEP = "@"  # a variant's run id: <claim>@<variant>
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+# fields of a check or premise that document it and do not enter its checks hash
+UNHASHED_FIELDS = ("basis",)
 
 
 class SpecError(ValueError):
@@ -163,9 +174,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def _hashed(check: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in check.items() if k not in UNHASHED_FIELDS}
+
+
 def checks_hash(data: Mapping[str, Any]) -> str:
-    """12 hex digits of SHA-256 over the checks and premises (canonical JSON)."""
-    payload = {"checks": data.get("checks", []), "premises": data.get("premises", [])}
+    """12 hex digits of SHA-256 over the checks and premises (canonical JSON).
+
+    ``basis`` (documentation: the paper's words or the threshold's derivation) is left out, so
+    adding or rewording one is not a re-registration; everything else of a check is hashed.
+    """
+    payload = {
+        "checks": [_hashed(c) for c in data.get("checks", [])],
+        "premises": [_hashed(p) for p in data.get("premises", [])],
+    }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -191,6 +213,23 @@ def _field_name(error: jsonschema.ValidationError) -> str:
 
 
 def _error_text(error: jsonschema.ValidationError) -> str:
+    path = [p for p in error.absolute_path if isinstance(p, str)]
+    if error.validator == "required" and "'basis'" in error.message:
+        return (
+            f"{error.message}: every check and premise needs the paper's words it tests, "
+            "quoted ('paraphrase:' if not verbatim), or the derivation of its threshold"
+        )
+    if error.validator == "required" and "'departures'" in error.message:
+        return (
+            f"{error.message} for kind: empirical: list every difference from the paper's "
+            "setup (what, paper, here, why), or [] if there is none"
+        )
+    if error.validator == "additionalProperties" and path[:1] == ["premises"]:
+        return (
+            f"{error.message}; a premise is judged per seed ('op' and 'value' on each seed's "
+            f"value, no 'aggregate' or 'test'); allowed fields: "
+            + ", ".join(sorted(error.schema.get("properties", {})))
+        )
     if error.validator == "enum":
         allowed = ", ".join(repr(v) for v in error.validator_value)
         return f"{error.instance!r} is not allowed; allowed: {allowed}"
@@ -237,7 +276,18 @@ def validate_meaning(data: Mapping[str, Any], path: Path) -> None:
     seen: set[str] = set()
     for group in ("checks", "premises"):
         for i, check in enumerate(data.get(group, [])):
-            _validate_check(check, f"{group}[{i}]", seen, exp, path)
+            _validate_check(check, f"{group}[{i}]", seen, exp, path, premise=group == "premises")
+    by_metric: dict[str, str] = {}
+    for i, check in enumerate(data["checks"]):
+        other = by_metric.setdefault(check["metric"], check["id"])
+        if other != check["id"]:
+            raise SpecError(
+                path,
+                f"checks[{i}].metric",
+                f"{check['metric']!r} is already checked by {other!r}: one check per metric "
+                "(two checks on one measurement vote twice); keep one and record the choice in "
+                "'revisions:'",
+            )
     for name, variant in data.get("variants", {}).items():
         unknown = sorted(set(variant["params"]) - set(exp.params))
         if unknown:
@@ -255,8 +305,20 @@ def validate_meaning(data: Mapping[str, Any], path: Path) -> None:
             )
 
 
-def _validate_check(check: Mapping[str, Any], field: str, seen: set[str], exp, path: Path) -> None:
-    """One check or premise: a unique id, a known metric, one form, a finite threshold."""
+def _validate_check(
+    check: Mapping[str, Any], field: str, seen: set[str], exp, path: Path, premise: bool = False
+) -> None:
+    """One check or premise: a unique id, a known metric, one form, a finite threshold, a basis.
+
+    A premise is judged per seed (``op value``), so it has neither ``aggregate`` nor ``test``.
+    """
+    if not str(check.get("basis", "")).strip():
+        raise SpecError(
+            path,
+            f"{field}.basis",
+            "required: the paper's words this tests (quoted; 'paraphrase:' if not verbatim) "
+            "or the derivation of its threshold",
+        )
     if check["id"] in seen:
         raise SpecError(path, f"{field}.id", f"duplicate check id {check['id']!r}")
     seen.add(check["id"])
@@ -266,8 +328,22 @@ def _validate_check(check: Mapping[str, Any], field: str, seen: set[str], exp, p
             f"{field}.metric",
             f"unknown metric {check['metric']!r}; the experiment reports {sorted(exp.metrics)}",
         )
+    if premise:
+        if "aggregate" in check or "test" in check or "op" not in check:
+            raise SpecError(
+                path,
+                field,
+                "a premise is judged per seed: give 'op' and 'value' only (no 'aggregate', "
+                "no 'test'); a seed that misses it does not vote",
+            )
+        if check["op"] == "within":
+            raise SpecError(
+                path, f"{field}.op", "'within' is for checks; a premise takes <, <=, >, >="
+            )
     has_rule = "aggregate" in check or "op" in check
-    if has_rule == ("test" in check) or (has_rule and not {"aggregate", "op"} <= set(check)):
+    if not premise and (
+        has_rule == ("test" in check) or (has_rule and not {"aggregate", "op"} <= set(check))
+    ):
         raise SpecError(
             path,
             field,
@@ -276,6 +352,12 @@ def _validate_check(check: Mapping[str, Any], field: str, seen: set[str], exp, p
         )
     if isinstance(check["value"], bool) or not math.isfinite(check["value"]):
         raise SpecError(path, f"{field}.value", f"{check['value']!r}: must be a finite number")
+    if (check.get("op") == "within") != ("tolerance" in check):
+        raise SpecError(
+            path,
+            f"{field}.tolerance",
+            "'op: within' needs 'tolerance' (|aggregate - value| <= tolerance), and only it",
+        )
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -335,11 +417,18 @@ def aggregate(values: np.ndarray, how: str) -> float:
     raise ValueError(f"unknown aggregate {how!r}; valid: mean, median, min, max, ci_low, ci_high")
 
 
+def _compare(check: Mapping[str, Any], measured: float) -> bool:
+    if check["op"] == "within":
+        return bool(abs(measured - check["value"]) <= check["tolerance"])
+    return bool(OPS[check["op"]](measured, check["value"]))
+
+
 def evaluate_check(check: Mapping[str, Any], seeds_table: pd.DataFrame) -> dict[str, Any]:
     """One check with its measured value and whether it holds (None when unmeasurable).
 
     For an ``aggregate op value`` check, ``measured`` is the aggregate; for a test check it is the
-    one-sided p-value, and the check holds when p < alpha.
+    one-sided p-value, and the check holds when p < alpha. ``seeds_table`` holds the seeds that
+    vote (those that met every premise: :func:`evaluate_checks`).
     """
     values = seeds_table[check["metric"]].to_numpy(dtype=float)
     if "test" in check:
@@ -348,7 +437,7 @@ def evaluate_check(check: Mapping[str, Any], seeds_table: pd.DataFrame) -> dict[
         holds = None if math.isnan(measured) else bool(measured < test["alpha"])
     else:
         measured = aggregate(values, check["aggregate"])
-        holds = None if math.isnan(measured) else bool(OPS[check["op"]](measured, check["value"]))
+        holds = None if math.isnan(measured) else _compare(check, measured)
     mean, low, high = t_interval(values)
     return {
         **check,
@@ -359,25 +448,75 @@ def evaluate_check(check: Mapping[str, Any], seeds_table: pd.DataFrame) -> dict[
         "mean": mean,
         "ci95": [low, high],
         "per_seed": values.tolist(),
+        "seeds": _seed_ids(seeds_table),
     }
 
 
+def _seed_ids(seeds_table: pd.DataFrame) -> list[int]:
+    if "seed" in seeds_table:
+        return [int(s) for s in seeds_table["seed"]]
+    return list(range(len(seeds_table)))
+
+
 def check_rule(check: Mapping[str, Any]) -> str:
-    """The rule in words: ``median >= 3`` or ``t-test (greater) vs 0: p < 0.05``."""
+    """The rule in words: ``median >= 3``, ``mean within 1 +- 0.1``, ``per seed: <= 0.01`` (a
+    premise) or ``t-test (greater) vs 0: p < 0.05``."""
     if "test" in check:
         t = check["test"]
         return f"{t['name']}-test ({t['alternative']}) vs {check['value']:g}: p < {t['alpha']:g}"
+    if check["op"] == "within":
+        return f"{check['aggregate']} within {check['value']:g} +- {check['tolerance']:g}"
+    if "aggregate" not in check:
+        return f"per seed: {check['op']} {check['value']:g}"
     return f"{check['aggregate']} {check['op']} {check['value']:g}"
 
 
+def evaluate_premise(premise: Mapping[str, Any], seeds_table: pd.DataFrame) -> dict[str, Any]:
+    """One premise judged per seed: which seeds meet ``op value`` (a NaN value does not).
+
+    ``measured`` is the number of seeds that met it, ``met`` the per-seed flags, and ``passed``
+    whether every seed met it (None with no seeds).
+    """
+    values = seeds_table[premise["metric"]].to_numpy(dtype=float)
+    met = [bool(math.isfinite(v) and OPS[premise["op"]](v, premise["value"])) for v in values]
+    mean, low, high = t_interval(values)
+    return {
+        **premise,
+        "rule": check_rule(premise),
+        "measured": int(sum(met)),
+        "passed": (all(met) if met else None),
+        "n_seeds": len(values),
+        "n_met": int(sum(met)),
+        "met": met,
+        "mean": mean,
+        "ci95": [low, high],
+        "per_seed": values.tolist(),
+        "seeds": _seed_ids(seeds_table),
+    }
+
+
+def valid_seeds_mask(spec: Spec, seeds_table: pd.DataFrame) -> np.ndarray:
+    """True for each seed (row) that meets every premise of ``spec``."""
+    mask = np.ones(len(seeds_table), dtype=bool)
+    for p in spec.premises:
+        mask &= np.array(evaluate_premise(p, seeds_table)["met"], dtype=bool)
+    return mask
+
+
 def evaluate_checks(spec: Spec, seeds_table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each check with its measured value and whether it holds (None when unmeasurable)."""
-    return [evaluate_check(c, seeds_table) for c in spec.checks]
+    """Each check on the seeds that met every premise, with its measured value and whether it
+    holds (None when unmeasurable). A seed that misses a premise votes in no check."""
+    voting = seeds_table[valid_seeds_mask(spec, seeds_table)].reset_index(drop=True)
+    return [evaluate_check(c, voting) for c in spec.checks]
 
 
 def evaluate_premises(spec: Spec, seeds_table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each premise, evaluated like a check."""
-    return [evaluate_check(p, seeds_table) for p in spec.premises]
+    """Each premise, judged per seed (:func:`evaluate_premise`)."""
+    return [evaluate_premise(p, seeds_table) for p in spec.premises]
+
+
+def _fmt_values(values) -> str:
+    return ", ".join("nan" if not math.isfinite(v) else f"{v:.4g}" for v in values)
 
 
 def verdict(
@@ -386,29 +525,47 @@ def verdict(
     checks: list[dict[str, Any]],
     premises: list[dict[str, Any]] | None = None,
 ) -> tuple[str, str]:
-    """(verdict, reason) from evaluated premises and checks alone."""
+    """(verdict, reason) from evaluated premises and checks alone.
+
+    Premises are per seed: a seed votes only if it met all of them; the checks (from
+    :func:`evaluate_checks`) were measured on those seeds. Fewer than ``min_seeds`` of them make
+    the verdict inconclusive, naming each premise some seed missed and how many seeds met it.
+    """
     if scale == "smoke":
         return "inconclusive", "smoke scale: a pipeline test, too small to support a verdict"
+    premises = premises or []
+    if premises:
+        n_total = premises[0]["n_seeds"]
+        valid = np.ones(n_total, dtype=bool)
+        for p in premises:
+            valid &= np.array(p["met"], dtype=bool)
+        n_valid = int(valid.sum())
+        if n_valid < spec.min_seeds:
+            said = "; ".join(
+                f"{p['id']} ({p['rule']}): {p['n_met']} of {p['n_seeds']} seeds met it; "
+                f"per-seed values {_fmt_values(p['per_seed'])}"
+                for p in premises
+                if p["n_met"] < p["n_seeds"]
+            )
+            return (
+                "inconclusive",
+                f"premise not met: {said} ({n_valid} valid seed(s), fewer than "
+                f"min_seeds={spec.min_seeds})",
+            )
     n_valid = min((c["n_seeds"] for c in checks), default=0)
     if n_valid < spec.min_seeds:
         return "inconclusive", f"{n_valid} valid seed(s), fewer than min_seeds={spec.min_seeds}"
-    unmet = [p for p in premises or [] if not p["passed"]]
-    if unmet:
-        said = "; ".join(
-            f"{p['id']} ({p['rule']}; measured {p['measured']:.4g})"
-            if p["passed"] is not None
-            else f"{p['id']} (unmeasurable)"
-            for p in unmet
-        )
-        return "inconclusive", f"premise not met: {said}"
     if any(c["passed"] is None for c in checks):
         return "inconclusive", "a checked metric is NaN or infinite"
     n_pass = sum(c["passed"] for c in checks)
+    dropped = ""
+    if premises and n_valid < premises[0]["n_seeds"]:
+        dropped = f" (on the {n_valid} of {premises[0]['n_seeds']} seeds that met every premise)"
     if n_pass == len(checks):
-        return "reproduced", f"all {len(checks)} checks hold"
+        return "reproduced", f"all {len(checks)} checks hold{dropped}"
     if n_pass == 0:
-        return "not reproduced", f"none of the {len(checks)} checks hold"
-    return "partial", f"{n_pass} of {len(checks)} checks hold"
+        return "not reproduced", f"none of the {len(checks)} checks hold{dropped}"
+    return "partial", f"{n_pass} of {len(checks)} checks hold{dropped}"
 
 
 # ---------------------------------------------------------------- pre-registration lock

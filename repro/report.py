@@ -131,6 +131,15 @@ def write_claim_tables(
                 "measured": c["measured"],
                 "passed": {True: "yes", False: "no", None: "n/a"}[c["passed"]],
             }
+            if role == "check" or "n_met" not in c
+            else {
+                "role": role,
+                "check": c["id"],
+                "metric": c["metric"],
+                "rule": c["rule"],
+                "measured": f"{c['n_met']} of {c['n_seeds']} seeds met it",
+                "passed": {True: "yes", False: "no", None: "n/a"}[c["passed"]],
+            }
             for role, group in (("premise", premises), ("check", checks))
             for c in group
         ]
@@ -194,13 +203,26 @@ KIND_TITLE = {
 NOT_RUN = "not run"
 
 
+def premises_text(summary: dict[str, Any]) -> str:
+    """'premise p: 2 of 3 seeds' for every per-seed premise of a summary ('' if none)."""
+    return "; ".join(
+        f"premise {p['id']}: {p['n_met']} of {p['n_seeds']} seeds met it"
+        for p in summary.get("premises", [])
+        if "n_met" in p
+    )
+
+
 def measured_text(summary: dict[str, Any]) -> str:
-    """Checks as 'metric aggregate = value (rule ✓/✗)'; premises first when one failed."""
-    parts = []
+    """Premises as 'k of n seeds met it', then checks as 'metric aggregate = value (rule ✓/✗)'."""
+    parts = [premises_text(summary)] if premises_text(summary) else []
     for c in summary.get("checks", []):
         mark = {True: "✓", False: "✗", None: "?"}[c["passed"]]
         if "test" in c:
             parts.append(f"{c['metric']}: p = {fmt(c['measured'])} ({c['rule']} {mark})")
+        elif c.get("op") == "within":
+            parts.append(
+                f"{c['metric']} {c['aggregate']} = {fmt(c['measured'])} ({c['rule']} {mark})"
+            )
         else:
             rule = f"{c['op']} {fmt(c['value'])} {mark}"
             parts.append(f"{c['metric']} {c['aggregate']} = {fmt(c['measured'])} ({rule})")
@@ -228,9 +250,13 @@ def summary_checks_hash(summary: dict[str, Any]) -> str:
 
     if summary.get("checks_hash"):
         return summary["checks_hash"]
-    evaluated = {"measured", "passed", "n_seeds", "mean", "ci95", "per_seed", "rule"}
+    evaluated = {"measured", "passed", "n_seeds", "mean", "ci95", "per_seed", "rule", "seeds",
+                 "met", "n_met"}  # fmt: skip
     checks = [{k: v for k, v in c.items() if k not in evaluated} for c in summary["checks"]]
-    return checks_hash({"checks": checks, "premises": []})
+    premises = [
+        {k: v for k, v in c.items() if k not in evaluated} for c in summary.get("premises", [])
+    ]
+    return checks_hash({"checks": checks, "premises": premises})
 
 
 def verdict_label(spec: Spec, summary: dict[str, Any] | None) -> str:
@@ -249,6 +275,11 @@ def claims_frame(rows, commits: dict[str, str] | None = None) -> pd.DataFrame:
     out = []
     for spec, variant, s in rows:
         prov = (s or {}).get("provenance", {})
+        shown = verdict_label(spec, s)
+        if shown == "outdated":  # judged by other checks: its numbers must not be read as current
+            measured = "outdated: judged by earlier checks; rerun for a current result"
+        else:
+            measured = measured_text(s) if s else ""
         out.append(
             {
                 "id": spec.id,
@@ -258,8 +289,11 @@ def claims_frame(rows, commits: dict[str, str] | None = None) -> pd.DataFrame:
                 "where": spec["where"],
                 "statement": spec["statement"].strip(),
                 "reported": spec["reported"]["summary"].strip(),
-                "measured": measured_text(s) if s else "",
-                "verdict": verdict_label(spec, s),
+                "measured": measured,
+                "verdict": shown,
+                "departures": len(spec.data.get("departures", []))
+                if spec.kind == "empirical"
+                else "",
                 "reason": (s or {}).get("reason", ""),
                 "seeds": len(s["seeds"]) if s else 0,
                 "device": prov.get("device_name", ""),
@@ -405,12 +439,15 @@ def build_report(
 VERDICT_RULES = (
     "Verdicts are computed from each claim's pre-registered checks (claims/<id>.yaml) alone: "
     "reproduced = every check holds, partial = some, not reproduced = none; inconclusive = smoke "
-    "scale, too few valid seeds, a NaN, or a premise of the claim not met (e.g. D never became "
-    "near-optimal: the checks then say nothing about the theory); error = the experiment raised "
+    "scale, a NaN, or fewer valid seeds than the spec's min_seeds; premises are judged per seed "
+    "(e.g. D became near-optimal in that seed), and a seed that misses one votes in no check; "
+    "error = the experiment raised "
     "(an invariant included); outdated = the checks changed since this result (rerun it); "
     "not run = no current result at this scale. Identities (theorems checked numerically) and "
     "empirical claims are counted apart. A variant (a declared change of setup) has its own "
-    "verdict; the primary run's alone is the headline."
+    "verdict; the primary run's alone is the headline. The departures column counts the "
+    "declared differences from the paper's setup (listed in each claim's section): a verdict "
+    "speaks about the setup run here, not the paper's."
 )
 HISTORY_TEXT = (
     "Every verdict this report has shown, under the checks it was judged by (checks hash; "
@@ -420,8 +457,8 @@ HISTORY_TEXT = (
 
 def _claims_table(rows, table: pd.DataFrame, kind: str, specs) -> list[str]:
     lines = [
-        "| claim | paper | where | reported | measured | verdict | variants |",
-        "|---|---|---|---|---|---|---|",
+        "| claim | paper | where | reported | measured | verdict | departures | variants |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for (spec, variant, _), row in zip(rows, table.itertuples(index=False), strict=True):
         if variant is not None or spec.kind != kind:
@@ -437,6 +474,7 @@ def _claims_table(rows, table: pd.DataFrame, kind: str, specs) -> list[str]:
             row.reported,
             row.measured or "—",
             VERDICT_MARK.get(row.verdict, row.verdict),
+            str(row.departures) if row.departures != "" else "—",
             variants or "—",
         ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
@@ -466,6 +504,59 @@ def _checks_rows(checks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _premise_rows(premises: list[dict[str, Any]]) -> list[str]:
+    """Per-seed premises: how many seeds met each, and every seed's value and flag."""
+    lines = [
+        "| premise | metric | rule | seeds that met it | per seed (value, met) | holds for all |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in premises:
+        per_seed = ", ".join(
+            f"{fmt(v)} {'✓' if m else '✗'}" for v, m in zip(p["per_seed"], p["met"], strict=True)
+        )
+        cells = [
+            p["id"],
+            p["metric"],
+            p["rule"],
+            f"{p['n_met']} of {p['n_seeds']}",
+            per_seed,
+            {True: "yes", False: "no", None: "n/a"}[p["passed"]],
+        ]
+        lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+    return lines
+
+
+def departures_lines(spec: Spec) -> list[str]:
+    """The spec's declared departures from the paper's setup, as a Markdown table."""
+    deps = spec.data.get("departures")
+    if spec.kind != "empirical" or deps is None:
+        return []
+    if not deps:
+        return ["*Departures from the paper's setup:* none declared.", ""]
+    lines = [
+        f"*Departures from the paper's setup* ({len(deps)}; the verdict speaks about the setup "
+        "run here):",
+        "",
+        "| what | paper | here | why |",
+        "|---|---|---|---|",
+    ]
+    for d in deps:
+        cells = [d["what"], d["paper"].strip(), d["here"].strip(), d["why"].strip()]
+        lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+    return lines + [""]
+
+
+def basis_lines(spec: Spec) -> list[str]:
+    """What each premise and check rests on (its ``basis:``)."""
+    items = [(p["id"], p.get("basis", "")) for p in spec.premises]
+    items += [(c["id"], c.get("basis", "")) for c in spec.checks]
+    if not any(b for _, b in items):
+        return []
+    lines = ["*Basis of each premise and check:*", ""]
+    lines += [f"- `{cid}`: {' '.join(str(b).split())}" for cid, b in items if b]
+    return lines + [""]
+
+
 def _claim_section(spec: Spec, s, row, variants, figures_rel: str) -> list[str]:
     quote = spec["quote"]
     lines = [
@@ -481,6 +572,8 @@ def _claim_section(spec: Spec, s, row, variants, figures_rel: str) -> list[str]:
         "",
         f"*Checks registered in:* `{row.checks_registered}` (checks hash `{row.checks_hash}`)",
         "",
+        *departures_lines(spec),
+        *basis_lines(spec),
     ]
     if s is None:
         return lines + [f"*Verdict:* **{NOT_RUN}** at this scale.", ""]
@@ -504,7 +597,10 @@ def _claim_section(spec: Spec, s, row, variants, figures_rel: str) -> list[str]:
             f"`{row.checks_hash}`: rerun the claim for a current verdict.*",
             "",
         ]
-    if s.get("premises"):
+    if s.get("premises") and all("n_met" in p for p in s["premises"]):
+        lines += ["*Premises* (judged per seed; only seeds that met every premise vote):", ""]
+        lines += [*_premise_rows(s["premises"]), ""]
+    elif s.get("premises"):
         lines += ["*Premises* (all must hold for the checks to count):", ""]
         lines += [*_checks_rows(s["premises"]), ""]
     if s["checks"]:
@@ -641,7 +737,11 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
     from repro.claims import load_all
 
     csv = Path(results) / scale / "claims.csv"
-    done = pd.read_csv(csv, keep_default_na=False) if csv.exists() else pd.DataFrame()
+    done = (
+        pd.read_csv(csv, keep_default_na=False, dtype={"checks_hash": str})
+        if csv.exists()
+        else pd.DataFrame()
+    )
     if "variant" in done:
         done = done[done["variant"] == ""]
     done = done.set_index("id") if len(done) else pd.DataFrame()
@@ -654,6 +754,9 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
             if spec.kind != kind:
                 continue
             verdict = done.loc[cid, "verdict"] if cid in done.index else NOT_RUN
+            judged_by = done.loc[cid].get("checks_hash", "") if cid in done.index else ""
+            if verdict not in (NOT_RUN, "error") and judged_by and judged_by != spec.checks_hash:
+                verdict = "outdated"  # the spec's checks changed since this result
             counts[verdict] = counts.get(verdict, 0) + 1
             if verdict == NOT_RUN:
                 link, shown, ran = f"`{cid}`", f"not run at {scale} scale yet", "—"
@@ -662,16 +765,23 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
                 shown = VERDICT_MARK.get(verdict, verdict)
                 ran = _ran_on(done.loc[cid])
             cite = short_cite(spec["paper"], entries)
-            rows.append(f"| {link} | {cite} | {_md_cell(spec['where'])} | {shown} | {ran} |")
+            where = _md_cell(spec["where"])
+            if kind == "empirical":
+                deps = len(spec.data.get("departures", []))
+                rows.append(f"| {link} | {cite} | {where} | {shown} | {deps} | {ran} |")
+            else:
+                rows.append(f"| {link} | {cite} | {where} | {shown} | {ran} |")
         said = ", ".join(f"{v}: {n}" for v, n in sorted(counts.items()))
-        lines += [
-            f"**{KIND_TITLE[kind]}** ({said})",
-            "",
+        header = [
             "| claim | paper | where | verdict | run on, wall time |",
             "|---|---|---|---|---|",
-            *rows,
-            "",
         ]
+        if kind == "empirical":  # departures: declared differences from the paper's setup
+            header = [
+                "| claim | paper | where | verdict | departures | run on, wall time |",
+                "|---|---|---|---|---|---|",
+            ]
+        lines += [f"**{KIND_TITLE[kind]}** ({said})", "", *header, *rows, ""]
     return "\n".join(lines)
 
 

@@ -95,10 +95,10 @@ BAD_SPECS = [
             {
                 "id": "p",
                 "metric": "nope",
-                "aggregate": "max",
                 "op": "<",
                 "value": 1,
                 "description": "d",
+                "basis": "b",
             }
         ],
         "premises[0].metric",
@@ -121,6 +121,58 @@ BAD_SPECS = [
         [{"date": "yesterday", "checks_hash": "0" * 12, "change": "c", "reason": "r"}],
         "revisions[0].date",
         ["does not match"],
+    ),  # fmt: skip
+    # issue 14: every check and premise has a basis; one check per metric; premises per seed;
+    # departures in every empirical spec
+    ("checks.0.basis", DELETE, "checks[0].basis", ["required", "the paper's words it tests"]),
+    ("checks.1.basis", "", "checks[1].basis", ["should be non-empty"]),
+    (
+        "premises",
+        [{"id": "p", "metric": "mean", "op": "<", "value": 2, "description": "d"}],
+        "premises[0].basis",
+        ["required"],
+    ),  # fmt: skip
+    (
+        "checks.1.metric",
+        "abs_error",
+        "checks[1].metric",
+        ["'abs_error' is already checked by 'close'", "one check per metric"],
+    ),  # fmt: skip
+    (
+        "premises",
+        [
+            {
+                "id": "p",
+                "metric": "mean",
+                "aggregate": "median",
+                "op": "<",
+                "value": 2,
+                "description": "d",
+                "basis": "b",
+            }
+        ],
+        "premises[0].aggregate",
+        ["Additional properties", "judged per seed", "allowed fields"],
+    ),  # fmt: skip
+    ("checks.0.op", "within", "checks[0].tolerance", ["'op: within' needs 'tolerance'"]),
+    ("checks.0.tolerance", 0.1, "checks[0].tolerance", ["'op: within' needs 'tolerance'"]),
+    (
+        "departures",
+        DELETE,
+        "departures",
+        ["required", "kind: empirical", "(what, paper, here, why)"],
+    ),
+    (
+        "departures",
+        [{"what": "colour", "paper": "p", "here": "h", "why": "w"}],
+        "departures[0].what",
+        ["not allowed", "'optimiser'"],
+    ),  # fmt: skip
+    (
+        "departures",
+        [{"what": "lr", "paper": "1e-4", "here": "1e-3"}],
+        "departures[0].why",
+        ["required"],
     ),  # fmt: skip
 ]
 
@@ -238,10 +290,11 @@ def test_claims_dir_missing_or_a_yml_spec_is_an_error(tmp_path):
 # ---------------------------------------------------------------- premises, tests, variants
 
 
-def premise_spec(spec, op, value):
-    premise = {"id": "small_mean", "metric": "mean", "aggregate": "max", "op": op,
-               "value": value, "description": "the setting the claim speaks about"}  # fmt: skip
-    return claims.Spec(path=spec.path, data=dict(spec.data, premises=[premise]))
+def premise_spec(spec, op, value, min_seeds=3):
+    premise = {"id": "small_mean", "metric": "mean", "op": op, "value": value,
+               "description": "the setting the claim speaks about", "basis": "b"}  # fmt: skip
+    data = dict(spec.data, premises=[premise], min_seeds=min_seeds)
+    return claims.Spec(path=spec.path, data=data)
 
 
 def test_unmet_premise_makes_the_verdict_inconclusive_not_a_failure(spec):
@@ -250,7 +303,10 @@ def test_unmet_premise_makes_the_verdict_inconclusive_not_a_failure(spec):
     label, reason = verdict(unmet, "quick", evaluate_checks(unmet, table),
                             claims.evaluate_premises(unmet, table))  # fmt: skip
     assert label == "inconclusive"
-    assert reason == "premise not met: small_mean (max < 0.5; measured 1)"
+    assert reason == (
+        "premise not met: small_mean (per seed: < 0.5): 0 of 3 seeds met it; per-seed values "
+        "1, 1, 1 (0 valid seed(s), fewer than min_seeds=3)"
+    )
     met = premise_spec(spec, "<", 2.0)
     label, _ = verdict(met, "quick", evaluate_checks(met, table),
                        claims.evaluate_premises(met, table))  # fmt: skip
@@ -355,12 +411,110 @@ def test_summary_tables_carry_test_checks_and_premises(tmp_path, toy_env):
     data = toy_spec()
     test = {"name": "t", "alternative": "greater", "alpha": 0.05}
     data["checks"][1] = {"id": "gain", "metric": "mean", "value": 0.0, "description": "d",
-                         "test": test}  # fmt: skip
-    data["premises"] = [{"id": "p", "metric": "abs_error", "aggregate": "max", "op": "<",
-                         "value": 1.0, "description": "d"}]  # fmt: skip
+                         "test": test, "basis": "b"}  # fmt: skip
+    data["premises"] = [{"id": "p", "metric": "abs_error", "op": "<", "value": 1.0,
+                         "description": "d", "basis": "b"}]  # fmt: skip
     path = write(tmp_path, data)
     pipeline.run_claim(path, "quick", tmp_path / "out")
     summary = pipeline.summarise_claim(path, tmp_path / "out" / "run.json")
     assert summary["verdict"] == "reproduced"  # mean ~1 > 0 on 3 seeds; error < 0.04
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "t-test (greater) vs 0: p < 0.05" in md and "| premise | p |" in md
+    assert "3 of 3 seeds met it" in md  # how many seeds met each premise
+    assert summary["premises"][0]["n_met"] == 3 and summary["premises"][0]["met"] == [True] * 3
+
+
+# ---------------------------------------------------------------- issue 14: verdict rules
+
+
+def premise_table(means, errors):
+    return pd.DataFrame({"seed": range(len(means)), "mean": means, "abs_error": errors})
+
+
+def test_a_seed_that_misses_a_premise_does_not_vote(spec):
+    """Seed 3 misses the premise (mean >= 0.5) and has a large error: with a median premise it
+    would vote and break the check; judged per seed it is left out of every check."""
+    one_check = claims.Spec(path=spec.path, data=dict(spec.data, checks=spec.checks[:1]))
+    p = premise_spec(one_check, "<", 0.5)
+    table = premise_table([0.1, 0.2, 0.3, 0.9], [0.01, 0.02, 0.03, 0.5])
+    premises = claims.evaluate_premises(p, table)
+    assert premises[0]["met"] == [True, True, True, False]
+    assert premises[0]["n_met"] == 3 and premises[0]["passed"] is False
+    checks = evaluate_checks(p, table)
+    assert checks[0]["seeds"] == [0, 1, 2] and checks[0]["per_seed"] == [0.01, 0.02, 0.03]
+    assert checks[0]["measured"] == pytest.approx(0.03) and checks[0]["passed"] is True
+    label, reason = verdict(p, "quick", checks, premises)
+    assert label == "reproduced"
+    assert reason == "all 1 checks hold (on the 3 of 4 seeds that met every premise)"
+    # the same data judged with every seed voting would not reproduce: the rule matters
+    assert evaluate_checks(one_check, table)[0]["passed"] is False
+
+
+def test_fewer_valid_seeds_than_min_seeds_is_inconclusive_naming_the_premise(spec):
+    p = premise_spec(spec, "<", 0.5)  # min_seeds 3
+    table = premise_table([0.1, 0.9, 0.2, 0.7], [0.01, 0.02, 0.03, 0.04])
+    label, reason = verdict(
+        p, "full", evaluate_checks(p, table), claims.evaluate_premises(p, table)
+    )
+    assert label == "inconclusive"
+    assert reason.startswith("premise not met: small_mean (per seed: < 0.5): 2 of 4 seeds met it")
+    assert "per-seed values 0.1, 0.9, 0.2, 0.7" in reason
+    assert "(2 valid seed(s), fewer than min_seeds=3)" in reason
+    # with min_seeds 2 the two valid seeds decide
+    p2 = premise_spec(spec, "<", 0.5, min_seeds=2)
+    label, _ = verdict(p2, "full", evaluate_checks(p2, table), claims.evaluate_premises(p2, table))
+    assert label == "partial"  # close holds on seeds 0 and 2, impossible does not
+
+
+def test_a_nan_premise_value_means_the_seed_did_not_meet_it(spec):
+    p = premise_spec(spec, "<", 0.5, min_seeds=2)
+    table = premise_table([0.1, np.nan, 0.2], [0.01, 0.02, 0.03])
+    (done,) = claims.evaluate_premises(p, table)
+    assert done["met"] == [True, False, True] and done["n_met"] == 2
+
+
+def test_two_premises_a_seed_must_meet_both(spec):
+    second = {"id": "small_error", "metric": "abs_error", "op": "<", "value": 0.035,
+              "description": "d", "basis": "b"}  # fmt: skip
+    p = premise_spec(spec, "<", 0.5, min_seeds=2)
+    p = claims.Spec(path=p.path, data=dict(p.data, premises=[*p.premises, second]))
+    table = premise_table([0.1, 0.9, 0.2, 0.3], [0.01, 0.02, 0.05, 0.03])
+    checks = evaluate_checks(p, table)
+    assert checks[0]["seeds"] == [0, 3]  # seed 1 misses the first, seed 2 the second
+
+
+def test_within_check_is_two_sided(spec):
+    check = {"id": "slope", "metric": "abs_error", "aggregate": "mean", "op": "within",
+             "value": 1.0, "tolerance": 0.1, "description": "d", "basis": "b"}  # fmt: skip
+    assert claims.evaluate_check(check, seeds_table([0.95, 1.05, 1.0]))["passed"] is True
+    assert claims.evaluate_check(check, seeds_table([1.2, 1.2, 1.2]))["passed"] is False
+    assert claims.evaluate_check(check, seeds_table([0.8, 0.8, 0.8]))["passed"] is False
+    assert claims.check_rule(check) == "mean within 1 +- 0.1"
+
+
+def test_basis_is_documentation_and_not_hashed(spec):
+    edited = [dict(c, basis="another wording of the paper's words") for c in spec.checks]
+    assert claims.Spec(path=spec.path, data=dict(spec.data, checks=edited)).checks_hash == (
+        spec.checks_hash
+    )
+    tighter = [dict(spec.checks[0], value=0.03), *spec.checks[1:]]
+    assert claims.Spec(path=spec.path, data=dict(spec.data, checks=tighter)).checks_hash != (
+        spec.checks_hash
+    )
+
+
+def test_identity_spec_needs_no_departures(tmp_path, toy_env):
+    data = toy_spec()
+    data["kind"] = "identity"
+    del data["departures"]
+    assert load_spec(write(tmp_path, data)).kind == "identity"
+
+
+def test_every_repo_check_and_premise_has_a_basis_and_every_empirical_spec_departures():
+    for spec in claims.load_all().values():
+        for c in spec.checks + spec.premises:
+            assert str(c.get("basis", "")).strip(), f"{spec.id}: {c['id']} has no basis"
+        if spec.kind == "empirical":
+            assert "departures" in spec.data, spec.id
+        metrics = [c["metric"] for c in spec.checks]
+        assert len(metrics) == len(set(metrics)), f"{spec.id}: two checks on one metric"

@@ -50,9 +50,27 @@ def test_readme_block_is_regenerated_from_results(tmp_path):
     text = readme.read_text()
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert f"| [`{ids[0]}`](results/full/REPORT.md#{ids[0]}) |" in text
-    assert "| 🟡 partial | cpu: AMD EPYC (1 threads), 389 s |" in text
+    n_departures = len(claims.load_all()[ids[0]].data["departures"])  # an empirical claim
+    assert f"| 🟡 partial | {n_departures} | cpu: AMD EPYC (1 threads), 389 s |" in text
     assert f"| `{ids[1]}` |" in text and "not run at full scale yet" in text  # every claim listed
     assert report.update_readme(readme, results) is False  # idempotent
+
+
+def test_readme_shows_a_result_judged_by_other_checks_as_outdated(tmp_path):
+    specs = claims.load_all()
+    cid = "fenchel-conjugates"
+    results = tmp_path / "results"
+    (results / "full").mkdir(parents=True)
+    row = {"id": cid, "verdict": "reproduced", "device": "cpu", "wall_time_s": 1.0}
+    pd.DataFrame([dict(row, checks_hash=specs[cid].checks_hash)]).to_csv(
+        results / "full" / "claims.csv", index=False
+    )
+    assert "| ✅ reproduced |" in report.readme_table(results)
+    pd.DataFrame([dict(row, checks_hash="0" * 12)]).to_csv(
+        results / "full" / "claims.csv", index=False
+    )
+    table = report.readme_table(results)
+    assert "| ✅ reproduced |" not in table and "⏳ outdated" in table
 
 
 def test_readme_without_markers_is_an_error(tmp_path):
