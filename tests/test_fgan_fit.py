@@ -177,3 +177,24 @@ def test_same_seeds_give_identical_numbers(claim_id):
     exp = experiments.get(CLAIMS[claim_id])
     again = exp.run(spec(claim_id)["scales"]["smoke"]["params"], [0], CPU)
     pd.testing.assert_frame_equal(again["seeds"], smoke_run(claim_id)["seeds"], check_exact=True)
+
+
+def test_exact_cover_seek_is_an_invariant_that_raises_on_a_wrong_mixture(monkeypatch):
+    """The exact fits are seed-free facts of the mixture: true for the registered one, and an
+    invariant (an error, never a vote) for a mixture whose modes overlap (both fits central)."""
+    from repro.invariants import InvariantError
+
+    x = np.linspace(*fgan_fit.GRID, 2001)
+    ok = fgan_fit.MIXTURES["bimodal"]
+    star = {
+        r.divergence: (r.mean, r.std)
+        for r in fgan_fit.exact_table(ok, fgan_fit.COVER_SEEK, x).itertuples()
+    }
+    fgan_fit.require_exact_cover_seek(star, ok)  # the registered mixture passes
+    close = ((0.5, 0.5), (-0.3, 0.3), (1.0, 1.0))  # modes 0.6 apart, std 1: one bump
+    star = {
+        r.divergence: (r.mean, r.std)
+        for r in fgan_fit.exact_table(close, fgan_fit.COVER_SEEK, x).itertuples()
+    }
+    with pytest.raises(InvariantError, match="reverse-KL fit does not seek one mode"):
+        fgan_fit.require_exact_cover_seek(star, close)

@@ -388,6 +388,29 @@ def shape_metrics(mean: float, std: float, mix: Mixture, prefix: str) -> dict[st
 
 
 COVER_SEEK = ("kl", "reverse_kl")
+# What the exact fits must show for the mixture to be a test bed of the claim (in half-gaps and
+# mode stds; kl-covers-reverse-kl-seeks.yaml, revision 2026-12-06): the KL fit's mean within 0.2
+# of the midpoint and its std >= 0.8 (covers both modes); the reverse-KL fit's mean within 0.2 of
+# a mode and its std <= 1.5 mode stds (seeks one).
+EXACT_COVER_SEEK = {"center": 0.2, "cover_std": 0.8, "mode": 0.2, "seek_std": 1.5}
+
+
+def require_exact_cover_seek(star: Mapping[str, tuple[float, float]], mix: Mixture) -> None:
+    """Invariant: the exact KL fit of N(mu, std^2) covers the mixture and the exact reverse-KL
+    fit seeks one mode. Seed-free facts of the mixture (the closed-form side of Nowozin et al.
+    2016, Sec. 4): they decide whether the trained fits can test the claim, and a mixture where
+    they fail is a wrong set-up, so the run raises instead of voting."""
+    kl = shape_metrics(*star["kl"], mix, "kl")
+    rkl = shape_metrics(*star["reverse_kl"], mix, "rkl")
+    lim = EXACT_COVER_SEEK
+    require(
+        kl["kl_center_offset"] <= lim["center"] and kl["kl_std_half_gap"] >= lim["cover_std"],
+        f"the exact KL fit does not cover both modes: {kl}",
+    )
+    require(
+        rkl["rkl_mode_offset"] <= lim["mode"] and rkl["rkl_std_mode"] <= lim["seek_std"],
+        f"the exact reverse-KL fit does not seek one mode: {rkl}",
+    )
 
 
 def run_cover_seek(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
@@ -397,6 +420,7 @@ def run_cover_seek(params: Mapping[str, Any], seeds: list[int], device) -> Table
     x = np.linspace(*GRID, int(params["grid_points"]))
     exact = exact_table(mix, COVER_SEEK, x)
     star = {r.divergence: (r.mean, r.std) for r in exact.itertuples()}
+    require_exact_cover_seek(star, mix)
     gen, trajectory = train_fits(params, mix, COVER_SEEK, seeds, device)
     mean_hat, std_hat = learned_thetas(gen, len(COVER_SEEK), len(seeds))
     rows, fits = [], []
