@@ -225,3 +225,20 @@ def test_smoke_tables_metrics_and_determinism(claim_id):
     for name, fig_fn in exp.figures.items():
         fig = fig_fn(a, _spec(claim_id)["scales"]["smoke"]["params"], {})
         assert fig.axes, name
+
+
+def test_thm33_is_an_invariant_that_raises_when_violated():
+    from repro.invariants import InvariantError
+
+    per = pd.DataFrame(
+        {
+            "pair": ["lines", "arc"],
+            "noise_std": [0.1, 0.3],
+            "seed": [0, 0],
+            "bound_ratio": [0.2, 0.9],
+        }
+    )
+    nz.require_thm33(per)  # holds
+    per.loc[1, "bound_ratio"] = 1.05
+    with pytest.raises(InvariantError, match="Thm 3.3 violated: W1 / bound = 1.05 \\(arc"):
+        nz.require_thm33(per)
