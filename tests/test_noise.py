@@ -242,3 +242,15 @@ def test_thm33_is_an_invariant_that_raises_when_violated():
     per.loc[1, "bound_ratio"] = 1.05
     with pytest.raises(InvariantError, match="Thm 3.3 violated: W1 / bound = 1.05 \\(arc"):
         nz.require_thm33(per)
+
+
+def test_late_slope_is_the_loglog_slope_over_the_last_half():
+    it = np.arange(0, 101, 10, dtype=float)
+    curve = pd.DataFrame({"iteration": it, "grad_norm": 5.0 * np.maximum(it, 1.0) ** -1.5})
+    assert nz.late_slope(curve) == pytest.approx(-1.5)
+    flat = curve.assign(grad_norm=2.0)
+    assert nz.late_slope(flat) == pytest.approx(0.0, abs=1e-12)
+    dead = curve.assign(grad_norm=0.0)  # 0 throughout: not measurable
+    assert np.isnan(nz.late_slope(dead))
+    fell = curve.assign(grad_norm=np.where(it < 90, 1e-3, 0.0))  # fell to exactly 0: falling
+    assert nz.late_slope(fell) < -100

@@ -312,9 +312,30 @@ def overlap_per_seed(
                 "grad_decay_clean": float(
                     np.log10(e.loc[0.0, "grad_end"] / e.loc[0.0, "grad_max"])
                 ),
+                "grad_slope_clean_late": late_slope(
+                    curves[
+                        (curves["seed"] == seed)
+                        & (curves["noise_std"] == 0.0)
+                        & (curves["theta"] == theta_g)
+                    ]
+                ),
             }
         )
     return pd.DataFrame(rows)
+
+
+def late_slope(curve: pd.DataFrame, frac: float = 0.5) -> float:
+    """Least-squares slope of log10 |gradient| against log10 D iteration over the last ``frac``
+    of the iterations (iteration >= 1): negative while the gradient keeps falling. A gradient
+    that fell to exactly 0 (underflow: vanished completely) enters at the smallest positive
+    float64, so it counts as falling; one that is 0 throughout is not measurable (NaN)."""
+    last = curve[curve["iteration"] >= max(1.0, (1.0 - frac) * curve["iteration"].max())]
+    norm = last["grad_norm"].to_numpy(float)
+    if len(last) < 2 or not (norm > 0).any():
+        return float("nan")
+    x = np.log10(last["iteration"].to_numpy(float))
+    y = np.log10(np.maximum(norm, np.finfo(float).tiny))
+    return float(np.polyfit(x, y, 1)[0])
 
 
 def run_overlap(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
@@ -435,6 +456,7 @@ NOISE_OVERLAP = Experiment(
         "grad_limit_rel_err_max",
         "grad_decay_noisy_min",
         "grad_decay_clean",
+        "grad_slope_clean_late",
     ),
     figures={"js_vs_theta": fig_js_vs_theta, "grad_vs_iterations": fig_grad_vs_iterations},
     doc=__doc__ or "",
