@@ -1,0 +1,171 @@
+"""The two training loops: ``fit`` (one network: D only, critic only, classifier) and ``gan``.
+
+Both know nothing about any claim. An experiment hands them closures that draw a batch and
+return the PER-COPY loss (C,); the loops minimise the SUM over copies (never the mean), so C
+copies in one batched model train exactly as C separate runs would.
+
+Schedules and evaluation:
+
+- ``schedule(step) -> lr`` (a float or a (C,) tensor) is applied before update ``step``
+  (0-based), e.g. ``cosine(lr, steps)``.
+- ``evaluate(step) -> {name: (C,) tensor}`` runs at each step in ``eval_at``, where step t means
+  "after t updates" (0: before training). Results stay on the device until the loop ends, then
+  come back in one transfer as a tidy curve table: one row per (step, copy), the copy's
+  settings (``Copies.table``) as columns, one column per metric.
+
+Example (a D-only run):
+    >>> from repro.engine import Copies, fit, optim
+    >>> copies = Copies.grid([0, 1], pair=["shift"])
+    >>> net = torch.nn.Linear(1, 1)
+    >>> opt = optim.make("adam", net.parameters(), lr=1e-2)
+    >>> _ = fit(opt, lambda step: (net(torch.ones(2, 1)) ** 2).squeeze(1), steps=3)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from repro.engine.copies import Copies
+from repro.engine.optim import BatchedOptimizer
+
+LossFn = Callable[[int], torch.Tensor]  # step -> per-copy loss (C,)
+EvalFn = Callable[[int], dict[str, torch.Tensor]]  # step -> {metric: (C,)}
+Schedule = Callable[[int], "float | torch.Tensor"]
+
+
+def cosine(lr: float, steps: int) -> Schedule:
+    """Cosine decay from ``lr`` at step 0 towards 0 at ``steps``: 0.5 lr (1 + cos(pi t / T))."""
+    return lambda step: 0.5 * lr * (1.0 + math.cos(math.pi * step / steps))
+
+
+def update(opt: BatchedOptimizer, per_copy_loss: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on sum_c loss_c; returns the detached per-copy loss."""
+    opt.zero_grad()
+    per_copy_loss.sum().backward()
+    opt.step()
+    return per_copy_loss.detach()
+
+
+class _Recorder:
+    """Collects evaluation results on the device; one transfer at the end."""
+
+    def __init__(self, evaluate: EvalFn | None, eval_at: Iterable[int]):
+        self.evaluate, self.at = evaluate, set(eval_at)
+        self.steps: list[int] = []
+        self.values: list[dict[str, torch.Tensor]] = []
+
+    def __call__(self, step: int) -> None:
+        if self.evaluate is not None and step in self.at:
+            self.steps.append(step)
+            # clone: a metric may be a live parameter that later updates change in place
+            self.values.append({k: v.detach().clone() for k, v in self.evaluate(step).items()})
+
+    def table(self, copies: Copies | None) -> pd.DataFrame:
+        frames = []
+        for step, values in zip(self.steps, self.values, strict=True):
+            cols = {k: v.double().cpu().numpy() for k, v in values.items()}
+            n = len(next(iter(cols.values()))) if cols else 0
+            base = copies.table.copy() if copies is not None else pd.DataFrame(index=range(n))
+            frames.append(base.assign(step=step, copy=range(n), **cols))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+@dataclass
+class Result:
+    """losses: (steps, C) per-copy training losses (on the device); curves: the evaluations."""
+
+    losses: torch.Tensor
+    curves: pd.DataFrame
+
+
+def fit(
+    opt: BatchedOptimizer,
+    loss: LossFn,
+    steps: int,
+    *,
+    schedule: Schedule | None = None,
+    after_step: Callable[[int], None] | None = None,
+    evaluate: EvalFn | None = None,
+    eval_at: Iterable[int] = (),
+    copies: Copies | None = None,
+) -> Result:
+    """Train one (batched) network: ``steps`` updates of ``opt`` on sum_c ``loss(step)``_c.
+
+    Args:
+        opt: optimiser over the network's parameters (``repro.engine.optim.make``).
+        loss: step -> (C,) per-copy loss on a fresh batch.
+        steps: number of updates.
+        schedule: step -> lr, set before each update.
+        after_step: called after each update (e.g. weight clipping).
+        evaluate, eval_at: see the module docstring.
+        copies: the copy table joined onto the curves.
+    """
+    rec, losses = _Recorder(evaluate, eval_at), []
+    rec(0)
+    for step in range(steps):
+        if schedule is not None:
+            opt.set_lr(schedule(step))
+        losses.append(update(opt, loss(step)))
+        if after_step is not None:
+            after_step(step)
+        rec(step + 1)
+    return Result(torch.stack(losses) if losses else torch.empty(0), rec.table(copies))
+
+
+def gan(
+    opt_d: BatchedOptimizer,
+    opt_g: BatchedOptimizer,
+    d_loss: Callable[[int, int], torch.Tensor],
+    g_loss: LossFn,
+    steps: int,
+    *,
+    d_steps: int = 1,
+    discriminator: nn.Module | None = None,
+    after_d_step: Callable[[int, int], None] | None = None,
+    schedule_d: Schedule | None = None,
+    schedule_g: Schedule | None = None,
+    evaluate: EvalFn | None = None,
+    eval_at: Iterable[int] = (),
+    copies: Copies | None = None,
+) -> Result:
+    """Alternating GAN training (Goodfellow et al. 2014, Alg. 1): per generator step, ``d_steps``
+    D updates on sum_c ``d_loss(step, k)``_c, each followed by ``after_d_step(step, k)`` (WGAN
+    clipping), then one G update on sum_c ``g_loss(step)``_c.
+
+    Args:
+        discriminator: if given, its parameters get no gradients during the G update (saves
+            D's weight gradients; G's gradient is unchanged).
+        steps, evaluate, eval_at, copies: as in ``fit``; step t = after t generator steps.
+
+    Returns:
+        Result with losses (steps, 2, C): mean D loss over the k D steps, and G loss.
+    """
+    rec, losses = _Recorder(evaluate, eval_at), []
+    rec(0)
+    for step in range(steps):
+        if schedule_d is not None:
+            opt_d.set_lr(schedule_d(step))
+        if schedule_g is not None:
+            opt_g.set_lr(schedule_g(step))
+        d_sum = None
+        for k in range(d_steps):
+            d = update(opt_d, d_loss(step, k))
+            d_sum = d if d_sum is None else d_sum + d
+            if after_d_step is not None:
+                after_d_step(step, k)
+        if discriminator is not None:
+            discriminator.requires_grad_(False)
+        try:
+            g = update(opt_g, g_loss(step))
+        finally:
+            if discriminator is not None:
+                discriminator.requires_grad_(True)
+        losses.append(torch.stack([d_sum / d_steps, g]))
+        rec(step + 1)
+    return Result(torch.stack(losses) if losses else torch.empty(0), rec.table(copies))
