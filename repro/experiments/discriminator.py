@@ -12,7 +12,7 @@ samples of all its pairs from its own generator, so batched seeds equal separate
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,8 +21,8 @@ import torch
 from scipy.special import expit
 
 from repro import divergences as dv
-from repro import engine, plots
-from repro.engine import STREAMS, Copies, cosine, generators, optim
+from repro import plots
+from repro.engine import STREAMS, Copies, cosine, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.losses import gan_d_loss
@@ -95,26 +95,7 @@ def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device)
         return gan_d_loss(net(real.to(device)), net(fake.to(device)))
 
     lr, steps = float(params["lr"]), int(params["steps"])
-    engine.fit(
-        optim.make("adam", net.parameters(), lr), per_copy_loss, steps, schedule=cosine(lr, steps)
-    )
-    return net
-
-
-def fit(
-    net: torch.nn.Module, per_copy_loss: Callable[[], torch.Tensor], lr: float, steps: int
-) -> torch.nn.Module:
-    """Adam on the SUM over copies of ``per_copy_loss()`` (a fresh batch each call), with the
-    learning rate cosine-decayed from ``lr`` to 0 (``cosine_lr``). Used by fgan.py until it moves
-    onto ``repro.engine.fit``."""
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(lr, step, steps)
-        loss = per_copy_loss().sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    fit(optim.make("adam", net.parameters(), lr), per_copy_loss, steps, schedule=cosine(lr, steps))
     return net
 
 
