@@ -236,3 +236,13 @@ def test_cosine_schedule():
     assert s(5) == pytest.approx(1.0)
     assert s(10) == pytest.approx(0.0, abs=1e-12)
     assert math.isclose(s(3), 0.5 * 2.0 * (1 + math.cos(math.pi * 0.3)))
+
+
+def test_chain_steps_every_optimizer_on_one_backward():
+    a, b = torch.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
+    chain = optim.Chain(optim.make("sgd", [a], 0.1), optim.make("sgd", [b], 0.5))
+    fit(chain, lambda step: a * 1.0 + b * 2.0, 1)
+    torch.testing.assert_close(a.detach(), torch.full((2,), 0.9))
+    torch.testing.assert_close(b.detach(), torch.full((2,), 0.0))
+    chain.set_lr([0.0, 0.0])
+    assert float(chain.opts[0].lr) == 0.0

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from repro.engine.copies import Copies
-from repro.engine.optim import BatchedOptimizer
+from repro.engine.optim import BatchedOptimizer, Chain
 
 LossFn = Callable[[int], torch.Tensor]  # step -> per-copy loss (C,)
 EvalFn = Callable[[int], dict[str, torch.Tensor]]  # step -> {metric: (C,)}
@@ -44,7 +44,7 @@ def cosine(lr: float, steps: int) -> Schedule:
     return lambda step: 0.5 * lr * (1.0 + math.cos(math.pi * step / steps))
 
 
-def update(opt: BatchedOptimizer, per_copy_loss: torch.Tensor) -> torch.Tensor:
+def update(opt: BatchedOptimizer | Chain, per_copy_loss: torch.Tensor) -> torch.Tensor:
     """One optimiser step on sum_c loss_c; returns the detached per-copy loss."""
     opt.zero_grad()
     per_copy_loss.sum().backward()
@@ -85,7 +85,7 @@ class Result:
 
 
 def fit(
-    opt: BatchedOptimizer,
+    opt: BatchedOptimizer | Chain,
     loss: LossFn,
     steps: int,
     *,
@@ -98,7 +98,8 @@ def fit(
     """Train one (batched) network: ``steps`` updates of ``opt`` on sum_c ``loss(step)``_c.
 
     Args:
-        opt: optimiser over the network's parameters (``repro.engine.optim.make``).
+        opt: optimiser over the network's parameters (``repro.engine.optim.make``), or a
+            ``Chain`` of them for networks trained on one shared loss (their parameters disjoint).
         loss: step -> (C,) per-copy loss on a fresh batch.
         steps: number of updates.
         schedule: step -> lr, set before each update.

@@ -110,6 +110,26 @@ class RMSprop(BatchedOptimizer):
         p.add_(_per_copy(self.lr, p) * g / avg)  # = torch's addcdiv_(g, avg, value=-lr)
 
 
+class Chain:
+    """Several optimisers over disjoint parameters stepped as one (two nets trained on one
+    backward pass, e.g. a D and a critic on the same samples). ``set_lr`` takes one lr each."""
+
+    def __init__(self, *opts: BatchedOptimizer):
+        self.opts = opts
+
+    def set_lr(self, lrs) -> None:
+        for opt, lr in zip(self.opts, lrs, strict=True):
+            opt.set_lr(lr)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.opts:
+            opt.zero_grad()
+
+    def step(self) -> None:
+        for opt in self.opts:
+            opt.step()
+
+
 OPTIMIZERS: dict[str, Callable[..., BatchedOptimizer]] = {
     "sgd": lambda params, lr, **kw: SGD(params, lr),
     "sgd-momentum": lambda params, lr, momentum=0.9, **kw: SGD(params, lr, momentum),
