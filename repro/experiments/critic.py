@@ -28,13 +28,12 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.data import ring_means, sample_mixture, sample_mixture_1d, sample_normal
+from repro.engine import STREAMS, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.losses import gan_d_loss, get_objective, wgan_d_loss
 from repro.metrics import d_accuracy
 from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, STREAM_G, BatchedMLP, seed_generators
 from repro.train import clip_parameters_, d_step, g_step, make_optimizer
-
-STREAM_CRITIC = 5  # the critic's initial weights (streams 0-4 are the engine's)
 
 
 def input_slope(net: BatchedMLP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,23 +64,27 @@ def train_pair(
 ) -> tuple[BatchedMLP, BatchedMLP]:
     """D (GAN loss, Adam) and the clipped critic (WGAN loss, RMSProp, clip after every step)."""
     sizes = (1, *[int(params["hidden"])] * int(params["depth"]), 1)
-    d_net = BatchedMLP(sizes, seeds, stream=STREAM_D).to(device)
-    critic = BatchedMLP(sizes, seeds, stream=STREAM_CRITIC).to(device)
+    d_net = BatchedMLP(sizes, seeds, stream=STREAMS["d_init"]).to(device)
+    critic = BatchedMLP(sizes, seeds, stream=STREAMS["critic_init"]).to(device)
     clip = float(params["clip"])
     clip_parameters_(critic, clip)  # start inside the constraint set, as after any WGAN step
-    d_opt = torch.optim.Adam(d_net.parameters(), lr=float(params["lr_d"]))
-    c_opt = torch.optim.RMSprop(critic.parameters(), lr=float(params["lr_critic"]))
-    gens = seed_generators(seeds, STREAM_DATA)
-    for _ in range(int(params["steps"])):
+    opts = optim.Chain(
+        optim.make("adam", d_net.parameters(), float(params["lr_d"])),
+        optim.make("rmsprop", critic.parameters(), float(params["lr_critic"])),
+    )
+    gens = generators(seeds, "data")
+
+    def per_copy_loss(step: int) -> torch.Tensor:
         real, fake = _gaussians(params, gens, int(params["batch_size"]), device)
-        loss = gan_d_loss(d_net(real), d_net(fake)).sum()
-        loss = loss + wgan_d_loss(critic(real), critic(fake)).sum()
-        d_opt.zero_grad(set_to_none=True)
-        c_opt.zero_grad(set_to_none=True)
-        loss.backward()  # disjoint parameters: one backward serves both nets
-        d_opt.step()
-        c_opt.step()
-        clip_parameters_(critic, clip)
+        # disjoint parameters: one backward of the sum serves both nets
+        return gan_d_loss(d_net(real), d_net(fake)) + wgan_d_loss(critic(real), critic(fake))
+
+    fit(
+        opts,
+        per_copy_loss,
+        int(params["steps"]),
+        after_step=lambda step: clip_parameters_(critic, clip),
+    )
     return d_net, critic
 
 
@@ -101,7 +104,7 @@ def run_critic_vs_discriminator(params: Mapping[str, Any], seeds: list[int], dev
     """Train D and the critic per seed; slopes on held-out fakes and on a grid."""
     d_net, critic = train_pair(params, seeds, device)
     n = int(params["n_eval"])
-    real, fake = _gaussians(params, seed_generators(seeds, STREAM_EVAL), n, device)
+    real, fake = _gaussians(params, generators(seeds, "eval"), n, device)
     with torch.no_grad():
         acc = d_accuracy(d_net(real), d_net(fake))
     on_fake = slopes_on(d_net, critic, fake)
