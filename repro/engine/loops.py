@@ -44,10 +44,18 @@ def cosine(lr: float, steps: int) -> Schedule:
     return lambda step: 0.5 * lr * (1.0 + math.cos(math.pi * step / steps))
 
 
-def update(opt: BatchedOptimizer | Chain, per_copy_loss: torch.Tensor) -> torch.Tensor:
-    """One optimiser step on sum_c loss_c; returns the detached per-copy loss."""
+def update(
+    opt: BatchedOptimizer | Chain,
+    per_copy_loss: torch.Tensor,
+    before_step: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """One optimiser step on sum_c loss_c (``before_step`` runs between the backward pass and
+    the step, e.g. to flip the sign of an ascending network's gradients); returns the detached
+    per-copy loss."""
     opt.zero_grad()
     per_copy_loss.sum().backward()
+    if before_step is not None:
+        before_step()
     opt.step()
     return per_copy_loss.detach()
 
@@ -90,6 +98,7 @@ def fit(
     steps: int,
     *,
     schedule: Schedule | None = None,
+    before_step: Callable[[], None] | None = None,
     after_step: Callable[[int], None] | None = None,
     evaluate: EvalFn | None = None,
     eval_at: Iterable[int] = (),
@@ -102,7 +111,9 @@ def fit(
             ``Chain`` of them for networks trained on one shared loss (their parameters disjoint).
         loss: step -> (C,) per-copy loss on a fresh batch.
         steps: number of updates.
-        schedule: step -> lr, set before each update.
+        schedule: step -> lr, set before each update (a tuple of them for a ``Chain``).
+        before_step: called between each backward pass and its step (gradient transforms:
+            ``Chain`` of a descending and an ascending network, f-GAN Algorithm 1).
         after_step: called after each update (e.g. weight clipping).
         evaluate, eval_at: see the module docstring.
         copies: the copy table joined onto the curves.
@@ -112,7 +123,7 @@ def fit(
     for step in range(steps):
         if schedule is not None:
             opt.set_lr(schedule(step))
-        losses.append(update(opt, loss(step)))
+        losses.append(update(opt, loss(step), before_step))
         if after_step is not None:
             after_step(step)
         rec(step + 1)

@@ -75,11 +75,6 @@ def draw_batch(
     return real.reshape(-1, batch, 1), fake.reshape(-1, batch, 1)
 
 
-def cosine_lr(base_lr: float, step: int, steps: int) -> float:
-    """Cosine decay from base_lr to 0: lets the last iterates average out the SGD noise."""
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * step / steps))
-
-
 def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device) -> BatchedMLP:
     """Train one D copy per (pair, seed) with Adam on the SUM of per-copy GAN losses, the
     learning rate cosine-decayed from ``lr`` to 0 (lets the last iterates average out the noise).
