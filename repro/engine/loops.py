@@ -8,10 +8,11 @@ Schedules and evaluation:
 
 - ``schedule(step) -> lr`` (a float or a (C,) tensor) is applied before update ``step``
   (0-based), e.g. ``cosine(lr, steps)``.
-- ``evaluate(step) -> {name: (C,) tensor}`` runs at each step in ``eval_at``, where step t means
-  "after t updates" (0: before training). Results stay on the device until the loop ends, then
-  come back in one transfer as a tidy curve table: one row per (step, copy), the copy's
-  settings (``Copies.table``) as columns, one column per metric.
+- ``evaluate(step) -> {name: (C, ...) tensor}`` runs at each step in ``eval_at``, where step t
+  means "after t updates" (0: before training). Results stay on the device until the loop ends;
+  the (C,) ones then come back in one transfer as a tidy curve table: one row per (step, copy),
+  the copy's settings (``Copies.table``) as columns, one column per metric. Others (samples for
+  an exact W1 computed after training, off the training loop) are in ``Result.evals``.
 
 Example (a D-only run):
     >>> from repro.engine import Copies, fit, optim
@@ -60,6 +61,11 @@ def update(
     return per_copy_loss.detach()
 
 
+def _result(losses: list[torch.Tensor], rec: _Recorder, copies: Copies | None) -> Result:
+    stacked = torch.stack(losses) if losses else torch.empty(0)
+    return Result(stacked, rec.table(copies), list(zip(rec.steps, rec.values, strict=True)))
+
+
 class _Recorder:
     """Collects evaluation results on the device; one transfer at the end."""
 
@@ -77,7 +83,7 @@ class _Recorder:
     def table(self, copies: Copies | None) -> pd.DataFrame:
         frames = []
         for step, values in zip(self.steps, self.values, strict=True):
-            cols = {k: v.double().cpu().numpy() for k, v in values.items()}
+            cols = {k: v.double().cpu().numpy() for k, v in values.items() if v.dim() == 1}
             n = len(next(iter(cols.values()))) if cols else 0
             base = copies.table.copy() if copies is not None else pd.DataFrame(index=range(n))
             frames.append(base.assign(step=step, copy=range(n), **cols))
@@ -86,10 +92,13 @@ class _Recorder:
 
 @dataclass
 class Result:
-    """losses: (steps, C) per-copy training losses (on the device); curves: the evaluations."""
+    """losses: (steps, C) per-copy training losses (on the device); curves: the (C,) metrics of
+    the evaluations as a tidy table; evals: every evaluation as (step, {name: tensor}), for
+    values that are not one number per copy (e.g. samples for an exact W1 after training)."""
 
     losses: torch.Tensor
     curves: pd.DataFrame
+    evals: list[tuple[int, dict[str, torch.Tensor]]]
 
 
 def fit(
@@ -127,7 +136,7 @@ def fit(
         if after_step is not None:
             after_step(step)
         rec(step + 1)
-    return Result(torch.stack(losses) if losses else torch.empty(0), rec.table(copies))
+    return _result(losses, rec, copies)
 
 
 def gan(
@@ -180,4 +189,4 @@ def gan(
                 discriminator.requires_grad_(True)
         losses.append(torch.stack([d_sum / d_steps, g]))
         rec(step + 1)
-    return Result(torch.stack(losses) if losses else torch.empty(0), rec.table(copies))
+    return _result(losses, rec, copies)

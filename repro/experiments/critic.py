@@ -28,12 +28,12 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.data import ring_means, sample_mixture, sample_mixture_1d, sample_normal
-from repro.engine import STREAMS, fit, generators, optim
+from repro.engine import STREAMS, fit, gan, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.losses import gan_d_loss, get_objective, wgan_d_loss
 from repro.metrics import d_accuracy
-from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, STREAM_G, BatchedMLP, seed_generators
-from repro.train import clip_parameters_, d_step, g_step, make_optimizer
+from repro.nets import BatchedMLP
+from repro.train import clip_parameters_
 
 
 def input_slope(net: BatchedMLP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,21 +214,22 @@ def _mixture(params: Mapping[str, Any]):
 
 def _gan_pair(params: Mapping[str, Any], seeds: Sequence[int], device):
     z_dim, h, depth = int(params["z_dim"]), int(params["hidden"]), int(params["depth"])
-    g = BatchedMLP((z_dim, *[h] * depth, 2), seeds, stream=STREAM_G).to(device)
-    d = BatchedMLP((2, *[h] * depth, 1), seeds, stream=STREAM_D).to(device)
+    g = BatchedMLP((z_dim, *[h] * depth, 2), seeds, stream=STREAMS["g_init"]).to(device)
+    d = BatchedMLP((2, *[h] * depth, 1), seeds, stream=STREAMS["d_init"]).to(device)
     return g, d
 
 
 def evaluate_checkpoint(
     g: BatchedMLP, d: BatchedMLP, real_sampler, params: Mapping[str, Any], seeds, kind: str, device
-) -> dict[str, np.ndarray]:
+) -> dict[str, torch.Tensor]:
     """On fresh held-out batches (evaluation stream, reseeded so every checkpoint sees the same
-    real samples and latent codes): the net's estimate and the exact W1 (POT) per seed.
+    real samples and latent codes): the net's estimate (S,) and the first ``n_w1`` real and fake
+    samples (S, n_w1, 2), whose exact W1 (``w1_after``) is solved after training.
 
     WGAN: E_real f - E_fake f. GAN: V/2 + log 2 with V = E log D(real) + E log(1 - D(fake)),
     the JS estimate of WGAN Sec. 4.2 / Fig. 4.
     """
-    gens = seed_generators(seeds, STREAM_EVAL)
+    gens = generators(seeds, "eval")
     n = int(params["n_eval"])
     with torch.no_grad():
         real = real_sampler(gens, n, device=device)
@@ -240,54 +241,74 @@ def evaluate_checkpoint(
             value = F.logsigmoid(lr_).mean((1, 2)) + F.logsigmoid(-lf).mean((1, 2))
             est = 0.5 * value + dv.LOG2
     m = int(params["n_w1"])
-    r, f = real[:, :m].double().cpu().numpy(), fake[:, :m].double().cpu().numpy()
-    w1 = np.array([dv.w1_samples(r[i], f[i]) for i in range(len(seeds))])
-    return {"estimate": est.double().cpu().numpy(), "w1": w1}
+    return {"estimate": est, "real": real[:, :m], "fake": fake[:, :m]}
+
+
+def w1_after(evals, seeds: Sequence[int]) -> list[np.ndarray]:
+    """Exact W1 (POT) per seed at every evaluation, from the samples kept during training."""
+    out = []
+    for _, ev in evals:
+        r, f = ev["real"].double().cpu().numpy(), ev["fake"].double().cpu().numpy()
+        out.append(np.array([dv.w1_samples(r[i], f[i]) for i in range(len(seeds))]))
+    return out
 
 
 def train_tracking(
     params: Mapping[str, Any], seeds: Sequence[int], device, kind: str
 ) -> pd.DataFrame:
     """Train a WGAN (clipping, RMSProp, ``d_steps`` critic steps per G step) or a GAN
-    (non-saturating, Adam, ``gan_d_steps``) on the ring mixture; evaluate at step 0 and every
-    ``eval_every`` G steps."""
+    (non-saturating, Adam, ``gan_d_steps``) on the ring mixture with ``repro.engine.gan``;
+    evaluate at step 0 and every ``eval_every`` G steps, the exact W1 after training."""
     g, d = _gan_pair(params, seeds, device)
     real = _mixture(params)
     if kind == "wgan":
         obj = get_objective("wgan", clip=float(params["clip"]))
         clip_parameters_(d, obj.clip)
-        opt_g = make_optimizer("rmsprop", g.parameters(), float(params["lr_wgan"]))
-        opt_d = make_optimizer("rmsprop", d.parameters(), float(params["lr_wgan"]))
+        opt_g = optim.make("rmsprop", g.parameters(), float(params["lr_wgan"]))
+        opt_d = optim.make("rmsprop", d.parameters(), float(params["lr_wgan"]))
     else:
         obj = get_objective("non-saturating")
         betas = (0.5, 0.999)
-        opt_g = make_optimizer("adam", g.parameters(), float(params["lr_gan"]), betas)
-        opt_d = make_optimizer("adam", d.parameters(), float(params["lr_gan"]), betas)
-    gens = seed_generators(seeds, STREAM_DATA)
+        opt_g = optim.make("adam", g.parameters(), float(params["lr_gan"]), betas=betas)
+        opt_d = optim.make("adam", d.parameters(), float(params["lr_gan"]), betas=betas)
+    gens = generators(seeds, "data")
     z_dim, b = int(params["z_dim"]), int(params["batch_size"])
     k = int(params["d_steps"]) if kind == "wgan" else int(params["gan_d_steps"])
     steps, every = int(params["steps"]), int(params["eval_every"])
+
+    def d_loss(step: int, i: int) -> torch.Tensor:
+        x = real(gens, b, device=device)
+        z = sample_normal(gens, b, z_dim, device=device)
+        with torch.no_grad():
+            fake = g(z)  # only D learns here
+        return obj.d_loss(d(x), d(fake))
+
+    def clip(step: int, i: int) -> None:
+        if obj.clip is not None:
+            clip_parameters_(d, obj.clip)
+
+    def g_loss(step: int) -> torch.Tensor:
+        return obj.g_loss(d(g(sample_normal(gens, b, z_dim, device=device))))
+
+    result = gan(
+        opt_d,
+        opt_g,
+        d_loss,
+        g_loss,
+        steps,
+        d_steps=k,
+        discriminator=d,
+        after_d_step=clip,
+        evaluate=lambda step: evaluate_checkpoint(g, d, real, params, seeds, kind, device),
+        eval_at=[t for t in range(steps + 1) if t % every == 0 or t == steps],
+    )
     rows = []
-    for step_ in range(steps + 1):
-        if step_ % every == 0 or step_ == steps:
-            ev = evaluate_checkpoint(g, d, real, params, seeds, kind, device)
-            for i, seed in enumerate(seeds):
-                rows.append(
-                    {
-                        "model": kind,
-                        "seed": seed,
-                        "step": step_,
-                        "estimate": ev["estimate"][i],
-                        "w1": ev["w1"][i],
-                    }
-                )
-        if step_ == steps:
-            break
-        for _ in range(k):
-            x = real(gens, b, device=device)
-            z = sample_normal(gens, b, z_dim, device=device)
-            d_step(g, d, opt_d, obj, x, z, gens)
-        g_step(g, d, opt_g, obj, sample_normal(gens, b, z_dim, device=device))
+    for (step_, ev), w1 in zip(result.evals, w1_after(result.evals, seeds), strict=True):
+        estimate = ev["estimate"].double().cpu().numpy()
+        for i, seed in enumerate(seeds):
+            rows.append(
+                {"model": kind, "seed": seed, "step": step_, "estimate": estimate[i], "w1": w1[i]}
+            )
     return pd.DataFrame(rows)
 
 
