@@ -7,7 +7,7 @@ SCALE  ?= quick
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: setup pipeline report test test-slow lint bench clean-smoke slurm-check report-check data
+.PHONY: setup pipeline report test test-slow lint bench budget clean-smoke slurm-check report-check data
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/bench_engine.py
+
+# per-claim kernels / host ops / syncs per step on the meta device and the predicted seconds on
+# one H100 -> bench/out/budget.csv; fails when a step syncs or the record exceeds 480 s (issue 15)
+budget: setup
+	$(BIN)/python bench/budget.py
 
 # A real single-node SLURM (root, Debian): bring it up, run the smoke pipeline with
 # --profile profiles/slurm (every claim a SLURM job), check the verdicts, tear it down.

@@ -107,8 +107,10 @@ def test_estimates_of_a_constant_net_are_zero():
     real = critic._mixture(params)
     for kind in ("wgan", "gan"):
         ev = critic.evaluate_checkpoint(g, d, real, params, [0, 1], kind, torch.device("cpu"))
-        np.testing.assert_allclose(ev["estimate"], 0.0, atol=1e-6)
-        assert np.all(ev["w1"] > 0)
+        np.testing.assert_allclose(ev["estimate"].numpy(), 0.0, atol=1e-6)
+        assert ev["real"].shape == ev["fake"].shape == (2, 32, 2)  # n_w1 samples kept for W1
+        (w1,) = critic.w1_after([(0, ev)], [0, 1])  # solved after training
+        assert np.all(w1 > 0)
 
 
 # ------------------------------------------------------------------------------ smoke

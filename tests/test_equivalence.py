@@ -104,8 +104,11 @@ NO_TRAINING = {"minus-log-d-is-kl-minus-2js", "noise-bound"}
 # (Measured relative floors at LAYOUT_NOISE; a float32 run multiplies them by ~5e8.)
 ILL_CONDITIONED: dict[str, dict[str, tuple[str, ...]]] = {
     # log10 slopes of weight-gradient norms through 12 layers clipped at c = 0.01, 0.001: the deep
-    # layers' gradients are ~1e-18 and ~1e-29, sums that cancel (relative floor 1e-2, 1e-4)
-    "clipping-gradients": {"seeds": ("abs_slope_clip_1", "abs_slope_clip_2")},
+    # layers' gradients are ~1e-18 and ~1e-29, sums that cancel (relative floor 1e-2, 1e-4); and
+    # the count of those norms that underflow to exactly 0 at c = 0.001
+    "clipping-gradients": {
+        "seeds": ("abs_slope_clip_1", "abs_slope_clip_2", "dead_layers_clip_2")
+    },
     # Frechet distance of two real samples' classifier features: a matrix square root of nearly
     # equal covariances, a difference of nearly equal numbers (relative floor 6e-8)
     "d-perfect": {"snapshots": ("fd_real",), "quality": ("fd_real",)},

@@ -32,12 +32,12 @@ import torch
 from repro import divergences as dv
 from repro import plots
 from repro.data import grid_means, ring_means, sample_mixture
+from repro.engine import STREAMS, Copies, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.losses import wgan_d_loss
-from repro.nets import STREAM_DATA, STREAM_EVAL, BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 
-STREAM_CRITIC = 5
 SWISS_SCALE = 7.5  # WGAN-GP toy code: make_swiss_roll(noise=0.25) columns (0, 2) / 7.5
 
 
@@ -125,20 +125,22 @@ def train_critic(
     b, noise = int(params["batch_size"]), float(params["fake_noise_std"])
     if clip_bounds is not None:
         clip_per_copy_(net, clip_bounds)
-        opt = torch.optim.RMSprop(net.parameters(), lr=float(params["lr_clip"]))
+        opt = optim.make("rmsprop", net.parameters(), float(params["lr_clip"]))
     else:
-        opt = torch.optim.Adam(net.parameters(), lr=float(params["lr_gp"]), betas=(0.0, 0.9))
+        opt = optim.make("adam", net.parameters(), float(params["lr_gp"]), betas=(0.0, 0.9))
     lam = float(params["gp_lambda"])
-    for _ in range(steps):
+
+    def per_copy_loss(step: int) -> torch.Tensor:
         real, fake = data_and_fake(sampler, gens, b, noise, device)
         loss = wgan_d_loss(net(real), net(fake))
         if clip_bounds is None:
             loss = loss + lam * penalty_per_copy(net, real, fake, gens)
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
-        if clip_bounds is not None:
-            clip_per_copy_(net, clip_bounds)
+        return loss
+
+    def clip(step: int) -> None:
+        clip_per_copy_(net, clip_bounds)  # WGAN: after every critic update, c per copy
+
+    fit(opt, per_copy_loss, steps, after_step=clip if clip_bounds is not None else None)
     if clip_bounds is not None:
         for p in net.parameters():
             excess = p.detach().abs().flatten(1).amax(1).cpu() - clip_bounds.to(p.dtype)
@@ -253,23 +255,24 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     depth, width = int(params["depth"]), int(params["width"])
     sizes = (2, *[width] * (depth - 1), 1)
     roll = toy_sampler("swissroll")
-    clip_seeds = [sd for _ in clips for sd in seeds]
-    deep_clip = he_init_(BatchedMLP(sizes, clip_seeds, stream=STREAM_CRITIC).to(device))
-    bounds = torch.tensor([c for c in clips for _ in seeds])
+    copies = Copies.grid(seeds, clip=clips)
+    clip_seeds = copies.seeds
+    deep_clip = he_init_(BatchedMLP(sizes, clip_seeds, stream=STREAMS["critic_init"]).to(device))
+    bounds = copies.column("clip")
     train_critic(
         deep_clip,
         roll,
-        seed_generators(clip_seeds, STREAM_DATA),
+        generators(clip_seeds, "data"),
         params,
         int(params["steps"]),
         bounds,
         device,
     )
-    deep_gp = he_init_(BatchedMLP(sizes, seeds, stream=STREAM_CRITIC).to(device))
+    deep_gp = he_init_(BatchedMLP(sizes, seeds, stream=STREAMS["critic_init"]).to(device))
     train_critic(
         deep_gp,
         roll,
-        seed_generators(seeds, STREAM_DATA),
+        generators(seeds, "data"),
         params,
         int(params["steps"]),
         None,
@@ -278,22 +281,16 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     nb = int(params["n_eval_batches"])
     norms = np.concatenate(
         [
-            layer_grad_norms(
-                deep_clip, roll, seed_generators(clip_seeds, STREAM_EVAL), params, nb, device
-            ),
-            layer_grad_norms(
-                deep_gp, roll, seed_generators(seeds, STREAM_EVAL), params, nb, device
-            ),
+            layer_grad_norms(deep_clip, roll, generators(clip_seeds, "eval"), params, nb, device),
+            layer_grad_norms(deep_gp, roll, generators(seeds, "eval"), params, nb, device),
         ]
     )  # (C, L), rows: clips x seeds, then penalty x seeds
     act_norms = np.concatenate(
         [
             activation_grad_norms(
-                deep_clip, roll, seed_generators(clip_seeds, STREAM_EVAL), params, nb, device
+                deep_clip, roll, generators(clip_seeds, "eval"), params, nb, device
             ),
-            activation_grad_norms(
-                deep_gp, roll, seed_generators(seeds, STREAM_EVAL), params, nb, device
-            ),
+            activation_grad_norms(deep_gp, roll, generators(seeds, "eval"), params, nb, device),
         ]
     )  # (C, L): input, then hidden activations 1..L-1; rows as above
     act_slopes, act_vanished = fit_slopes(act_norms)
@@ -324,19 +321,17 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
             ("clip", torch.full((s,), float(params["surface_clip"]))),
             ("gradient penalty", None),
         ):
-            net = BatchedMLP(shallow, seeds, stream=STREAM_CRITIC).to(device)
+            net = BatchedMLP(shallow, seeds, stream=STREAMS["critic_init"]).to(device)
             train_critic(
                 net,
                 sampler,
-                seed_generators(seeds, STREAM_DATA),
+                generators(seeds, "data"),
                 params,
                 int(params["surface_steps"]),
                 bounds_a,
                 device,
             )
-            eff, est, w1 = efficiency(
-                net, sampler, seed_generators(seeds, STREAM_EVAL), params, device
-            )
+            eff, est, w1 = efficiency(net, sampler, generators(seeds, "eval"), params, device)
             for i, sd in enumerate(seeds):
                 eff_rows.append(
                     {

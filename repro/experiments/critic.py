@@ -28,13 +28,12 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.data import ring_means, sample_mixture, sample_mixture_1d, sample_normal
+from repro.engine import STREAMS, fit, gan, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.losses import gan_d_loss, get_objective, wgan_d_loss
 from repro.metrics import d_accuracy
-from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, STREAM_G, BatchedMLP, seed_generators
-from repro.train import clip_parameters_, d_step, g_step, make_optimizer
-
-STREAM_CRITIC = 5  # the critic's initial weights (streams 0-4 are the engine's)
+from repro.nets import BatchedMLP
+from repro.train import clip_parameters_
 
 
 def input_slope(net: BatchedMLP, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,23 +64,27 @@ def train_pair(
 ) -> tuple[BatchedMLP, BatchedMLP]:
     """D (GAN loss, Adam) and the clipped critic (WGAN loss, RMSProp, clip after every step)."""
     sizes = (1, *[int(params["hidden"])] * int(params["depth"]), 1)
-    d_net = BatchedMLP(sizes, seeds, stream=STREAM_D).to(device)
-    critic = BatchedMLP(sizes, seeds, stream=STREAM_CRITIC).to(device)
+    d_net = BatchedMLP(sizes, seeds, stream=STREAMS["d_init"]).to(device)
+    critic = BatchedMLP(sizes, seeds, stream=STREAMS["critic_init"]).to(device)
     clip = float(params["clip"])
     clip_parameters_(critic, clip)  # start inside the constraint set, as after any WGAN step
-    d_opt = torch.optim.Adam(d_net.parameters(), lr=float(params["lr_d"]))
-    c_opt = torch.optim.RMSprop(critic.parameters(), lr=float(params["lr_critic"]))
-    gens = seed_generators(seeds, STREAM_DATA)
-    for _ in range(int(params["steps"])):
+    opts = optim.Chain(
+        optim.make("adam", d_net.parameters(), float(params["lr_d"])),
+        optim.make("rmsprop", critic.parameters(), float(params["lr_critic"])),
+    )
+    gens = generators(seeds, "data")
+
+    def per_copy_loss(step: int) -> torch.Tensor:
         real, fake = _gaussians(params, gens, int(params["batch_size"]), device)
-        loss = gan_d_loss(d_net(real), d_net(fake)).sum()
-        loss = loss + wgan_d_loss(critic(real), critic(fake)).sum()
-        d_opt.zero_grad(set_to_none=True)
-        c_opt.zero_grad(set_to_none=True)
-        loss.backward()  # disjoint parameters: one backward serves both nets
-        d_opt.step()
-        c_opt.step()
-        clip_parameters_(critic, clip)
+        # disjoint parameters: one backward of the sum serves both nets
+        return gan_d_loss(d_net(real), d_net(fake)) + wgan_d_loss(critic(real), critic(fake))
+
+    fit(
+        opts,
+        per_copy_loss,
+        int(params["steps"]),
+        after_step=lambda step: clip_parameters_(critic, clip),
+    )
     return d_net, critic
 
 
@@ -101,7 +104,7 @@ def run_critic_vs_discriminator(params: Mapping[str, Any], seeds: list[int], dev
     """Train D and the critic per seed; slopes on held-out fakes and on a grid."""
     d_net, critic = train_pair(params, seeds, device)
     n = int(params["n_eval"])
-    real, fake = _gaussians(params, seed_generators(seeds, STREAM_EVAL), n, device)
+    real, fake = _gaussians(params, generators(seeds, "eval"), n, device)
     with torch.no_grad():
         acc = d_accuracy(d_net(real), d_net(fake))
     on_fake = slopes_on(d_net, critic, fake)
@@ -211,21 +214,22 @@ def _mixture(params: Mapping[str, Any]):
 
 def _gan_pair(params: Mapping[str, Any], seeds: Sequence[int], device):
     z_dim, h, depth = int(params["z_dim"]), int(params["hidden"]), int(params["depth"])
-    g = BatchedMLP((z_dim, *[h] * depth, 2), seeds, stream=STREAM_G).to(device)
-    d = BatchedMLP((2, *[h] * depth, 1), seeds, stream=STREAM_D).to(device)
+    g = BatchedMLP((z_dim, *[h] * depth, 2), seeds, stream=STREAMS["g_init"]).to(device)
+    d = BatchedMLP((2, *[h] * depth, 1), seeds, stream=STREAMS["d_init"]).to(device)
     return g, d
 
 
 def evaluate_checkpoint(
     g: BatchedMLP, d: BatchedMLP, real_sampler, params: Mapping[str, Any], seeds, kind: str, device
-) -> dict[str, np.ndarray]:
+) -> dict[str, torch.Tensor]:
     """On fresh held-out batches (evaluation stream, reseeded so every checkpoint sees the same
-    real samples and latent codes): the net's estimate and the exact W1 (POT) per seed.
+    real samples and latent codes): the net's estimate (S,) and the first ``n_w1`` real and fake
+    samples (S, n_w1, 2), whose exact W1 (``w1_after``) is solved after training.
 
     WGAN: E_real f - E_fake f. GAN: V/2 + log 2 with V = E log D(real) + E log(1 - D(fake)),
     the JS estimate of WGAN Sec. 4.2 / Fig. 4.
     """
-    gens = seed_generators(seeds, STREAM_EVAL)
+    gens = generators(seeds, "eval")
     n = int(params["n_eval"])
     with torch.no_grad():
         real = real_sampler(gens, n, device=device)
@@ -237,9 +241,16 @@ def evaluate_checkpoint(
             value = F.logsigmoid(lr_).mean((1, 2)) + F.logsigmoid(-lf).mean((1, 2))
             est = 0.5 * value + dv.LOG2
     m = int(params["n_w1"])
-    r, f = real[:, :m].double().cpu().numpy(), fake[:, :m].double().cpu().numpy()
-    w1 = np.array([dv.w1_samples(r[i], f[i]) for i in range(len(seeds))])
-    return {"estimate": est.double().cpu().numpy(), "w1": w1}
+    return {"estimate": est, "real": real[:, :m], "fake": fake[:, :m]}
+
+
+def w1_after(evals, seeds: Sequence[int]) -> list[np.ndarray]:
+    """Exact W1 (POT) per seed at every evaluation, from the samples kept during training."""
+    out = []
+    for _, ev in evals:
+        r, f = ev["real"].double().cpu().numpy(), ev["fake"].double().cpu().numpy()
+        out.append(np.array([dv.w1_samples(r[i], f[i]) for i in range(len(seeds))]))
+    return out
 
 
 def critic_steps(params: Mapping[str, Any], kind: str, g_step: int) -> int:
@@ -264,44 +275,57 @@ def train_tracking(
     params: Mapping[str, Any], seeds: Sequence[int], device, kind: str
 ) -> pd.DataFrame:
     """Train a WGAN (clipping, RMSProp, ``d_steps`` critic steps per G step) or a GAN
-    (non-saturating, Adam, ``gan_d_steps``) on the ring mixture; evaluate at step 0 and every
-    ``eval_every`` G steps."""
+    (non-saturating, Adam, ``gan_d_steps``) on the ring mixture with ``repro.engine.gan``;
+    evaluate at step 0 and every ``eval_every`` G steps, the exact W1 after training."""
     g, d = _gan_pair(params, seeds, device)
     real = _mixture(params)
     if kind == "wgan":
         obj = get_objective("wgan", clip=float(params["clip"]))
         clip_parameters_(d, obj.clip)
-        opt_g = make_optimizer("rmsprop", g.parameters(), float(params["lr_wgan"]))
-        opt_d = make_optimizer("rmsprop", d.parameters(), float(params["lr_wgan"]))
+        opt_g = optim.make("rmsprop", g.parameters(), float(params["lr_wgan"]))
+        opt_d = optim.make("rmsprop", d.parameters(), float(params["lr_wgan"]))
     else:
         obj = get_objective("non-saturating")
         betas = (0.5, 0.999)
-        opt_g = make_optimizer("adam", g.parameters(), float(params["lr_gan"]), betas)
-        opt_d = make_optimizer("adam", d.parameters(), float(params["lr_gan"]), betas)
-    gens = seed_generators(seeds, STREAM_DATA)
+        opt_g = optim.make("adam", g.parameters(), float(params["lr_gan"]), betas=betas)
+        opt_d = optim.make("adam", d.parameters(), float(params["lr_gan"]), betas=betas)
+    gens = generators(seeds, "data")
     z_dim, b = int(params["z_dim"]), int(params["batch_size"])
     steps, every = int(params["steps"]), int(params["eval_every"])
+
+    def d_loss(step: int, i: int) -> torch.Tensor:
+        x = real(gens, b, device=device)
+        z = sample_normal(gens, b, z_dim, device=device)
+        with torch.no_grad():
+            fake = g(z)  # only D learns here
+        return obj.d_loss(d(x), d(fake))
+
+    def clip(step: int, i: int) -> None:
+        if obj.clip is not None:
+            clip_parameters_(d, obj.clip)
+
+    def g_loss(step: int) -> torch.Tensor:
+        return obj.g_loss(d(g(sample_normal(gens, b, z_dim, device=device))))
+
+    result = gan(
+        opt_d,
+        opt_g,
+        d_loss,
+        g_loss,
+        steps,
+        d_steps=lambda step: critic_steps(params, kind, step),
+        discriminator=d,
+        after_d_step=clip,
+        evaluate=lambda step: evaluate_checkpoint(g, d, real, params, seeds, kind, device),
+        eval_at=[t for t in range(steps + 1) if t % every == 0 or t == steps],
+    )
     rows = []
-    for step_ in range(steps + 1):
-        if step_ % every == 0 or step_ == steps:
-            ev = evaluate_checkpoint(g, d, real, params, seeds, kind, device)
-            for i, seed in enumerate(seeds):
-                rows.append(
-                    {
-                        "model": kind,
-                        "seed": seed,
-                        "step": step_,
-                        "estimate": ev["estimate"][i],
-                        "w1": ev["w1"][i],
-                    }
-                )
-        if step_ == steps:
-            break
-        for _ in range(critic_steps(params, kind, step_)):
-            x = real(gens, b, device=device)
-            z = sample_normal(gens, b, z_dim, device=device)
-            d_step(g, d, opt_d, obj, x, z, gens)
-        g_step(g, d, opt_g, obj, sample_normal(gens, b, z_dim, device=device))
+    for (step_, ev), w1 in zip(result.evals, w1_after(result.evals, seeds), strict=True):
+        estimate = ev["estimate"].double().cpu().numpy()
+        for i, seed in enumerate(seeds):
+            rows.append(
+                {"model": kind, "seed": seed, "step": step_, "estimate": estimate[i], "w1": w1[i]}
+            )
     return pd.DataFrame(rows)
 
 

@@ -12,7 +12,7 @@ samples of all its pairs from its own generator, so batched seeds equal separate
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,10 +22,11 @@ from scipy.special import expit
 
 from repro import divergences as dv
 from repro import plots
+from repro.engine import STREAMS, Copies, cosine, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.losses import gan_d_loss
-from repro.nets import STREAM_D, STREAM_DATA, BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 
 # A 1-D Gaussian mixture: (weights, means, stds). A Gaussian is a one-component mixture.
 Mixture = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
@@ -74,39 +75,22 @@ def draw_batch(
     return real.reshape(-1, batch, 1), fake.reshape(-1, batch, 1)
 
 
-def cosine_lr(base_lr: float, step: int, steps: int) -> float:
-    """Cosine decay from base_lr to 0: lets the last iterates average out the SGD noise."""
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * step / steps))
-
-
 def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device) -> BatchedMLP:
-    """Train one D copy per (pair, seed) with Adam on the SUM of per-copy GAN losses."""
+    """Train one D copy per (pair, seed) with Adam on the SUM of per-copy GAN losses, the
+    learning rate cosine-decayed from ``lr`` to 0 (lets the last iterates average out the noise).
+    """
     pairs = list(params["pairs"])
     width, depth = int(params["hidden"]), int(params["depth"])
-    init_seeds = [s for _ in pairs for s in seeds]  # copy (k, s) is initialised from seed s
-    net = BatchedMLP((1, *[width] * depth, 1), seeds=init_seeds, stream=STREAM_D).to(device)
-    gens = seed_generators(seeds, STREAM_DATA)
+    copies = Copies.grid(seeds, pair=pairs)  # copy (k, s) is initialised from seed s
+    net = BatchedMLP((1, *[width] * depth, 1), copies.seeds, stream=STREAMS["d_init"]).to(device)
+    gens = generators(seeds, "data")
 
-    def per_copy_loss() -> torch.Tensor:
+    def per_copy_loss(step: int) -> torch.Tensor:
         real, fake = draw_batch(pairs, gens, int(params["batch_size"]))
         return gan_d_loss(net(real.to(device)), net(fake.to(device)))
 
-    return fit(net, per_copy_loss, float(params["lr"]), int(params["steps"]))
-
-
-def fit(
-    net: torch.nn.Module, per_copy_loss: Callable[[], torch.Tensor], lr: float, steps: int
-) -> torch.nn.Module:
-    """Adam on the SUM over copies of ``per_copy_loss()`` (a fresh batch each call), with the
-    learning rate cosine-decayed from ``lr`` to 0 (``cosine_lr``)."""
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(lr, step, steps)
-        loss = per_copy_loss().sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    lr, steps = float(params["lr"]), int(params["steps"])
+    fit(optim.make("adam", net.parameters(), lr), per_copy_loss, steps, schedule=cosine(lr, steps))
     return net
 
 

@@ -25,10 +25,11 @@ import torch
 
 from repro import divergences as dv
 from repro import plots
+from repro.engine import STREAMS, Copies, cosine, fit, generators, optim
 from repro.experiments import Experiment, Tables
-from repro.experiments.discriminator import check_names, fit
+from repro.experiments.discriminator import check_names
 from repro.invariants import require
-from repro.nets import STREAM_D, STREAM_DATA, BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 
 # name -> ((mean_P, std_P), (mean_Q, std_Q)), P data, Q model. Equal variances keep the
 # likelihood ratio's moments finite; the second pair has a wider Q so that both chi^2 are
@@ -89,19 +90,21 @@ def bound_terms(v_p: torch.Tensor, v_q: torch.Tensor, names: Sequence[str]) -> t
 
 
 def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> BatchedMLP:
-    """Maximise the bound for every copy: Adam on the SUM over copies of -bound."""
+    """Maximise the bound for every copy: Adam on the SUM over copies of -bound, the learning
+    rate cosine-decayed from ``lr`` to 0."""
     names = check_names(params["divergences"], dv.F_DIVERGENCES, "divergence")
     pairs = check_names(params["pairs"], PAIRS, "pair")
     sizes = (1, *[int(params["hidden"])] * int(params["depth"]), 1)
-    copy_seeds = [s for _ in names for _ in pairs for s in seeds]  # copy (f, pair, s) from seed s
-    net = BatchedMLP(sizes, seeds=copy_seeds, stream=STREAM_D).to(device)
-    gens = seed_generators(seeds, STREAM_DATA)
+    copies = Copies.grid(seeds, f=names, pair=pairs)  # copy (f, pair, s) is initialised from s
+    net = BatchedMLP(sizes, seeds=copies.seeds, stream=STREAMS["d_init"]).to(device)
+    gens = generators(seeds, "data")
 
-    def per_copy_loss() -> torch.Tensor:
+    def per_copy_loss(step: int) -> torch.Tensor:
         xp, xq = (t.to(device) for t in draw(names, pairs, gens, int(params["batch_size"])))
         return -bound_terms(net(xp), net(xq), names)
 
-    fit(net, per_copy_loss, float(params["lr"]), int(params["steps"]))
+    lr, steps = float(params["lr"]), int(params["steps"])
+    fit(optim.make("adam", net.parameters(), lr), per_copy_loss, steps, schedule=cosine(lr, steps))
     return net
 
 

@@ -35,10 +35,11 @@ from scipy import optimize
 
 from repro import divergences as dv
 from repro import plots
+from repro.engine import STREAMS, Copies, cosine, fit, generators, optim
 from repro.experiments import Experiment, Tables
-from repro.experiments.discriminator import check_names, cosine_lr
+from repro.experiments.discriminator import check_names
 from repro.invariants import require
-from repro.nets import STREAM_D, STREAM_DATA, STREAM_G, BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 
 # A 1-D Gaussian mixture: (weights, means, stds).
 Mixture = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
@@ -149,10 +150,11 @@ def train_fits(
     with Adam and the learning rate cosine-decayed to 0 so that the last iterates settle.
     """
     n_f, n_s, batch, steps = len(names), len(seeds), int(params["batch_size"]), int(params["steps"])
-    copy_seeds = [s for _ in names for s in seeds]
+    copies = Copies.grid(seeds, divergence=list(names))  # copy (f, s) is initialised from seed s
     sizes = (1, *[int(params["hidden"])] * int(params["depth"]), 1)
-    critic = BatchedMLP(sizes, seeds=copy_seeds, activation="tanh", stream=STREAM_D).to(device)
-    init = seed_generators(seeds, STREAM_G)
+    critic = BatchedMLP(sizes, copies.seeds, activation="tanh", stream=STREAMS["d_init"])
+    critic = critic.to(device)
+    init = generators(seeds, "g_init")
     jitter = torch.stack([torch.randn((), generator=g, dtype=torch.float64) for g in init])
     mean0 = (float(params["init_mean"]) + float(params["init_jitter_std"]) * jitter).repeat(n_f)
     std0 = torch.full((n_f * n_s,), float(params["init_std"]), dtype=torch.float64)
@@ -160,46 +162,41 @@ def train_fits(
         mean0.to(torch.get_default_dtype()), std0.to(torch.get_default_dtype())
     ).to(device)
     lr_v, lr_g = float(params["lr_critic"]), float(params["lr_generator"])
-    opt_v = torch.optim.Adam(critic.parameters(), lr=lr_v, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(gen.parameters(), lr=lr_g, betas=(0.5, 0.999))
-    gens = seed_generators(seeds, STREAM_DATA)
-    log_every = max(1, steps // 50)
-    rows = []
-    for step in range(steps):
-        for opt, lr in ((opt_v, lr_v), (opt_g, lr_g)):
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(lr, step, steps)
+    opts = optim.Chain(
+        optim.make("adam", critic.parameters(), lr_v, betas=(0.5, 0.999)),
+        optim.make("adam", gen.parameters(), lr_g, betas=(0.5, 0.999)),
+    )
+    gens = generators(seeds, "data")
+
+    def per_copy_bound(step: int) -> torch.Tensor:
         real = torch.stack([sample_mixture(mix, batch, g) for g in gens])  # (S, B)
         z = torch.stack([torch.randn(batch, generator=g) for g in gens])  # (S, B)
         real = (
             real.to(torch.get_default_dtype()).repeat(n_f, 1).unsqueeze(-1).to(device)
         )  # (F*S, B, 1)
         z = z.repeat(n_f, 1).unsqueeze(-1).to(device)
-        bound = fgan_bound(critic(real), critic(gen(z)), names)  # (F*S,)
-        opt_v.zero_grad(set_to_none=True)
-        opt_g.zero_grad(set_to_none=True)
-        bound.sum().backward()
+        return fgan_bound(critic(real), critic(gen(z)), names)  # (F*S,)
+
+    def ascend_v() -> None:
         for p in critic.parameters():  # V ascends F, theta descends it
             p.grad.neg_()
-        opt_v.step()
-        opt_g.step()
-        if step % log_every == 0 or step == steps - 1:
-            rows.append(_trajectory_rows(step + 1, gen, names, seeds))
-    return gen, pd.concat(rows, ignore_index=True)
 
+    def thetas(step: int) -> dict[str, torch.Tensor]:
+        return {"mean": gen.mean, "std": gen.log_std.detach().double().exp()}
 
-def _trajectory_rows(step: int, gen: GaussianGenerator, names, seeds) -> pd.DataFrame:
-    mean = gen.mean.detach().double().cpu().numpy()
-    std = gen.log_std.detach().double().exp().cpu().numpy()
-    return pd.DataFrame(
-        {
-            "step": step,
-            "divergence": np.repeat(list(names), len(seeds)),
-            "seed": np.tile([int(s) for s in seeds], len(names)),
-            "mean": mean,
-            "std": std,
-        }
+    log_every = max(1, steps // 50)
+    cos_v, cos_g = cosine(lr_v, steps), cosine(lr_g, steps)
+    result = fit(
+        opts,
+        per_copy_bound,
+        steps,
+        schedule=lambda step: (cos_v(step), cos_g(step)),
+        before_step=ascend_v,
+        evaluate=thetas,
+        eval_at=[t + 1 for t in range(steps) if t % log_every == 0 or t == steps - 1],
+        copies=copies,
     )
+    return gen, result.curves[["step", "divergence", "seed", "mean", "std"]]
 
 
 def learned_thetas(gen: GaussianGenerator, n_f: int, n_s: int) -> tuple[np.ndarray, np.ndarray]:

@@ -40,6 +40,7 @@ from scipy import special, stats
 
 from repro import divergences as dv
 from repro import plots
+from repro.engine import STREAMS, Copies, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.losses import gan_d_loss, get_objective
@@ -191,24 +192,15 @@ def gen_cost_grad(d_net: BatchedMLP, fake: torch.Tensor) -> torch.Tensor:
     return grad[..., 0].sum(1).detach()
 
 
-def _copy_frame(noise_stds, thetas, seeds) -> pd.DataFrame:
-    idx = pd.MultiIndex.from_product(
-        [list(map(float, noise_stds)), list(map(float, thetas)), list(map(int, seeds))],
-        names=["noise_std", "theta", "seed"],
-    )
-    return idx.to_frame(index=False)
-
-
 def _train_overlap_d(params: Mapping[str, Any], seeds: Sequence[int], device):
     """Train D on every (noise std, theta, seed) copy; record the G-cost gradient on held-out."""
     stds, thetas = [float(s) for s in params["noise_stds"]], [float(t) for t in params["thetas"]]
-    copies = _copy_frame(stds, thetas, seeds)
+    copies = Copies.grid(seeds, noise_std=stds, theta=thetas)
     sizes = (2, *[int(params["hidden"])] * int(params["depth"]), 1)
-    d_net = BatchedMLP(sizes, seeds=copies["seed"].tolist(), stream=STREAM_D).to(device)
-    opt = torch.optim.Adam(d_net.parameters(), lr=float(params["lr_d"]))
-    gens = seed_generators(seeds, STREAM_DATA)
+    d_net = BatchedMLP(sizes, seeds=copies.seeds, stream=STREAMS["d_init"]).to(device)
+    gens = generators(seeds, "data")
     eval_real, eval_fake = noisy_lines_batch(
-        stds, thetas, seed_generators(seeds, STREAM_EVAL), int(params["n_eval"])
+        stds, thetas, generators(seeds, "eval"), int(params["n_eval"])
     )
     eval_real, eval_fake = eval_real.to(device), eval_fake.to(device)
     iters, every, batch = (
@@ -216,25 +208,27 @@ def _train_overlap_d(params: Mapping[str, Any], seeds: Sequence[int], device):
         int(params["eval_every"]),
         int(params["batch_size"]),
     )
-    curves = []
-    for it in range(iters + 1):
-        if it % every == 0 or it == iters:
-            g = gen_cost_grad(d_net, eval_fake).double().cpu().numpy()
-            curves.append(copies.assign(iteration=it, grad_norm=np.abs(g), grad=g))
-        if it < iters:
-            real, fake = (t.to(device) for t in noisy_lines_batch(stds, thetas, gens, batch))
-            loss = gan_d_loss(d_net(real), d_net(fake)).sum()  # per-copy losses summed
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+
+    def per_copy_loss(step: int) -> torch.Tensor:
+        real, fake = (t.to(device) for t in noisy_lines_batch(stds, thetas, gens, batch))
+        return gan_d_loss(d_net(real), d_net(fake))
+
+    result = fit(
+        optim.make("adam", d_net.parameters(), float(params["lr_d"])),
+        per_copy_loss,
+        iters,
+        evaluate=lambda step: {"grad": gen_cost_grad(d_net, eval_fake)},
+        eval_at=[it for it in range(iters + 1) if it % every == 0 or it == iters],
+        copies=copies,
+    )
+    curves = result.curves.rename(columns={"step": "iteration"})
+    curves.insert(4, "grad_norm", curves["grad"].abs())
+    curves = curves[["noise_std", "theta", "seed", "iteration", "grad_norm", "grad"]]
     with torch.no_grad():
         lr_, lf = d_net(eval_real), d_net(eval_fake)
         value = F.logsigmoid(lr_).mean((1, 2)) + F.logsigmoid(-lf).mean((1, 2))
-        final = copies.assign(
-            js_estimate=(0.5 * value + dv.LOG2).double().cpu().numpy(),
-            d_accuracy=d_accuracy(lr_, lf).double().cpu().numpy(),
-        )
-    return final, pd.concat(curves, ignore_index=True)
+        final = copies.frame(js_estimate=0.5 * value + dv.LOG2, d_accuracy=d_accuracy(lr_, lf))
+    return final, curves
 
 
 def overlap_closed_forms(params: Mapping[str, Any]) -> pd.DataFrame:

@@ -32,15 +32,10 @@ import torch.nn.functional as F
 
 from repro import divergences, losses, metrics
 from repro.data import EpochSampler, load_digits_images, sample_normal
+from repro.engine import gan, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
-from repro.nets import (
-    STREAM_DATA,
-    STREAM_EVAL,
-    DCGANDiscriminator,
-    DCGANGenerator,
-    seed_generators,
-)
+from repro.nets import DCGANDiscriminator, DCGANGenerator
 from repro.plots import figure, mean_band
 
 LOG_2PI = math.log(2 * math.pi)
@@ -385,7 +380,7 @@ def w1_to_data(fake: torch.Tensor, real: np.ndarray) -> np.ndarray:
     return np.array([divergences.w1_samples(f, real) for f in flat])
 
 
-def _evaluate(G, D, params, held_out: torch.Tensor, eval_gens, device) -> dict[str, np.ndarray]:
+def _evaluate(G, D, params, held_out: torch.Tensor, eval_gens, device) -> dict[str, torch.Tensor]:
     """Held-out numbers for every copy at its current state: held-out digits and fresh z.
 
     d_fake_median: median D(G(z)); d_accuracy: balanced accuracy of D (held-out digits vs fresh
@@ -411,9 +406,9 @@ def _evaluate(G, D, params, held_out: torch.Tensor, eval_gens, device) -> dict[s
             "grad_minimax": norms["minimax"],
             "grad_non_saturating": norms["non-saturating"],
         }
-    out = {k: v.detach().double().cpu().numpy() for k, v in out.items()}
-    out["w1"] = w1_to_data(fake, held_out.reshape(n, -1).double().numpy())
-    return out
+    # the samples stay on the device; their exact W1 to the held-out digits is solved after
+    # training (``train_pair``), off the training loop
+    return {**{k: v.detach() for k, v in out.items()}, "fake": fake.detach()}
 
 
 def _g_loss(d_fake_logits: torch.Tensor, n_seeds: int) -> torch.Tensor:
@@ -438,43 +433,51 @@ def train_pair(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
     z_dim = int(p["z_dim"])
     G = DCGANGenerator(copy_seeds, z_dim, int(p["g_channels"]), str(p["g_norm"])).to(device)
     D = DCGANDiscriminator(copy_seeds, int(p["d_channels"])).to(device)
-    opt_g = torch.optim.SGD(G.parameters(), lr=float(p["lr_g"]), momentum=float(p["momentum"]))
-    opt_d = torch.optim.SGD(D.parameters(), lr=float(p["lr_d"]), momentum=float(p["momentum"]))
-    gens = seed_generators(copy_seeds, STREAM_DATA)
+    opt_g = optim.make("sgd-momentum", G.parameters(), float(p["lr_g"]), momentum=p["momentum"])
+    opt_d = optim.make("sgd-momentum", D.parameters(), float(p["lr_d"]), momentum=p["momentum"])
+    gens = generators(copy_seeds, "data")
     train_digits, held_out = digits_split()
     real_sampler = EpochSampler(train_digits.to(device))
     batch, steps, every = int(p["batch_size"]), int(p["steps"]), int(p["eval_every"])
-    rows = []
-    for step in range(steps + 1):
-        if step % every == 0 or step == steps:
-            # the same evaluation draws at every evaluation and for both runs of a seed
-            stats = _evaluate(G, D, p, held_out, seed_generators(copy_seeds, STREAM_EVAL), device)
-            for c in range(2 * s):
-                rows.append(
-                    {
-                        "step": step,
-                        "seed": copy_seeds[c],
-                        "objective": OBJECTIVES[c // s],
-                        **{k: float(v[c]) for k, v in stats.items()},
-                    }
-                )
-        if step == steps:
-            break
+
+    def d_loss(step: int, k: int) -> torch.Tensor:
         real = real_sampler(gens, batch, device=device)
         z = sample_normal(gens, batch, z_dim, device=device)
         with torch.no_grad():
             fake = G(z)
-        d_loss = losses.gan_d_loss(D(real), D(fake)).sum()
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        z = sample_normal(gens, batch, z_dim, device=device)
-        D.requires_grad_(False)
-        g_loss = _g_loss(D(G(z)), s).sum()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        D.requires_grad_(True)
+        return losses.gan_d_loss(D(real), D(fake))
+
+    def g_loss(step: int) -> torch.Tensor:
+        return _g_loss(D(G(sample_normal(gens, batch, z_dim, device=device))), s)
+
+    def evaluate(step: int) -> dict[str, torch.Tensor]:
+        # the same evaluation draws at every evaluation and for both runs of a seed
+        return _evaluate(G, D, p, held_out, generators(copy_seeds, "eval"), device)
+
+    result = gan(
+        opt_d,
+        opt_g,
+        d_loss,
+        g_loss,
+        steps,
+        discriminator=D,
+        evaluate=evaluate,
+        eval_at=[t for t in range(steps + 1) if t % every == 0 or t == steps],
+    )
+    held = held_out.reshape(len(held_out), -1).double().numpy()
+    rows = []
+    for step, ev in result.evals:
+        stats = {k: v.double().cpu().numpy() for k, v in ev.items() if k != "fake"}
+        stats["w1"] = w1_to_data(ev["fake"], held)
+        for c in range(2 * s):
+            rows.append(
+                {
+                    "step": step,
+                    "seed": copy_seeds[c],
+                    "objective": OBJECTIVES[c // s],
+                    **{k: float(v[c]) for k, v in stats.items()},
+                }
+            )
     return pd.DataFrame(rows), G, D
 
 
@@ -530,7 +533,7 @@ def run_saturation(params: Mapping[str, Any], seeds: Sequence[int], device: Any)
         raise ValueError("early_steps must be a multiple of eval_every")
     curves, G, D = train_pair(params, seeds, device)
     copy_seeds = [int(x) for _ in OBJECTIVES for x in seeds]
-    gens = seed_generators(copy_seeds, STREAM_EVAL)
+    gens = generators(copy_seeds, "eval")
     with torch.no_grad():
         z = sample_normal(gens, int(params["batch_size"]), int(params["z_dim"]), device=device)
         logits = D(G(z))

@@ -30,11 +30,11 @@ import torch.nn.functional as F
 
 from repro import divergences as dv
 from repro import plots
+from repro.engine import STREAMS, Copies, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.losses import gan_d_loss
-from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 
-STREAM_CRITIC = 5  # the critic's initial weights; nets.py numbers the shared streams 0-4
 # A ReLU critic can die: once every unit is off, f is constant, the penalty is lambda and its
 # gradient is 0, so it never recovers. Leaky ReLU keeps a gradient everywhere and still
 # represents the optimal (linear) critic exactly.
@@ -80,24 +80,26 @@ def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> tuple[Batc
     """Train D (GAN loss, Adam) and the critic (WGAN-GP, Adam(lr, 0, 0.9)) on the same samples."""
     thetas = [float(t) for t in params["thetas"]]
     sizes = (2, *[int(params["hidden"])] * int(params["depth"]), 1)
-    copy_seeds = [s for _ in thetas for s in seeds]  # copy (theta, s) is initialised from seed s
-    d_net = BatchedMLP(sizes, seeds=copy_seeds, stream=STREAM_D).to(device)
-    critic = BatchedMLP(sizes, copy_seeds, CRITIC_ACTIVATION, stream=STREAM_CRITIC).to(device)
-    d_opt = torch.optim.Adam(d_net.parameters(), lr=float(params["lr_d"]))
-    c_opt = torch.optim.Adam(critic.parameters(), lr=float(params["lr_critic"]), betas=(0.0, 0.9))
-    gens = seed_generators(seeds, STREAM_DATA)
-    batch = int(params["batch_size"])
-    for _ in range(int(params["steps"])):
+    copies = Copies.grid(seeds, theta=thetas)  # copy (theta, s) is initialised from seed s
+    d_net = BatchedMLP(sizes, seeds=copies.seeds, stream=STREAMS["d_init"]).to(device)
+    critic = BatchedMLP(sizes, copies.seeds, CRITIC_ACTIVATION, stream=STREAMS["critic_init"])
+    critic = critic.to(device)
+    opts = optim.Chain(
+        optim.make("adam", d_net.parameters(), float(params["lr_d"])),
+        optim.make("adam", critic.parameters(), float(params["lr_critic"]), betas=(0.0, 0.9)),
+    )
+    gens = generators(seeds, "data")
+    batch, lam = int(params["batch_size"]), float(params["gp_lambda"])
+
+    def per_copy_loss(step: int) -> torch.Tensor:
         real, fake = (t.to(device) for t in sample_lines(thetas, gens, batch))
         u = torch.stack([torch.rand(len(thetas), batch, 1, generator=g) for g in gens], 1)
         u = u.reshape(-1, batch, 1).to(device)  # (T*S, B, 1), drawn per seed like the data
-        d_loss = gan_d_loss(d_net(real), d_net(fake)).sum()
-        c_loss = critic_loss(critic, real, fake, u, float(params["gp_lambda"])).sum()
-        d_opt.zero_grad(set_to_none=True)
-        c_opt.zero_grad(set_to_none=True)
-        (d_loss + c_loss).backward()  # disjoint parameters: one backward serves both
-        d_opt.step()
-        c_opt.step()
+        d_loss = gan_d_loss(d_net(real), d_net(fake))
+        # disjoint parameters: one backward of the sum serves both networks
+        return d_loss + critic_loss(critic, real, fake, u, lam)
+
+    fit(opts, per_copy_loss, int(params["steps"]))
     return d_net, critic
 
 
@@ -111,7 +113,7 @@ def estimates(
     device,
 ) -> pd.DataFrame:
     """Held-out JS estimate V/2 + log 2, D accuracy and critic W estimate per (theta, seed)."""
-    gens = seed_generators(seeds, STREAM_EVAL)
+    gens = generators(seeds, "eval")
     real, fake = (t.to(device) for t in sample_lines(thetas, gens, n_eval))
     lr_, lf = d_net(real), d_net(fake)  # (C, N, 1) logits
     value = F.logsigmoid(lr_).mean((1, 2)) + F.logsigmoid(-lf).mean((1, 2))

@@ -1,0 +1,393 @@
+"""Per-claim budget of the full-scale record on one H100, measured without a GPU (issue 15, item 6).
+
+For every claim (and every variant that runs at full scale) the claim's own experiment runs in
+this process at its FULL params and seeds on ``device="meta"`` under ``bench.counting.Counting``
+(meta op = a GPU kernel, CPU op = host work, CPU<->meta transfer = a copy, reading a device value
+on the host = a sync), twice, with its training-loop length set to two small values (``PHASES``).
+The difference of the two runs, divided by the difference in steps, is the cost of one step;
+anything outside the loop (initialisation, the final evaluation) cancels out.
+
+Time model per step (constants from ../shared/BUDGET.md, host op measured here, see below):
+
+    host = KERNEL_US * kernels + host_op_us * host_ops + COPY_US * copies + SYNC_US * syncs
+    gpu  = FLOPs / GPU_FLOPS
+    step = max(host, gpu);   predicted_h100_s = sum over phases of step * full-scale steps
+
+``host_op_us`` is calibrated on the machine running this script (``--host-op-us`` overrides):
+the time per op of the per-seed sampling that makes up most host ops (``calibrate_host_op_us``).
+
+Output: ``bench/out/budget.csv`` with columns claim, variant, kernels_per_step,
+host_ops_per_step, syncs_per_step, predicted_h100_s, then copies_per_step, gflop_per_step,
+full_steps, note; the last row (claim = total) sums the predictions. Exit status 1 when a step
+syncs or the total exceeds ``LIMIT_S`` (480 s: the whole record in 8 minutes of one GPU).
+
+    python bench/budget.py                          # every claim (a few minutes on one core)
+    python bench/budget.py --claims js-disjoint-supports optimal-discriminator --out /tmp/b.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import math
+import statistics
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from bench.counting import Counting, Counts  # noqa: E402
+from repro import experiments  # noqa: E402
+from repro.claims import load_all  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out" / "budget.csv"
+
+# time model (../shared/BUDGET.md); HOST_OP_US is replaced by the calibration unless overridden
+KERNEL_US = 10.0  # host cost of launching one device op (eager PyTorch on an H100 host)
+HOST_OP_US = 4.5  # BUDGET.md's value; the calibrated one is used by default
+COPY_US = 15.0  # one host -> device copy
+SYNC_US = 30.0  # one device -> host sync
+GPU_FLOPS = 30e12  # FP32 batched matmul on an H100 (grouped convs: 30-100 TFLOP/s plausible)
+LIMIT_S = 480.0  # issue 15: the whole record from one run of at most 8 minutes
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training loop of a claim: ``param`` set to ``lo`` and ``hi`` (``lo_steps`` /
+    ``hi_steps`` loop steps), scaled to ``full_steps(params)`` steps at full scale."""
+
+    param: str
+    lo: Any
+    hi: Any
+    lo_steps: int
+    hi_steps: int
+    full_steps: Any  # params -> int
+    fixed: dict[str, Any] = field(default_factory=dict)
+    unit: str = "step"
+
+
+def steps_of(name: str, factor: str | None = None):
+    return lambda p: int(p[name]) * (int(p[factor]) if factor else 1)
+
+
+def _loop(param: str, factor: str | None = None, **fixed) -> Phase:
+    return Phase(param, 2, 4, 2, 4, steps_of(param, factor), fixed)
+
+
+def _fresh_d() -> list[Phase]:
+    # the Arjovsky-Bottou claims: a DCGAN trained for max(g_epochs) epochs, then a fresh D of
+    # d_iterations per snapshot (one per entry of g_epochs)
+    return [
+        Phase(
+            "d_iterations",
+            2,
+            4,
+            2,
+            4,
+            lambda p: int(p["d_iterations"]) * len(p["g_epochs"]),
+            {"g_epochs": [1]},
+            "D iteration",
+        ),
+        Phase(
+            "g_epochs",
+            [1],
+            [2],
+            1,
+            2,
+            lambda p: max(p["g_epochs"]),
+            {"d_iterations": 1},
+            "epoch",
+        ),
+    ]
+
+
+# claim -> its training loops. Analytic claims have none (their cost is host numerics).
+PHASES: dict[str, list[Phase]] = {
+    "annealed-noise-training": [_loop("steps")],
+    "clipping-gradients": [_loop("steps"), _loop("surface_steps")],
+    "critic-tracks-quality": [_loop("steps")],
+    "d-perfect": [*_fresh_d(), _loop("classifier_steps")],
+    "dirac-gan": [_loop("n_steps")],
+    "fenchel-conjugates": [_loop("steps")],
+    "fgan-gaussian-fit": [_loop("steps")],
+    "js-disjoint-supports": [_loop("steps")],
+    "kl-covers-reverse-kl-seeks": [_loop("steps")],
+    "minus-log-d-instability": _fresh_d(),
+    "minus-log-d-is-kl-minus-2js": [],
+    "mode-collapse-mixtures": [_loop("steps")],
+    "mode-rotation": [_loop("steps", burn_in_steps=0)],
+    "noise-bound": [],
+    "noise-restores-overlap": [_loop("d_iterations")],
+    "optimal-discriminator": [_loop("steps")],
+    "pacgan-table1": [_loop("steps")],
+    "saturation": [_loop("steps", early_steps=1)],
+    "stacked-digits-modes": [_loop("steps"), _loop("classifier_steps")],
+    "vanishing-gradients": _fresh_d(),
+    "wgan-critic-vs-discriminator": [_loop("steps")],
+}
+
+
+# claims without a training loop: host numerics the counting does not see. Their seconds are
+# BUDGET.md's estimates (made on the CPU record), not measured by this script; the note says so.
+ANALYTIC_S = {"minus-log-d-is-kl-minus-2js": 35.0, "noise-bound": 60.0}
+
+
+def calibrate_host_op_us(repeats: int = 5, n: int = 50) -> float:
+    """Microseconds per host op as the experiments issue them, measured on this machine.
+
+    The host ops of a step are mostly per-seed sampling on CPU generators; we time
+    ``repro.experiments.discriminator.draw_batch`` (3 pairs x 10 seeds x 512 samples: multinomial,
+    randn, indexing, copies per seed, Python loop included) and divide by its op count. The
+    median of ``repeats`` timings of ``n`` calls.
+    """
+    from repro.experiments.discriminator import draw_batch
+    from repro.nets import seed_generators
+
+    gens = seed_generators(range(10), 2)
+
+    def call():
+        return draw_batch(["shift", "scale", "mixture"], gens, 512)
+
+    with Counting() as mode:
+        call()
+    ops = mode.counts.host_ops
+    timings = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            call()
+        timings.append((time.perf_counter() - t0) / (n * ops) * 1e6)
+    return statistics.median(timings)
+
+
+def bare_host_op_us(repeats: int = 5, n: int = 4000) -> float:
+    """Median microseconds of a bare small CPU op (add of two 64-float tensors), for reference."""
+    a, b = torch.randn(64), torch.randn(64)
+    timings = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            torch.add(a, b)
+        timings.append((time.perf_counter() - t0) / n * 1e6)
+    return statistics.median(timings)
+
+
+def measure_meta_op_us(repeats: int = 5, n: int = 4000) -> float:
+    """Median microseconds of one small op on the meta device here (dispatch overhead only)."""
+    a, b = torch.randn(64, device="meta"), torch.randn(64, device="meta")
+    timings = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            torch.add(a, b)
+        timings.append((time.perf_counter() - t0) / n * 1e6)
+    return statistics.median(timings)
+
+
+def fashion_present() -> bool:
+    from repro.data import DataMissingError, require_dataset
+
+    try:
+        require_dataset("fashion-mnist")
+    except DataMissingError:
+        return False
+    return True
+
+
+# the stand-in's training split: an epoch of it is 60,000 / STAND_IN_TRAIN times shorter, so
+# per-epoch counts are scaled by (60,000 // B) / (STAND_IN_TRAIN // B) (counting a real epoch of
+# Python meta kernels takes minutes)
+FASHION_TRAIN, STAND_IN_TRAIN = 60_000, 1_280
+FASHION_NAMES = ("fashion-mnist", "auto")  # auto resolves to Fashion-MNIST when it is present
+
+
+@contextlib.contextmanager
+def fashion_stand_in():
+    """Fashion-MNIST's shapes without its files: zeros (STAND_IN_TRAIN / 10,000 x 28 x 28,
+    labels 0). Counts depend on shapes only, so the budget needs no download; used only when
+    the data set is missing (the row's note says so).
+    """
+    import numpy as np
+
+    from repro import data
+    from repro.experiments import gradients
+
+    sizes = {"train": STAND_IN_TRAIN, "test": 10_000}
+
+    def arrays(root, split):
+        n = sizes[split]
+        return np.zeros((n, 28, 28), np.uint8), np.zeros(n, np.uint8)
+
+    saved = (data.require_dataset, data._fashion_arrays, gradients.require_dataset)
+    data.require_dataset = gradients.require_dataset = lambda name, root=None: None
+    data._fashion_arrays = arrays
+    try:
+        yield
+    finally:
+        data.require_dataset, data._fashion_arrays, gradients.require_dataset = saved
+
+
+def count_run(spec, params: dict[str, Any], seeds: list[int]) -> tuple[Counts, str | None]:
+    """Run the experiment on meta under ``Counting``; an exception ends the run (noted).
+    Warnings (numpy on the all-zero results of meta tensors) are silenced."""
+    mode = Counting()
+    err = None
+    with mode, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            experiments.get(spec["experiment"]).run(params, seeds, torch.device("meta"))
+        except Exception as e:  # a host-only step, a numpy call on meta data, missing data...
+            err = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+            tb = traceback.extract_tb(e.__traceback__)[-1]
+            err += f" (at {Path(tb.filename).name}:{tb.lineno})"
+    return mode.counts, err
+
+
+@dataclass
+class Row:
+    claim: str
+    variant: str
+    kernels_per_step: float = 0.0
+    host_ops_per_step: float = 0.0
+    syncs_per_step: float = 0.0
+    predicted_h100_s: float = 0.0
+    copies_per_step: float = 0.0
+    gflop_per_step: float = 0.0
+    full_steps: int = 0
+    note: str = ""
+
+
+def step_seconds(per: dict[str, float], host_op_us: float) -> tuple[float, str]:
+    host = (
+        KERNEL_US * per["kernels"]
+        + host_op_us * per["host_ops"]
+        + COPY_US * per["copies"]
+        + SYNC_US * per["syncs"]
+    ) * 1e-6
+    gpu = per["flops"] / GPU_FLOPS
+    return max(host, gpu), ("gpu" if gpu > host else "host")
+
+
+def budget_claim(spec, variant: str | None, host_op_us: float) -> Row:
+    """Count every phase of one claim (variant) and predict its seconds on one H100."""
+    row = Row(spec.id, variant or "")
+    phases = PHASES.get(spec.id)
+    base = spec.params("full", variant)
+    seeds = spec.seeds("full")
+    if not phases:
+        if spec.id in ANALYTIC_S:
+            row.predicted_h100_s = ANALYTIC_S[spec.id]
+            row.note = "no training loop: host numerics, not counted; seconds = BUDGET.md estimate"
+        else:
+            row.note = "no PHASES entry: not counted"
+        return row
+    notes, missing = [], not fashion_present()
+    for i, ph in enumerate(phases):
+        counts, errs = [], []
+        for value in (ph.lo, ph.hi):
+            # the other loops at their short length, so only this one grows
+            others = {o.param: o.lo for o in phases if o is not ph}
+            params = {**copy.deepcopy(base), **others, **ph.fixed, ph.param: value}
+            fake = missing and params.get("dataset") in FASHION_NAMES
+            with fashion_stand_in() if fake else contextlib.nullcontext():
+                c, err = count_run(spec, params, seeds)
+            counts.append(c)
+            errs.append(err)
+        d = counts[1] - counts[0]
+        n = ph.hi_steps - ph.lo_steps
+        if ph.unit == "epoch" and missing and base.get("dataset") in FASHION_NAMES:
+            b = int(base["batch_size"])
+            n = n * (STAND_IN_TRAIN // b) / (FASHION_TRAIN // b)  # a stand-in epoch is shorter
+        per = {k: getattr(d, k) / n for k in ("kernels", "host_ops", "copies", "syncs", "flops")}
+        full = ph.full_steps(base)
+        sec, bound = step_seconds(per, host_op_us)
+        row.predicted_h100_s += sec * full
+        if i == 0:  # the main loop's counts go into the columns
+            row.kernels_per_step = per["kernels"]
+            row.host_ops_per_step = per["host_ops"]
+            row.syncs_per_step = per["syncs"]
+            row.copies_per_step = per["copies"]
+            row.gflop_per_step = per["flops"] / 1e9
+            row.full_steps = full
+            notes.append(f"per {ph.unit} ({ph.param}): {bound}-bound")
+        else:
+            notes.append(
+                f"+ {ph.param} x{full}: {per['kernels']:.0f} kernels,"
+                f" {per['host_ops']:.0f} host ops, {per['syncs']:.1f} syncs,"
+                f" {per['flops'] / 1e9:.2f} GF per {ph.unit} ({bound}-bound)"
+            )
+        if per["syncs"] > 0:
+            top = [k for k, _ in d.by_op.most_common() if k.startswith(("sync", "copy"))][:2]
+            notes.append(f"{ph.param} syncs via {', '.join(top)}")
+        if errs[0] or errs[1]:
+            notes.append(f"run stopped: {errs[1] or errs[0]}")
+            if errs[0] != errs[1]:
+                notes.append("(the two runs stopped differently: counts unreliable)")
+    if missing and base.get("dataset") in FASHION_NAMES:
+        notes.append("Fashion-MNIST absent: counted on a stand-in of its shapes")
+    row.note = "; ".join(notes)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--claims", nargs="*", help="claim ids (default: all)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--host-op-us", type=float, default=None, help="skip the calibration")
+    ap.add_argument("--no-variants", action="store_true", help="main params only")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    host_op_us = args.host_op_us if args.host_op_us is not None else calibrate_host_op_us()
+    bare_us, meta_us = bare_host_op_us(), measure_meta_op_us()
+    print(
+        f"host op {host_op_us:.2f} us (sampler ops, calibrated here unless given); bare CPU op"
+        f" {bare_us:.2f} us; meta op {meta_us:.2f} us (Python meta kernels: counting is slow)"
+    )
+    specs = load_all()
+    rows = []
+    for cid in args.claims or sorted(specs):
+        spec = specs[cid]
+        variants = [None] + ([] if args.no_variants else spec.variants_at("full"))
+        for v in variants:
+            t0 = time.perf_counter()
+            row = budget_claim(spec, v, host_op_us)
+            rows.append(row)
+            print(
+                f"{cid:32s} {row.variant:12s} kernels {row.kernels_per_step:7.0f}"
+                f"  host {row.host_ops_per_step:7.0f}  syncs {row.syncs_per_step:5.1f}"
+                f"  {row.predicted_h100_s:8.1f} s  ({time.perf_counter() - t0:.0f} s)  {row.note}",
+                flush=True,
+            )
+    table = pd.DataFrame([r.__dict__ for r in rows])
+    total = table["predicted_h100_s"].sum()
+    constants = (
+        f"model: max(host, gpu); host = {KERNEL_US} us/kernel + {host_op_us:.2f} us/host op"
+        f" (calibrated) + {COPY_US} us/copy + {SYNC_US} us/sync; gpu = FLOPs / {GPU_FLOPS:.0e}"
+    )
+    table.loc[len(table)] = {"claim": "total", "variant": "", "predicted_h100_s": total,
+                             "note": constants}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.round(3).to_csv(args.out, index=False)
+    print(f"wrote {args.out}; total {total:.0f} s (limit {LIMIT_S:.0f} s)")
+    syncing = table[table["syncs_per_step"].fillna(0) > 0]["claim"].tolist()
+    problems = []
+    if syncing:
+        problems.append(f"steps that sync: {', '.join(syncing)}")
+    if total > LIMIT_S or not math.isfinite(total):
+        problems.append(f"predicted record {total:.0f} s > {LIMIT_S:.0f} s")
+    for p in problems:
+        print("FAIL:", p, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The training engine: copies = conditions x seeds, random streams, optimisers, two loops.
+
+Modules:
+    copies    Copies.grid(seeds, **conditions): one row per batched copy, settings as columns
+    streams   STREAMS (name -> id, the one random-stream table), generators(seeds, name),
+              draw(seeds, stream, step, shape): counter-based device random numbers (not yet used)
+    optim     make(name, params, lr, ...): sgd, sgd-momentum, adam, rmsprop with a per-copy lr
+    loops     fit (D only, critic only, classifier) and gan (k D steps, a G step, hooks), both
+              with schedules and evaluation at scheduled steps returning tidy curves
+
+The engine knows nothing about any claim (issue 15); repro.train's train_gan and fresh-D
+protocol move here in later commits.
+"""
+
+from repro.engine import optim
+from repro.engine.copies import Copies
+from repro.engine.loops import Result, cosine, fit, gan, update
+from repro.engine.streams import STREAMS, draw, generators, stream_id
+
+__all__ = [
+    "STREAMS",
+    "Copies",
+    "Result",
+    "cosine",
+    "draw",
+    "fit",
+    "gan",
+    "generators",
+    "optim",
+    "stream_id",
+    "update",
+]

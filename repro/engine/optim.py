@@ -1,0 +1,148 @@
+"""Optimisers over batched parameters, with a learning rate per copy: one registry.
+
+Every parameter of a batched model has a leading copy dimension (C, ...). The learning rate is a
+(C,) float64 tensor, so copies with different learning rates train in one model (issue 15:
+per-copy settings as columns). The arithmetic mirrors ``torch.optim``'s single-tensor (CPU
+default) implementations operation for operation, so with equal learning rates a step is
+bit-identical to torch.optim on the CPU (tests/test_engine.py checks it):
+
+    sgd            p <- p - lr g                                    (torch.optim.SGD)
+    sgd-momentum   b <- m b + g (b_1 = g);  p <- p - lr b           (SGD(momentum=m))
+    adam           Kingma & Ba 2015, Alg. 1, torch's eps placement   (torch.optim.Adam)
+    rmsprop        v <- a v + (1 - a) g^2;  p <- p - lr g / (sqrt v + eps)   (RMSprop)
+
+Example:
+    >>> net = torch.nn.Linear(2, 1)
+    >>> opt = make("adam", net.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    >>> opt.set_lr(5e-4)  # a float or a (C,) tensor
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+
+def _per_copy(lr: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """-lr as float32 of shape (C, 1, ..., 1), or a 0-d tensor for an unbatched parameter."""
+    lr = torch.as_tensor(lr, dtype=torch.float64)
+    neg = (-lr).to(device=like.device, dtype=like.dtype)
+    return neg.reshape(-1, *[1] * (like.dim() - 1)) if neg.dim() else neg
+
+
+class BatchedOptimizer:
+    """Base: parameters, a per-copy lr, zero_grad / step; subclasses define ``_update``."""
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float | torch.Tensor):
+        self.params = [p for p in params]
+        self.state: list[dict[str, Any]] = [{} for _ in self.params]
+        self.step_count = 0
+        self.set_lr(lr)
+
+    def set_lr(self, lr: float | torch.Tensor) -> None:
+        """A float (every copy) or a (C,) tensor (copy c gets lr[c]); kept as float64."""
+        self.lr = torch.as_tensor(lr, dtype=torch.float64).clone()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.step_count += 1
+        for p, state in zip(self.params, self.state, strict=True):
+            if p.grad is not None:
+                self._update(p, p.grad, state, self.step_count)
+
+    def _update(self, p, g, state, t) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SGD(BatchedOptimizer):
+    def __init__(self, params, lr, momentum: float = 0.0):
+        super().__init__(params, lr)
+        self.momentum = float(momentum)
+
+    def _update(self, p, g, state, t):
+        if self.momentum:
+            buf = state.get("momentum")
+            if buf is None:
+                buf = state["momentum"] = g.detach().clone()
+            else:
+                buf.mul_(self.momentum).add_(g, alpha=1.0)
+            g = buf
+        p.addcmul_(g, _per_copy(self.lr, p))  # torch's add_(g, alpha=-lr), per copy
+
+
+class Adam(BatchedOptimizer):
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = (float(b) for b in betas)
+        self.eps = float(eps)
+
+    def _update(self, p, g, state, t):
+        if not state:
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m.lerp_(g, 1 - self.beta1)
+        v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+        step = float(t)
+        bias1, bias2 = 1 - self.beta1**step, 1 - self.beta2**step
+        neg_step = _per_copy(self.lr / bias1, p)  # -lr / (1 - beta1^t), per copy
+        denom = (v.sqrt() / bias2**0.5).add_(self.eps)
+        p.add_(neg_step * m / denom)  # = torch's addcdiv_(m, denom, value=-step_size)
+
+
+class RMSprop(BatchedOptimizer):
+    def __init__(self, params, lr, alpha: float = 0.99, eps: float = 1e-8):
+        super().__init__(params, lr)
+        self.alpha, self.eps = float(alpha), float(eps)
+
+    def _update(self, p, g, state, t):
+        if not state:
+            state["square_avg"] = torch.zeros_like(p)
+        v = state["square_avg"]
+        v.mul_(self.alpha).addcmul_(g, g, value=1 - self.alpha)
+        avg = v.sqrt().add_(self.eps)
+        p.add_(_per_copy(self.lr, p) * g / avg)  # = torch's addcdiv_(g, avg, value=-lr)
+
+
+class Chain:
+    """Several optimisers over disjoint parameters stepped as one (two nets trained on one
+    backward pass, e.g. a D and a critic on the same samples). ``set_lr`` takes one lr each."""
+
+    def __init__(self, *opts: BatchedOptimizer):
+        self.opts = opts
+
+    def set_lr(self, lrs) -> None:
+        for opt, lr in zip(self.opts, lrs, strict=True):
+            opt.set_lr(lr)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.opts:
+            opt.zero_grad()
+
+    def step(self) -> None:
+        for opt in self.opts:
+            opt.step()
+
+
+OPTIMIZERS: dict[str, Callable[..., BatchedOptimizer]] = {
+    "sgd": lambda params, lr, **kw: SGD(params, lr),
+    "sgd-momentum": lambda params, lr, momentum=0.9, **kw: SGD(params, lr, momentum),
+    "adam": lambda params, lr, betas=(0.9, 0.999), eps=1e-8, **kw: Adam(params, lr, betas, eps),
+    "rmsprop": lambda params, lr, alpha=0.99, eps=1e-8, **kw: RMSprop(params, lr, alpha, eps),
+}
+
+
+def make(
+    name: str, params: Iterable[torch.Tensor], lr: float | torch.Tensor, **hyper: Any
+) -> BatchedOptimizer:
+    """The optimiser ``name`` over ``params``; ``hyper``: betas / eps (adam), momentum
+    (sgd-momentum), alpha / eps (rmsprop); others ignored. Unknown name -> ValueError."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(sorted(OPTIMIZERS))}")
+    return OPTIMIZERS[name](params, lr, **hyper)

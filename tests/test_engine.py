@@ -1,0 +1,248 @@
+"""The engine core (repro.engine): copies, streams, optimisers, the two loops."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from repro.engine import STREAMS, Copies, cosine, draw, fit, gan, optim, stream_id
+from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, STREAM_FRESH_D, STREAM_G, BatchedMLP
+
+# ---------------------------------------------------------------------------------------------
+# Copies
+
+
+def test_grid_is_condition_major_seed_fastest():
+    c = Copies.grid([3, 5], f=["kl", "js"], pair=["shift", "scale", "mix"])
+    assert c.n == 12
+    assert c.seeds == [3, 5] * 6
+    # copy = (f * K + pair) * S + seed, the order fgan.py used
+    row = c.table.iloc[(1 * 3 + 2) * 2 + 1]
+    assert (row["f"], row["pair"], row["seed"]) == ("js", "mix", 5)
+    assert c.unique_seeds == [3, 5]
+    assert c.view(torch.arange(12)).shape == (2, 3, 2)
+    assert c.view(torch.arange(12))[1, 2, 1] == 11
+
+
+def test_column_and_frame():
+    c = Copies.grid([0, 1], lr=[1e-3, 1e-2])
+    lr = c.column("lr", dtype=torch.float64)
+    torch.testing.assert_close(lr, torch.tensor([1e-3, 1e-3, 1e-2, 1e-2], dtype=torch.float64))
+    f = c.frame(loss=torch.arange(4.0))
+    assert list(f.columns) == ["lr", "seed", "loss"]
+    assert f["loss"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# streams
+
+
+def test_stream_table_keeps_the_engine_ids():
+    assert (STREAMS["g_init"], STREAMS["d_init"], STREAMS["data"]) == (
+        STREAM_G,
+        STREAM_D,
+        STREAM_DATA,
+    )
+    assert (STREAMS["fresh_d"], STREAMS["eval"]) == (STREAM_FRESH_D, STREAM_EVAL)
+    assert stream_id(7) == 7
+    with pytest.raises(KeyError, match="valid: .*data"):
+        stream_id("nope")
+
+
+@pytest.mark.parametrize("dist", ["uniform", "normal"])
+@pytest.mark.parametrize("shape", [(1,), (7,), (33, 2), (5, 3, 17)])
+def test_draw_batched_equals_separate_bitwise(dist, shape):
+    seeds = torch.tensor([0, 1, 2, 12345, 2**40 + 3])
+    batched = draw(seeds, "data", 11, shape, dist)
+    assert batched.shape == (5, *shape)
+    for c in range(len(seeds)):
+        alone = draw(seeds[c : c + 1], "data", 11, shape, dist)
+        assert torch.equal(batched[c], alone[0])
+    # and a copy's numbers do not depend on its neighbours
+    swapped = draw(seeds.flip(0), "data", 11, shape, dist)
+    assert torch.equal(swapped.flip(0), batched)
+
+
+def test_draw_depends_on_seed_stream_and_step():
+    s = torch.tensor([4])
+    base = draw(s, "data", 0, (64,))
+    assert torch.equal(base, draw(s, "data", 0, (64,)))  # deterministic
+    for other in (draw(torch.tensor([5]), "data", 0, (64,)), draw(s, "eval", 0, (64,))):
+        assert not torch.equal(base, other)
+    assert not torch.equal(base, draw(s, "data", 1, (64,)))
+    assert torch.equal(base, draw(s, "data", torch.tensor(0), (64,)))  # tensor step: same
+
+
+def test_draw_moments():
+    u = draw(torch.arange(4), "data", 3, (50_000,)).double()
+    assert float(u.min()) >= 0.0 and float(u.max()) < 1.0
+    torch.testing.assert_close(
+        u.mean(1), torch.full((4,), 0.5, dtype=torch.float64), atol=0.01, rtol=0
+    )
+    torch.testing.assert_close(
+        u.var(1), torch.full((4,), 1 / 12, dtype=torch.float64), atol=0.005, rtol=0
+    )
+    z = draw(torch.arange(4), "data", 3, (50_000,), "normal").double()
+    torch.testing.assert_close(z.mean(1), torch.zeros(4, dtype=torch.float64), atol=0.02, rtol=0)
+    torch.testing.assert_close(z.std(1), torch.ones(4, dtype=torch.float64), atol=0.02, rtol=0)
+    # successive words of one copy are uncorrelated
+    corr = torch.corrcoef(torch.stack([z[0, :-1], z[0, 1:]]))[0, 1]
+    assert abs(float(corr)) < 0.02
+
+
+def test_draw_on_meta_device_has_no_host_work():
+    out = draw(torch.arange(3, device="meta"), "data", 1, (4,), "normal")
+    assert out.device.type == "meta" and out.shape == (3, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# optimisers: bit-identical to torch.optim at equal lr, per-copy lr equals separate runs
+
+
+TORCH = {
+    "sgd": (lambda p, lr: torch.optim.SGD(p, lr=lr), {}),
+    "sgd-momentum": (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.5), {"momentum": 0.5}),
+    "adam": (lambda p, lr: torch.optim.Adam(p, lr=lr, betas=(0.5, 0.999)), {"betas": (0.5, 0.999)}),
+    "rmsprop": (lambda p, lr: torch.optim.RMSprop(p, lr=lr), {}),
+}
+
+
+def _grads(steps: int, shape) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(*shape, generator=g) for _ in range(steps)]
+
+
+@pytest.mark.parametrize("name", sorted(TORCH))
+def test_optimizer_matches_torch_optim_bitwise(name):
+    make_torch, hyper = TORCH[name]
+    start = torch.randn(4, 7, 3, generator=torch.Generator().manual_seed(0))
+    a, b = start.clone().requires_grad_(), start.clone().requires_grad_()
+    ref, ours = make_torch([a], 1e-2), optim.make(name, [b], 1e-2, **hyper)
+    sched = cosine(1e-2, 20)
+    for t, g in enumerate(_grads(20, start.shape)):
+        for group in ref.param_groups:
+            group["lr"] = sched(t)
+        ours.set_lr(sched(t))
+        a.grad, b.grad = g.clone(), g.clone()
+        ref.step()
+        ours.step()
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(TORCH))
+def test_per_copy_lr_equals_separate_runs(name):
+    _, hyper = TORCH[name]
+    lrs = torch.tensor([1e-3, 3e-2, 1e-1], dtype=torch.float64)
+    start = torch.randn(3, 5, 2, generator=torch.Generator().manual_seed(0))
+    grads = _grads(10, start.shape)
+    batched = start.clone().requires_grad_()
+    opt = optim.make(name, [batched], lrs, **hyper)
+    for g in grads:
+        batched.grad = g.clone()
+        opt.step()
+    for c in range(3):
+        alone = start[c : c + 1].clone().requires_grad_()
+        one = optim.make(name, [alone], float(lrs[c]), **hyper)
+        for g in grads:
+            alone.grad = g[c : c + 1].clone()
+            one.step()
+        assert torch.equal(alone[0], batched[c])
+
+
+def test_unknown_optimizer_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="adam, rmsprop, sgd, sgd-momentum"):
+        optim.make("adagrad", [], 1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# loops
+
+
+def test_fit_converges_and_records_curves():
+    # per-copy quadratic (w - target_c)^2: one target per copy, the optimum is known
+    copies = Copies.grid([0, 1], target=[-1.0, 2.0])
+    target = copies.column("target")
+    w = torch.zeros(copies.n, requires_grad=True)
+    opt = optim.make("adam", [w], 0.1)
+    res = fit(
+        opt,
+        lambda step: (w - target) ** 2,
+        300,
+        schedule=cosine(0.1, 300),
+        evaluate=lambda step: {"w": w},
+        eval_at=(0, 150, 300),
+        copies=copies,
+    )
+    torch.testing.assert_close(w.detach(), target, atol=1e-3, rtol=0)
+    assert res.losses.shape == (300, 4)
+    curves = res.curves
+    assert list(curves.columns) == ["target", "seed", "step", "copy", "w"]
+    assert sorted(set(curves["step"])) == [0, 150, 300]
+    assert curves[curves["step"] == 0]["w"].tolist() == [0.0] * 4
+
+
+def test_gan_loop_equals_repro_train_bitwise():
+    """The GAN loop with D/G steps written against it reproduces repro.train.train_gan."""
+    from repro.data import get_sampler, sample_normal
+    from repro.losses import get_objective
+    from repro.nets import seed_generators
+    from repro.train import TrainConfig, train_gan
+
+    ring = get_sampler("ring", radius=1.0, mode_std=0.05)
+    seeds, z_dim, b, steps = [0, 1], 2, 16, 5
+
+    def models():
+        return (
+            BatchedMLP((z_dim, 8, 2), seeds),
+            BatchedMLP((2, 8, 1), seeds, stream=STREAM_D),
+        )
+
+    G1, D1 = models()
+    cfg = TrainConfig(steps=steps, batch_size=b, d_steps=2, objective="wgan", optimizer="rmsprop")
+    cfg = TrainConfig(**{**cfg.__dict__, "lr_d": 5e-3, "lr_g": 5e-3, "log_every": 100})
+    train_gan(G1, D1, ring, cfg, z_dim=z_dim)
+
+    G2, D2 = models()
+    obj, gens = get_objective("wgan"), seed_generators(seeds, STREAM_DATA)
+    opt_d = optim.make("rmsprop", D2.parameters(), 5e-3)
+    opt_g = optim.make("rmsprop", G2.parameters(), 5e-3)
+
+    def d_loss(step, k):
+        x, z = ring(gens, b), sample_normal(gens, b, z_dim)
+        with torch.no_grad():
+            fake = G2(z)
+        return obj.d_loss(D2(x), D2(fake))
+
+    def clip(step, k):
+        with torch.no_grad():
+            for p in D2.parameters():
+                p.clamp_(-obj.clip, obj.clip)
+
+    def g_loss(step):
+        return obj.g_loss(D2(G2(sample_normal(gens, b, z_dim))))
+
+    res = gan(opt_d, opt_g, d_loss, g_loss, steps, d_steps=2, discriminator=D2, after_d_step=clip)
+    assert res.losses.shape == (steps, 2, 2)
+    ours = [*G2.parameters(), *D2.parameters()]
+    for p1, p2 in zip([*G1.parameters(), *D1.parameters()], ours, strict=True):
+        assert torch.equal(p1, p2)
+
+
+def test_cosine_schedule():
+    s = cosine(2.0, 10)
+    assert s(0) == 2.0
+    assert s(5) == pytest.approx(1.0)
+    assert s(10) == pytest.approx(0.0, abs=1e-12)
+    assert math.isclose(s(3), 0.5 * 2.0 * (1 + math.cos(math.pi * 0.3)))
+
+
+def test_chain_steps_every_optimizer_on_one_backward():
+    a, b = torch.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
+    chain = optim.Chain(optim.make("sgd", [a], 0.1), optim.make("sgd", [b], 0.5))
+    fit(chain, lambda step: a * 1.0 + b * 2.0, 1)
+    torch.testing.assert_close(a.detach(), torch.full((2,), 0.9))
+    torch.testing.assert_close(b.detach(), torch.full((2,), 0.0))
+    chain.set_lr([0.0, 0.0])
+    assert float(chain.opts[0].lr) == 0.0
