@@ -246,3 +246,22 @@ def test_chain_steps_every_optimizer_on_one_backward():
     torch.testing.assert_close(b.detach(), torch.full((2,), 0.0))
     chain.set_lr([0.0, 0.0])
     assert float(chain.opts[0].lr) == 0.0
+
+
+def test_gan_d_steps_may_follow_a_schedule():
+    """d_steps as a function of the G step (WGAN's critic warm-up): that many D updates before
+    each G update, and the recorded D loss is their mean."""
+    w = torch.nn.Parameter(torch.zeros(1, 1))
+    opt_d = optim.make("sgd", [w], 0.0)
+    opt_g = optim.make("sgd", [torch.nn.Parameter(torch.zeros(1, 1))], 0.0)
+    calls: list[tuple[int, int]] = []
+
+    def d_loss(step, k):
+        calls.append((step, k))
+        return (w * 0 + float(k)).sum(1)  # loss k at the k-th D update
+
+    res = gan(
+        opt_d, opt_g, d_loss, lambda step: (w * 0).sum(1), 4, d_steps=lambda s: 3 if s < 2 else 1
+    )
+    assert [s for s, _ in calls] == [0, 0, 0, 1, 1, 1, 2, 3]
+    assert res.losses[:, 0, 0].tolist() == [1.0, 1.0, 0.0, 0.0]  # mean of 0, 1, 2 then of 0
