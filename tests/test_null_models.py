@@ -31,8 +31,6 @@ NULL_MODELS = ("blob", "uniform", "untrained-g")
 QUALITY_CLAIMS = ("mode-collapse-mixtures", "pacgan-table1")
 # claims whose checks count modes but that have no sample-quality premise yet, and why
 KNOWN_GAPS = {
-    "mode-rotation": "the experiment reports no high-quality share (ROTATION_METRICS); adding "
-    "one needs experiment code",
     "stacked-digits-modes": "the experiment reports no sample-quality metric for the stacks "
     "(only the classifier's accuracy on real digits); adding one needs experiment code",
 }
@@ -142,16 +140,32 @@ def test_mode_counts_alone_are_fooled_by_structureless_generators():
     assert max(noise["rkl"]) < 0.70
 
 
-def test_ring_null_models_cannot_pass_the_unrolled_coverage_check():
-    """mode-rotation has no quality premise (KNOWN_GAPS), but its coverage check needs 7 of 8
-    ring modes (radius 2, std 0.02): the null models capture far fewer."""
-    spec = _spec("mode-rotation")
-    params = spec.params("quick")
+@cache
+def _ring_quality(kind: str, scale: str) -> dict[str, list[float]]:
+    """mode-rotation's metrics for the null model on its ring: modes, hq (%)."""
+    params = _spec("mode-rotation").params(scale)
     mix = mx.get_mixture("ring", params)
-    (check,) = [c for c in spec.checks if c["metric"] == "unrolled_modes_min_late"]
+    m = mode_metrics(_null_samples(kind, "mode-rotation", scale), mix.means, mix.mode_std)
+    return {"modes": m["modes_captured"].tolist(), "hq": (100.0 * m["high_quality_frac"]).tolist()}
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+@pytest.mark.parametrize("kind", NULL_MODELS)
+@pytest.mark.parametrize("premise_id", ["gan_learned_ring", "unrolled_learned_ring"])
+def test_ring_quality_premises_fail_for_a_structureless_generator(premise_id, kind, scale):
+    """mode-rotation's quality premises (the share of high-quality samples on its ring, the same
+    VEEGAN protocol) fail for the blob, uniform noise and the claim's untrained G."""
+    (premise,) = [p for p in _spec("mode-rotation").premises if p["id"] == premise_id]
+    hq = _ring_quality(kind, scale)["hq"]
+    assert not any(OPS[premise["op"]](v, premise["value"]) for v in hq), (kind, hq)
+
+
+def test_ring_null_models_cannot_pass_the_unrolled_coverage_check():
+    """The coverage check needs 7 of 8 ring modes (radius 2, std 0.02): the null models capture
+    far fewer."""
+    (check,) = [c for c in _spec("mode-rotation").checks if c["id"] == "unrolled_covers_ring"]
     for kind in ("blob", "uniform"):
-        m = mode_metrics(_null_samples(kind, "mode-rotation", "quick"), mix.means, mix.mode_std)
-        modes = m["modes_captured"].tolist()
+        modes = _ring_quality(kind, "quick")["modes"]
         assert not any(OPS[check["op"]](v, check["value"]) for v in modes), (kind, modes)
 
 
@@ -162,9 +176,9 @@ def _uses_mode_metrics(spec: claims.Spec) -> bool:
 def test_every_claim_that_counts_modes_has_a_quality_premise_or_a_known_gap():
     specs = claims.load_all()
     counting = {cid for cid, s in specs.items() if _uses_mode_metrics(s)}
-    assert counting == set(QUALITY_CLAIMS) | set(KNOWN_GAPS)
+    assert counting == set(QUALITY_CLAIMS) | {"mode-rotation"} | set(KNOWN_GAPS)
     for cid in sorted(counting):
-        has_premise = any(p["metric"].startswith("hq_") for p in specs[cid].premises)
+        has_premise = any("hq_" in p["metric"] for p in specs[cid].premises)
         if cid in KNOWN_GAPS:
             assert not has_premise, f"{cid} has a quality premise now: remove it from KNOWN_GAPS"
         else:

@@ -612,6 +612,8 @@ ROTATION_METRICS = (
     "unrolled_top_share",
     "unrolled_modes_min_late",
     "unrolled_modes_final",
+    "gan_hq_late",
+    "unrolled_hq_final",
 )
 
 
@@ -624,8 +626,11 @@ def run_mode_rotation(params: Mapping[str, Any], seeds: Sequence[int], device: A
     """GAN and unrolled GAN on the ring, 2,500 samples every ``snapshot_every`` G steps.
 
     Per checkpoint: the histogram of nearest modes over all samples (whose argmax is the dominant
-    mode) and the high-quality mode counts (VEEGAN protocol). Checkpoints before
-    ``burn_in_steps`` are left out of the rotation statistics; "late" = the second half.
+    mode) and the high-quality mode counts (VEEGAN protocol); per seed also the share of
+    high-quality samples (%), the GAN's as the median over the late checkpoints and the unrolled
+    GAN's at the last one (the quality premises: a diffuse cloud counts modes by stray samples).
+    Checkpoints before ``burn_in_steps`` are left out of the rotation statistics; "late" = the
+    second half.
     """
     mix = get_mixture("ring", params)
     k, bins, lim = len(mix.means), params["density_bins"], 1.7 * params["ring_radius"]
@@ -645,6 +650,8 @@ def run_mode_rotation(params: Mapping[str, Any], seeds: Sequence[int], device: A
             [mode_counts(snaps[t], mix.means, mix.mode_std) for t in steps], 1
         )  # (S, T, K)
         captured = (hq > 0).sum(dim=2).double()  # (S, T)
+        n_samples = torch.tensor([snaps[t].shape[1] for t in steps], dtype=torch.float64)
+        hq_pct = 100.0 * hq.sum(dim=2).double() / n_samples  # (S, T): % high-quality samples
         use = torch.tensor([t >= params["burn_in_steps"] for t in steps])
         late = torch.tensor([t >= params["steps"] / 2 for t in steps])
         st = rotation_stats(nearest[:, use])
@@ -652,8 +659,11 @@ def run_mode_rotation(params: Mapping[str, Any], seeds: Sequence[int], device: A
         seed_cols[f"{key}_top_share"] = st["top_share"].numpy()
         if key == "gan":
             seed_cols["gan_distinct_dominant"] = st["distinct"].numpy()
+            # quality premise: the GAN's samples sit on modes (median over late checkpoints)
+            seed_cols["gan_hq_late"] = hq_pct[:, late].median(dim=1).values.numpy()
         else:
             seed_cols["unrolled_modes_min_late"] = captured[:, late].amin(dim=1).numpy()
+            seed_cols["unrolled_hq_final"] = hq_pct[:, -1].numpy()
         seed_cols[f"{key}_modes_final"] = captured[:, -1].numpy()
         for i, seed in enumerate(seeds):
             for j, t in enumerate(steps):
