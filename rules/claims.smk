@@ -16,6 +16,8 @@ rule run_claim:
         device=config["device"],
         seeds=seeds_arg,
         variant=variant_arg,
+        figures=claim_figures_dir,
+        claims_dir=str(CLAIMS_DIR),
     threads: config["threads"]
     conda:
         "envs/gan-claims.yaml"
@@ -23,7 +25,8 @@ rule run_claim:
     shell:
         "python -m repro.pipeline run {input.spec} --scale {wildcards.scale} "
         "--out {params.out} --device {params.device} {params.seeds} {params.variant} "
-        "--threads {threads} 2>&1 | tee {log}"
+        "--threads {threads} --figures {params.figures} --claims-dir {params.claims_dir} "
+        "2>&1 | tee {log}"
 
 
 rule summarise_claim:

@@ -14,7 +14,7 @@ import pytest
 
 from repro import claims
 
-from .conftest import ROOT, snakemake_cmd
+from .conftest import ROOT, register, snakemake_cmd
 
 pytestmark = pytest.mark.pipeline
 
@@ -181,6 +181,7 @@ def test_killed_run_leaves_nothing_trusted_and_rerun_completes(tmp_path, toy_cla
     )
     slow = slow.replace("n: 100}", "n: 30}")  # smoke: the experiment sleeps n = 30 s
     (toy_claims / "toy-slow.yaml").write_text(slow)
+    register(toy_claims)
     cfg = ["--config", "scale=smoke", f"claims_dir={toy_claims}"]
     cmd = snakemake_cmd("-d", str(tmp_path), "--cores", "2", *cfg)
     proc = subprocess.Popen(cmd, env=toy_env, start_new_session=True,
@@ -214,6 +215,7 @@ def slow_spec(toy_claims, seconds: int) -> list[str]:
         "experiment: toy", "experiment: slow"
     )
     (toy_claims / "toy-slow.yaml").write_text(text.replace("n: 100}", f"n: {seconds}}}"))
+    register(toy_claims)
     return ["--config", "scale=smoke", f"claims_dir={toy_claims}"]
 
 
