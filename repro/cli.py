@@ -8,6 +8,7 @@ repro lock                             register new claims' checks in claims/che
 repro report [--scale S]               Snakemake's HTML report of S from the results present
 repro data                             fetch Fashion-MNIST into data/ (as `make data`)
 repro readme                           refresh README's claims table from the full-scale results
+repro backfill [--scale S]             add code hashes to run records that predate them
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     specs, entries = load_all(), bib_entries()
     width = max(len(i) for i in specs)
-    print(f"{'claim':<{width}}  {'kind':<9}  {'verdict (' + args.scale + ')':<18}  paper, where")
+    print(f"{'claim':<{width}}  {'kind':<9}  {'verdict (' + args.scale + ')':<26}  paper, where")
     for cid, spec in specs.items():
         label = verdict_label(spec, load_summary(cid, args.scale, args.results))
         cite = short_cite(spec["paper"], entries)
-        print(f"{cid:<{width}}  {spec.kind:<9}  {label:<18}  {cite}, {spec['where']}")
+        print(f"{cid:<{width}}  {spec.kind:<9}  {label:<26}  {cite}, {spec['where']}")
     return 0
 
 
@@ -108,6 +109,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             "checks": [],
             "provenance": None,
         }
+        if summary is not None:
+            from repro.report import verdict_label
+
+            out = {**out, "verdict": verdict_label(spec, summary), "last_verdict": out["verdict"]}
         out = {**out, "spec": dict(spec.data)}
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -118,9 +123,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     if summary is None:
         print(f"  verdict ({args.scale}): not run; `repro run {cid} --scale {args.scale}`")
         return 0
-    print(f"  verdict ({args.scale}): {summary['verdict']} ({summary['reason']})")
-    from repro.report import fmt
+    from repro.report import fmt, verdict_label
 
+    label = verdict_label(spec, summary)
+    if label != summary["verdict"]:
+        print(f"  verdict ({args.scale}): {label}; rerun: `repro run {cid} --scale {args.scale}`")
+        print(f"  last verdict: {summary['verdict']} ({summary['reason']})")
+    else:
+        print(f"  verdict ({args.scale}): {summary['verdict']} ({summary['reason']})")
     for group in ("premises", "checks"):
         for c in summary.get(group, []):
             mark = {True: "holds", False: "fails", None: "n/a"}[c["passed"]]
@@ -185,6 +195,26 @@ def cmd_readme(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Code hashes for records made before run.json had them, from their recorded commit."""
+    from repro.pipeline import backfill_code_hash, outdated_reason, read_record
+
+    specs = load_all()
+    folder = args.results / args.scale
+    runs = (
+        sorted(p for p in folder.iterdir() if (p / "run.json").exists()) if folder.is_dir() else []
+    )
+    for run_dir in runs:
+        fields = backfill_code_hash(run_dir)
+        record = read_record(run_dir / "run.json")
+        spec = specs.get((record or {}).get("claim"))
+        if fields is None or spec is None:
+            continue
+        stale = outdated_reason(spec, record, record.get("variant"))
+        print(f"{run_dir.name}: code {fields['code_hash']}: {stale or 'current'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="repro", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -224,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("data", help="fetch Fashion-MNIST into data/ (as `make data`)")
     p.set_defaults(func=cmd_data)
+    p = sub.add_parser("backfill", help="add code hashes to run records that predate them")
+    p.add_argument("--scale", **scale_kw)
+    p.set_defaults(func=cmd_backfill)
     p = sub.add_parser("readme", help="refresh README's claims table (full scale)")
     p.set_defaults(func=cmd_readme)
     return parser

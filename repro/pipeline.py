@@ -349,6 +349,44 @@ def _listed_verdict(claims_csv: Path, run: str) -> str | None:
     return rows["verdict"].iloc[0] if len(rows) else None
 
 
+def backfill_code_hash(run_dir: str | Path) -> dict[str, Any] | None:
+    """Give a run record that predates code hashes its ``code_hash`` and ``code_files``, computed
+    from the files at the commit it records (``git show``), in run.json and its summary.json.
+
+    Returns the fields written, or None when the record has them already or is unreadable.
+    The files keep their modification times, so Snakemake sees nothing new.
+    """
+    import os
+
+    run_dir = Path(run_dir)
+    record = read_record(run_dir / "run.json")
+    if record is None or "code_hash" in record:
+        return None
+    commit = str(record.get("commit", "unknown"))
+    fields: dict[str, Any] = {"code_hash": None, "code_files": []}
+    if commit != "unknown":
+        try:
+            read = provenance.git_reader(commit)
+            fields = provenance.code_state(record["experiment"], read)
+        except (FileNotFoundError, KeyError, SyntaxError) as e:
+            log.warning("%s: code at %s not found (%s)", run_dir, commit[:10], e)
+    dirty = " (its tree was dirty: uncommitted changes are not in the hash)"
+    fields["code_hash_source"] = f"recorded afterwards from commit {commit[:10]}'s files" + (
+        dirty if record.get("dirty") else ""
+    )
+    summary = fresh_summary(run_dir)
+    for name, obj in (("run.json", record), ("summary.json", summary)):
+        if obj is None:
+            continue
+        target = obj if name == "run.json" else obj["provenance"]
+        target.update(fields)
+        path = run_dir / name
+        stat = path.stat()
+        io.write_json(path, obj)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return fields
+
+
 def _unlink(*paths: Path) -> list[Path]:
     gone = []
     for path in paths:
@@ -505,8 +543,15 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.step == "run":
         run_claim(
-            args.spec, args.scale, args.out, args.device, args.seeds, args.threads, args.variant,
-            args.figures, args.claims_dir,
+            args.spec,
+            args.scale,
+            args.out,
+            args.device,
+            args.seeds,
+            args.threads,
+            args.variant,
+            args.figures,
+            args.claims_dir,
         )
     elif args.step == "summarise":
         s = summarise_claim(args.spec, args.run_json)

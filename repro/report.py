@@ -467,7 +467,8 @@ VERDICT_RULES = (
     "reproduced = every check holds, partial = some, not reproduced = none; inconclusive = smoke "
     "scale, too few valid seeds, a NaN, or a premise of the claim not met (e.g. D never became "
     "near-optimal: the checks then say nothing about the theory); error = the experiment raised "
-    "(an invariant included); outdated = the checks changed since this result (rerun it); "
+    "(an invariant included); outdated = the checks, params or code changed since this result "
+    "(rerun it); "
     "not run = no current result at this scale. Identities (theorems checked numerically) and "
     "empirical claims are counted apart. A variant (a declared change of setup) has its own "
     "verdict; the primary run's alone is the headline."
@@ -526,6 +527,18 @@ def _checks_rows(checks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _outdated_note(spec: Spec, s: dict[str, Any]) -> str:
+    """Why a result is outdated by code or params, in a sentence for its section."""
+    prov = s["provenance"]
+    now = provenance.current_code(spec["experiment"])["code_hash"]
+    return (
+        f"*This result ran code `{prov.get('code_hash') or 'not recorded'}` with params hash "
+        f"`{prov.get('params_hash')}`; the experiment's code is now `{now}` and the spec's params "
+        f"hash `{provenance.params_hash(spec.params(s['scale'], s.get('variant')))}`: rerun the "
+        "claim for a current verdict (its verdict below is kept as a record).*"
+    )
+
+
 def _claim_section(spec: Spec, s, row, variants, figures_rel: str) -> list[str]:
     quote = spec["quote"]
     lines = [
@@ -564,6 +577,8 @@ def _claim_section(spec: Spec, s, row, variants, figures_rel: str) -> list[str]:
             f"`{row.checks_hash}`: rerun the claim for a current verdict.*",
             "",
         ]
+    if row.verdict.startswith("outdated ("):
+        lines += [_outdated_note(spec, s), ""]
     if s.get("premises"):
         lines += ["*Premises* (all must hold for the checks to count):", ""]
         lines += [*_checks_rows(s["premises"]), ""]
@@ -703,6 +718,7 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
             if spec.kind != kind:
                 continue
             verdict = done.loc[cid, "verdict"] if cid in done.index else NOT_RUN
+            verdict = _against_current_code(spec, verdict, Path(results) / scale / cid)
             counts[verdict] = counts.get(verdict, 0) + 1
             if verdict == NOT_RUN:
                 link, shown, ran = f"`{cid}`", f"not run at {scale} scale yet", "—"
@@ -722,6 +738,17 @@ def readme_table(results: str | Path = "results", scale: str = "full") -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _against_current_code(spec: Spec, verdict: str, run_dir: Path) -> str:
+    """claims.csv's verdict, unless its result has since become outdated (the code changed)."""
+    from repro.pipeline import fresh_summary
+
+    summary = fresh_summary(run_dir) if verdict not in (NOT_RUN, "error") else None
+    if summary is None or verdict.startswith("outdated"):
+        return verdict
+    stale = result_outdated(spec, summary)
+    return f"outdated ({stale})" if stale else verdict
 
 
 def _ran_on(row) -> str:
