@@ -28,8 +28,57 @@ from repro.claims import ROOT, SCALES, SpecError, UnknownClaimError, load_all, r
 CONFIG = ROOT / "config" / "config.yaml"
 
 
+class ConfigError(ValueError):
+    """config/config.yaml cannot be read; the message names the file and the line."""
+
+
 def config() -> dict[str, Any]:
-    return yaml.safe_load(CONFIG.read_text()) if CONFIG.exists() else {}
+    if not CONFIG.exists():
+        return {}
+    try:
+        data = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{CONFIG}:{where}: not valid YAML: {problem}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{CONFIG}: not UTF-8 text (offset {e.start})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{CONFIG}: must be a mapping of settings (scale, seeds, ...)")
+    return data
+
+
+def call_snakemake(cmd: list[str]) -> int:
+    """Run Snakemake and return its exit code; on Ctrl-C, let it stop cleanly.
+
+    The terminal's Ctrl-C reaches Snakemake too (same process group); a SIGINT sent to this
+    process alone is forwarded. Either way we wait for Snakemake to cancel its jobs, remove
+    their incomplete outputs and release its lock, then exit 130 without a traceback.
+    """
+    import signal
+
+    proc = subprocess.Popen(cmd)
+    interrupted = False
+    while True:
+        try:
+            code = proc.wait()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            print("\ninterrupted: waiting for Snakemake to stop its jobs...", file=sys.stderr)
+    return 130 if interrupted else code
+
+
+def cores_arg(value: str) -> str:
+    """--cores: 'all' or a positive integer (Snakemake waits forever on 0)."""
+    if value == "all" or (value.isdigit() and int(value) > 0):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: give a positive integer or 'all'")
 
 
 def load_summary(claim: str, scale: str, results: Path) -> dict[str, Any] | None:
@@ -83,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "snakemake", *snakefile, *settings, "--forcerun", *force]
     cmd += ["--", *targets]
     print("+", " ".join(cmd), flush=True)
-    code = subprocess.call(cmd)
+    code = call_snakemake(cmd)
     if code:
         return code
     failed = [
@@ -173,7 +222,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
     cmd += ["-d", str(args.workdir), "--config", f"scale={args.scale}", "--report", str(out)]
     print("+", " ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    return call_snakemake(cmd)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -183,7 +232,11 @@ def cmd_data(args: argparse.Namespace) -> int:
     if fetch is None:
         print("error: this version has no Fashion-MNIST fetcher", file=sys.stderr)
         return 2
-    fetch(data.data_dir())
+    try:
+        fetch(data.data_dir())
+    except (OSError, subprocess.CalledProcessError) as e:  # DataMissingError is an OSError
+        print(f"error: repro data: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -237,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="rerun claims through the pipeline")
     p.add_argument("ids", nargs="+", metavar="ID")
     p.add_argument("--scale", **scale_kw)
-    p.add_argument("--cores", default="all")
+    p.add_argument("--cores", default="all", type=cores_arg)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("show", help="one claim: spec, measured vs reported, verdict")
     p.add_argument("id", metavar="ID")
@@ -264,8 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        cfg = config()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if getattr(args, "scale", "x") is None:
-        args.scale = config().get("scale", "quick")
+        args.scale = cfg.get("scale", "quick")
     if not args.workdir.is_dir():
         print(f"error: --workdir {args.workdir}: no such folder", file=sys.stderr)
         return 2

@@ -102,6 +102,33 @@ def run_claim(
     return record
 
 
+# A seeds override beyond this multiple of what a spec budgets at a scale is refused before
+# training: the batched engine's time and memory grow with the number of seeds.
+MAX_SEEDS_FACTOR = 10
+
+
+def seeds_budget_problem(spec: Spec, scale: str, n: int, results: str | Path) -> str | None:
+    """Why ``n`` seeds of ``spec`` at ``scale`` are far beyond the scale (None if they are not),
+    with an estimate of time and memory from the last run at that scale when there is one."""
+    budget = len(spec.seeds(scale))
+    if n <= MAX_SEEDS_FACTOR * budget:
+        return None
+    factor = n / budget
+    record = read_record(Path(results) / scale / spec.id / "run.json")
+    if record and record.get("wall_time_s") and record.get("seeds"):
+        per_seed = float(record["wall_time_s"]) / len(record["seeds"])
+        mem = float(record.get("peak_mem_mb") or 0) / len(record["seeds"])
+        guess = f"about {per_seed * n / 3600:,.1f} h and {mem * n / 1024:,.1f} GiB"
+        guess += f" (from its last {scale} run: {len(record['seeds'])} seeds)"
+    else:
+        guess = f"about {factor:,.0f}x the scale's time and memory budget"
+    return (
+        f"config field 'seeds': {n} seeds for {spec.id} at scale {scale} is {factor:,.0f}x the "
+        f"{budget} its spec ({spec.path}) budgets, estimated {guess}; at most "
+        f"{MAX_SEEDS_FACTOR * budget} are allowed (or raise the spec's seeds for that scale)"
+    )
+
+
 def _check_tables(tables: dict[str, pd.DataFrame], spec: Spec, seeds: list[int]) -> None:
     """The experiment kept its contract: a seeds table with every seed and every metric."""
     if "seeds" not in tables:

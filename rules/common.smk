@@ -19,7 +19,13 @@ from repro.claims import (
     resolve_ids,
 )
 from repro.data import require_dataset
-from repro.pipeline import fresh_summary, heal, rebuild_views, rerun_reason
+from repro.pipeline import (
+    fresh_summary,
+    heal,
+    rebuild_views,
+    rerun_reason,
+    seeds_budget_problem,
+)
 from repro.report import check_rst, landing_rst, rst_escape
 
 # The rules call `python -m repro...`: the interpreter running Snakemake (it has the package and
@@ -65,6 +71,11 @@ if _problems and not REPORT_MODE:
         f"pre-registration: {len(_problems)} spec(s) disagree with "
         f"{CLAIMS_DIR / 'checks.lock'}:\n" + "\n".join(_problems)
     )
+if config["seeds"] is not None and not REPORT_MODE:
+    for _claim in SELECTED:
+        _too_many = seeds_budget_problem(SPECS[_claim], SCALE, config["seeds"], RESULTS)
+        if _too_many:
+            _fail(_too_many)
 for _name, _path in (("results_dir", RESULTS), ("figures_dir", FIGURES)):
     # the folder itself, or any folder above it, being a file
     for _p in (Path(_path), *Path(_path).parents):
@@ -109,7 +120,9 @@ for _dataset in sorted(d for d in _needed if d):
     try:
         require_dataset(_dataset)
     except FileNotFoundError as e:
-        _fail(str(e))
+        # the jobs' GAN_CLAIMS_DATA_DIR is set from the config's data_dir (above)
+        _fail(f"{e}. Under Snakemake, the data directory is the config field 'data_dir' "
+              f"(now {config['data_dir']!r}; --config data_dir=...)")  # fmt: skip
 
 # Outputs that no longer match a run record (a forced rerun killed midway, a truncated run.json,
 # a deleted seeds.csv or PDF) are deleted before the DAG is built, so they are rebuilt and never
