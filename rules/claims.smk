@@ -33,6 +33,7 @@ rule summarise_claim:
     input:
         spec=spec_path,
         record=rules.run_claim.output.record,
+        stale=retry_if_stale,
     output:
         summary=f"{RESULTS}/{{scale}}/{{claim}}/summary.json",
         csv=report(
@@ -57,6 +58,7 @@ rule plot_figure:
     input:
         spec=spec_path,
         record=rules.run_claim.output.record,
+        stale=retry_if_stale,
     output:
         png=report(
             f"{FIGURES}/{{scale}}/{{claim}}/{{figure}}.png",

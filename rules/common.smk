@@ -174,6 +174,16 @@ def retry_if_failed(wildcards):
     return [str(RETRY_STAMP)] if rerun_reason(run_dir, SPECS[claim], variant) else []
 
 
+def retry_if_stale(wildcards):
+    """The stamp for a summary or figure whose run record is gone, untrustworthy or from another
+    run: Snakemake alone does not rebuild a missing intermediate (run.json) whose downstream
+    outputs exist. A real run's heal() has deleted those already; a dry run plans them here."""
+    run_dir = Path(f"{RESULTS}/{wildcards.scale}/{wildcards.claim}")
+    if not (run_dir / "summary.json").exists():
+        return []
+    return [str(RETRY_STAMP)] if fresh_summary(run_dir) is None else []
+
+
 def claim_figures_dir(wildcards):
     return f"{FIGURES}/{wildcards.scale}/{wildcards.claim}"
 
