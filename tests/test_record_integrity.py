@@ -406,3 +406,18 @@ def test_ctrl_c_is_forwarded_to_snakemake_and_exits_130(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in err
     assert flag.read_text() == "yes"
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_dataset_auto_says_why_it_fell_back_to_the_digits(tmp_path, monkeypatch, corrupt):
+    from repro import data
+    from repro.experiments.stacked import auto_note
+
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    if corrupt:
+        (tmp_path / data.FASHION_MNIST_SUBDIR).mkdir()
+        for name in data.FASHION_MNIST_SHA256:
+            (tmp_path / data.FASHION_MNIST_SUBDIR / name).write_bytes(b"not gzip")
+    note = auto_note(data.resolve_dataset("auto"))
+    assert "fell back to the digits" in note and "absent" not in note
+    assert ("has SHA-256" if corrupt else "is missing") in note
