@@ -33,21 +33,26 @@ class ConfigError(ValueError):
 
 
 def config() -> dict[str, Any]:
-    if not CONFIG.exists():
+    return read_config(CONFIG)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A config YAML file as a mapping; ConfigError naming the file and line when it is not."""
+    if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{CONFIG}:{where}: not valid YAML: {problem}") from None
+        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{CONFIG}: not UTF-8 text (offset {e.start})") from None
+        raise ConfigError(f"{path}: not UTF-8 text (offset {e.start})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{CONFIG}: must be a mapping of settings (scale, seeds, ...)")
+        raise ConfigError(f"{path}: must be a mapping of settings (scale, seeds, ...)")
     return data
 
 

@@ -261,6 +261,14 @@ def fresh_summary(run_dir: str | Path) -> dict[str, Any] | None:
 SUMMARY_FILES = ("summary.json", "summary.csv", "summary.md", "summary.tex")
 
 
+def missing_outputs(run_dir: str | Path, fig_dir: str | Path, figures: list[str]) -> list[Path]:
+    """The summary files and figures (PNG and PDF) of a run that are not on disk."""
+    run_dir, fig_dir = Path(run_dir), Path(fig_dir)
+    wanted = [run_dir / n for n in SUMMARY_FILES]
+    wanted += [fig_dir / f"{name}.{ext}" for name in figures for ext in ("png", "pdf")]
+    return [p for p in wanted if not p.exists()]
+
+
 def heal(
     results: str | Path,
     figures: str | Path,

@@ -22,6 +22,7 @@ from repro.data import require_dataset
 from repro.pipeline import (
     fresh_summary,
     heal,
+    missing_outputs,
     rebuild_views,
     rerun_reason,
     seeds_budget_problem,
@@ -148,6 +149,16 @@ def has_results(run, scale=SCALE):
 
 if REPORT_MODE:
     RUNS = [r for r in runs_at(SCALE) if has_results(r)]
+    # the report never heals (it changes no result): a missing file is rebuilt by a plain run
+    for _run in RUNS:
+        _names = [f["name"] for f in SPECS[split_run(_run)[0]].figures]
+        _missing = missing_outputs(f"{RESULTS}/{SCALE}/{_run}", f"{FIGURES}/{SCALE}/{_run}", _names)
+        if _missing:
+            _fail(
+                f"{_missing[0]} is missing: `snakemake --cores all --config scale={SCALE}` (or "
+                f"`repro run {split_run(_run)[0]} --scale {SCALE}`) rebuilds it without "
+                "retraining; then make the report again"
+            )
 else:
     RUNS = runs_at(SCALE)
 

@@ -421,3 +421,37 @@ def test_dataset_auto_says_why_it_fell_back_to_the_digits(tmp_path, monkeypatch,
     note = auto_note(data.resolve_dataset("auto"))
     assert "fell back to the digits" in note and "absent" not in note
     assert ("has SHA-256" if corrupt else "is missing") in note
+
+
+def test_a_config_yaml_error_names_file_and_line(tmp_path, monkeypatch, capsys):
+    from repro import cli
+
+    bad = tmp_path / "config.yaml"
+    bad.write_text("scale: quick\nseeds: [3\n")
+    with pytest.raises(cli.ConfigError, match=rf"{bad}: line \d+: not valid YAML"):
+        cli.read_config(bad)
+    monkeypatch.setattr(cli, "CONFIG", bad)
+    assert cli.main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: line") and "Traceback" not in err
+
+
+def test_repro_data_without_apt_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from repro import cli
+
+    monkeypatch.setenv("GAN_CLAIMS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get, no dpkg
+    assert cli.main(["data"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: repro data: `apt-get download dataset-fashion-mnist` failed")
+    assert "place the files" in err and "\n" not in err
+
+
+def test_the_report_names_a_missing_summary_file_or_pdf(tmp_path, toy_claims):
+    results, figures = tmp_path / "results", tmp_path / "figures"
+    out = run_and_report(toy_claims, results, figures)
+    fig = figures / "quick/toy-mean"
+    assert pipeline.missing_outputs(out, fig, ["curve"]) == []
+    (out / "summary.csv").unlink()
+    (fig / "curve.pdf").unlink()
+    assert pipeline.missing_outputs(out, fig, ["curve"]) == [out / "summary.csv", fig / "curve.pdf"]
