@@ -318,6 +318,8 @@ def test_subset_run_report_still_covers_every_claim_and_report_builds_without_al
         ("results_dir=afile/sub", "config field 'results_dir': 'afile' exists and is not a folder"),
         ("claims_dir=emptydir", "field 'claims_dir': holds no claim spec (*.yaml)"),
         ("seeds=100000", "config field 'seeds': 100000 seeds for annealed-noise-training at "),
+        ("scale=full data_dir=/nonexistent-data", "is missing: run `make data`"),
+        ("scale=full data_dir=/nonexistent-data", "the config field 'data_dir' (now "),
     ],
 )
 def test_misconfiguration_stops_at_start_with_the_field_named(tmp_path, setting, message):
@@ -328,7 +330,7 @@ def test_misconfiguration_stops_at_start_with_the_field_named(tmp_path, setting,
     (tmp_path / "afile").write_text("")
     (tmp_path / "emptydir").mkdir()
     setting = setting.replace("emptydir", str(tmp_path / "emptydir"))
-    out = snakemake(tmp_path, "-n", "--config", setting, check=False)
+    out = snakemake(tmp_path, "-n", "--config", *setting.split(), check=False)
     assert out.returncode != 0
     assert message in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
