@@ -532,3 +532,17 @@ def committed_lock(path: Path = LOCK_PATH, max_commits: int = 200) -> dict[str, 
         return found
     except (OSError, ValueError, subprocess.SubprocessError):
         return {}
+
+
+def registration_problems(specs: Mapping[str, Spec], path: Path = LOCK_PATH) -> list[str]:
+    """:func:`lock_problems` against the lock file and against the lock as last committed, so a
+    hand-edited or deleted lock cannot pre-register a change that has no revision entry."""
+    problems = lock_problems(specs, read_lock(path))
+    committed = committed_lock(path)
+    known = {cid: spec for cid, spec in specs.items() if cid in committed}
+    for problem in lock_problems(known, committed):
+        problem = problem.replace("the registered", "the committed")
+        if problem not in problems and not any(p.split(":")[0] == problem.split(":")[0]
+                                               for p in problems):  # fmt: skip
+            problems.append(f"{problem} (in git history of {path.name})")
+    return problems

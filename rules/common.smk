@@ -14,8 +14,7 @@ from repro.claims import (
     SpecError,
     UnknownClaimError,
     load_all,
-    lock_problems,
-    read_lock,
+    registration_problems,
     resolve_ids,
 )
 from repro.data import require_dataset
@@ -63,8 +62,9 @@ try:
         raise SpecError(CLAIMS_DIR, "claims_dir", "holds no claim spec (*.yaml)")
     SELECTED = list(SPECS) if config["claims"] == "all" else resolve_ids(config["claims"], SPECS)
     # Pre-registration: every selected claim's checks are in the lock or have a revision entry.
-    _lock = read_lock(CLAIMS_DIR / "checks.lock")
-    _problems = lock_problems({c: SPECS[c] for c in SELECTED}, _lock)
+    _problems = registration_problems(
+        {c: SPECS[c] for c in SELECTED}, CLAIMS_DIR / "checks.lock"
+    )
 except (SpecError, UnknownClaimError) as e:
     _fail(str(e))
 if _problems and not REPORT_MODE:

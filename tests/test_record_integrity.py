@@ -196,6 +196,13 @@ def test_lock_refuses_a_changed_hash_without_revision_also_when_the_lock_was_del
     with pytest.raises(claims.SpecError, match="differs from the registered"):
         claims.write_lock(claims.load_all(claims_dir), lock)
     assert not lock.exists()
+    # a lock edited by hand to hold the new hash does not pass the pipeline's check either
+    lock.write_text(f"claims:\n  toy-mean: {claims.load_spec(spec).checks_hash}\n")
+    specs = claims.load_all(claims_dir)
+    assert claims.lock_problems(specs, claims.read_lock(lock)) == []
+    (problem,) = claims.registration_problems(specs, lock)
+    assert f"{spec}: field 'checks'" in problem and "differs from the committed" in problem
+    lock.unlink()
     # with a revision entry it is registered
     new = claims.load_spec(spec).checks_hash
     spec.write_text(spec.read_text() + textwrap.dedent(f"""\
