@@ -59,13 +59,15 @@ def read_config(path: Path) -> dict[str, Any]:
 def call_snakemake(cmd: list[str]) -> int:
     """Run Snakemake and return its exit code; on Ctrl-C, let it stop cleanly.
 
-    The terminal's Ctrl-C reaches Snakemake too (same process group); a SIGINT sent to this
-    process alone is forwarded. Either way we wait for Snakemake to cancel its jobs, remove
-    their incomplete outputs and release its lock, then exit 130 without a traceback.
+    Snakemake runs in its own process group and gets exactly one SIGINT, sent to that group by
+    us, as a terminal's Ctrl-C would (a second one, e.g. the terminal's and a forwarded one, breaks
+    its cleanup). It cancels its jobs, removes their incomplete outputs and releases its lock;
+    we wait for it, then exit 130 without a traceback. Also when the SIGINT was sent to this
+    process alone.
     """
     import signal
 
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, start_new_session=True)
     interrupted = False
     while True:
         try:
@@ -74,7 +76,10 @@ def call_snakemake(cmd: list[str]) -> int:
         except KeyboardInterrupt:
             interrupted = True
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                try:
+                    os.killpg(proc.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
             print("\ninterrupted: waiting for Snakemake to stop its jobs...", file=sys.stderr)
     return 130 if interrupted else code
 

@@ -384,3 +384,26 @@ def test_changed_code_reruns_the_claim_and_a_dry_run_changes_nothing(tmp_path, t
     record = json.loads((wd / "results/smoke/toy-mean/run.json").read_text())
     assert record["code_hash"] != "" and "<toy_editable>" in record["code_files"]
     assert "Nothing to be done" in snakemake(wd, "-n", *cfg, env=env).stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_repro_run_stops_snakemake_cleanly(tmp_path, toy_claims, toy_env):
+    """A terminal's Ctrl-C reaches repro's process group: Snakemake (in its own group) gets one
+    SIGINT from repro, cancels the job and releases its lock; repro exits 130, no traceback."""
+    cfg = slow_spec(toy_claims, 60)
+    snake = snakemake_cmd("-d", str(tmp_path), "--cores", "2", *cfg)
+    code = f"import sys; from repro.cli import call_snakemake; sys.exit(call_snakemake({snake!r}))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=toy_env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    log = tmp_path / "results/smoke/toy-slow/logs/run.log"
+    deadline = time.time() + 90
+    while not (log.exists() and "claim toy-slow" in log.read_text()):
+        assert time.time() < deadline, "the run never started"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in out
+    assert not (tmp_path / "results/smoke/toy-slow/run.json").exists()
+    assert not any((tmp_path / ".snakemake/locks").glob("*"))  # no stale lock

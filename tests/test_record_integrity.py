@@ -391,14 +391,19 @@ def test_repro_run_refuses_zero_cores():
     assert out.returncode == 2 and "'0': give a positive integer or 'all'" in out.stderr
 
 
-def test_ctrl_c_is_forwarded_to_snakemake_and_exits_130(tmp_path):
-    """SIGINT to `repro run` alone: the child gets SIGINT (not SIGKILL), is waited for, and the
-    command exits 130 without a traceback."""
+@pytest.mark.parametrize("to_group", [False, True])
+def test_ctrl_c_is_forwarded_to_snakemake_once_and_exits_130(tmp_path, to_group):
+    """SIGINT to `repro run` alone, or to its process group (a terminal's Ctrl-C): Snakemake gets
+    exactly one SIGINT (not SIGKILL), is waited for, and the command exits 130 without a
+    traceback."""
+    import os
+
     flag = tmp_path / "child-got-sigint"
     child = (
         "import signal, sys, time, pathlib\n"
         "def stop(*_):\n"
-        f"    pathlib.Path({str(flag)!r}).write_text('yes'); sys.exit(1)\n"
+        f"    p = pathlib.Path({str(flag)!r}); p.write_text(p.read_text() + 'x' if p.exists()"
+        " else 'x'); time.sleep(1); sys.exit(1)\n"
         "signal.signal(signal.SIGINT, stop)\n"
         "print('ready', flush=True); time.sleep(30)\n"
     )
@@ -407,12 +412,15 @@ def test_ctrl_c_is_forwarded_to_snakemake_and_exits_130(tmp_path):
         f"sys.exit(call_snakemake([sys.executable, '-c', {child!r}]))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     assert proc.stdout.readline().strip() == "ready"
-    proc.send_signal(subprocess.signal.SIGINT)
+    if to_group:
+        os.killpg(proc.pid, subprocess.signal.SIGINT)
+    else:
+        proc.send_signal(subprocess.signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in err
-    assert flag.read_text() == "yes"
+    assert flag.read_text() == "x"  # one SIGINT, and the child was waited for
 
 
 @pytest.mark.parametrize("corrupt", [False, True])
