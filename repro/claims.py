@@ -178,6 +178,27 @@ def _hashed(check: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in check.items() if k not in UNHASHED_FIELDS}
 
 
+# YAML 1.1 (PyYAML) reads 5e-2 or 1e3 as strings (it wants a dot: 5.0e-2); a threshold written
+# so is meant as a number (YAML 1.2 reads it so). Only these fields are converted: an unquoted hash
+# such as 0935e5177270 elsewhere stays a string.
+_EXPONENT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+
+
+def _numbers_in_exponent_form(data: Any) -> Any:
+    """Checks' and premises' ``value`` and ``test.alpha`` written as 5e-2: read as floats."""
+    if not isinstance(data, dict):
+        return data
+    for group in ("checks", "premises"):
+        for check in data.get(group) or []:
+            if not isinstance(check, dict):
+                continue
+            for holder, key in ((check, "value"), (check.get("test"), "alpha")):
+                if isinstance(holder, dict) and isinstance(holder.get(key), str):
+                    if _EXPONENT.match(holder[key].strip()):
+                        holder[key] = float(holder[key])
+    return data
+
+
 def checks_hash(data: Mapping[str, Any]) -> str:
     """12 hex digits of SHA-256 over the checks and premises (canonical JSON).
 
@@ -273,6 +294,7 @@ def validate_meaning(data: Mapping[str, Any], path: Path) -> None:
                 f"scales.{scale}.params",
                 f"{'; '.join(problems)}; the experiment takes {sorted(wanted)}",
             )
+    _validate_min_seeds(data, path)
     seen: set[str] = set()
     for group in ("checks", "premises"):
         for i, check in enumerate(data.get(group, [])):
@@ -302,6 +324,18 @@ def validate_meaning(data: Mapping[str, Any], path: Path) -> None:
                 path,
                 f"figures[{i}].name",
                 f"unknown figure {fig['name']!r}; the experiment draws {sorted(exp.figures)}",
+            )
+
+
+def _validate_min_seeds(data: Mapping[str, Any], path: Path) -> None:
+    """The scales that compute a verdict (quick, full) run at least ``min_seeds`` seeds: with
+    fewer, every verdict would be inconclusive by construction."""
+    need = int(data.get("min_seeds", 3))
+    for scale in ("quick", "full"):
+        n = data["scales"][scale]["seeds"]
+        if n < need:
+            raise SpecError(
+                path, f"scales.{scale}.seeds", f"{n} is below the spec's min_seeds={need}"
             )
 
 
@@ -369,6 +403,11 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(path, "<yaml>", f"not valid YAML: {e}") from None
     except OSError as e:
         raise SpecError(path, "<file>", f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            path, "<file>", f"not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+        ) from None
+    data = _numbers_in_exponent_form(data)
     validate_structure(data, path)
     validate_meaning(data, path)
     return Spec(path=path, data=data)
@@ -575,7 +614,12 @@ def read_lock(path: Path = LOCK_PATH) -> dict[str, str]:
     """claim id -> registered checks hash (empty when there is no lock file)."""
     if not path.exists():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise SpecError(path, "<yaml>", f"not valid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("claims", {}), dict):
+        raise SpecError(path, "claims", "must map claim ids to checks hashes; see `repro lock`")
     return {str(k): str(v) for k, v in data.get("claims", {}).items()}
 
 
@@ -600,7 +644,7 @@ def write_lock(specs: Mapping[str, Spec], path: Path = LOCK_PATH) -> dict[str, s
     """Record every claim's current checks hash, refusing a change that has no revision entry."""
     from repro import io
 
-    lock = read_lock(path)
+    lock = {**committed_lock(path), **read_lock(path)}
     problems = [p for p in lock_problems(specs, lock) if "not registered" not in p]
     if problems:
         raise SpecError(path, "claims", "; ".join(problems))
@@ -611,3 +655,51 @@ def write_lock(specs: Mapping[str, Spec], path: Path = LOCK_PATH) -> dict[str, s
     )
     io.write_text(path, header + yaml.safe_dump({"claims": new}, sort_keys=True))
     return new
+
+
+def committed_lock(path: Path = LOCK_PATH, max_commits: int = 200) -> dict[str, str]:
+    """claim id -> the hash that the lock file last registered for it in git history (the
+    newest commit holding the claim), so a deleted or truncated lock cannot register a changed
+    hash without a revision entry. Empty outside git."""
+    import subprocess
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["git", "-C", str(Path(path).resolve().parent), *args],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode:
+            return {}
+        rel = Path(path).resolve().relative_to(Path(top.stdout.strip()).resolve()).as_posix()
+        commits = git("log", f"-{max_commits}", "--format=%H", "--", f":(top){rel}").stdout.split()
+        found: dict[str, str] = {}
+        for commit in commits:  # newest first
+            shown = git("show", f"{commit}:{rel}")
+            if shown.returncode:
+                continue  # the commit deleted it
+            try:
+                data = yaml.safe_load(shown.stdout) or {}
+            except yaml.YAMLError:
+                continue
+            for cid, h in (data.get("claims") or {}).items():
+                found.setdefault(str(cid), str(h))
+        return found
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return {}
+
+
+def registration_problems(specs: Mapping[str, Spec], path: Path = LOCK_PATH) -> list[str]:
+    """:func:`lock_problems` against the lock file and against the lock as last committed, so a
+    hand-edited or deleted lock cannot pre-register a change that has no revision entry."""
+    problems = lock_problems(specs, read_lock(path))
+    committed = committed_lock(path)
+    known = {cid: spec for cid, spec in specs.items() if cid in committed}
+    for problem in lock_problems(known, committed):
+        problem = problem.replace("the registered", "the committed")
+        if problem not in problems and not any(p.split(":")[0] == problem.split(":")[0]
+                                               for p in problems):  # fmt: skip
+            problems.append(f"{problem} (in git history of {path.name})")
+    return problems

@@ -8,6 +8,7 @@ repro lock                             register new claims' checks in claims/che
 repro report [--scale S]               Snakemake's HTML report of S from the results present
 repro data                             fetch Fashion-MNIST into data/ (as `make data`)
 repro readme                           refresh README's claims table from the full-scale results
+repro backfill [--scale S]             add code hashes to run records that predate them
 """
 
 from __future__ import annotations
@@ -27,8 +28,67 @@ from repro.claims import ROOT, SCALES, SpecError, UnknownClaimError, load_all, r
 CONFIG = ROOT / "config" / "config.yaml"
 
 
+class ConfigError(ValueError):
+    """config/config.yaml cannot be read; the message names the file and the line."""
+
+
 def config() -> dict[str, Any]:
-    return yaml.safe_load(CONFIG.read_text()) if CONFIG.exists() else {}
+    return read_config(CONFIG)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A config YAML file as a mapping; ConfigError naming the file and line when it is not."""
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (offset {e.start})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of settings (scale, seeds, ...)")
+    return data
+
+
+def call_snakemake(cmd: list[str]) -> int:
+    """Run Snakemake and return its exit code; on Ctrl-C, let it stop cleanly.
+
+    Snakemake runs in its own process group and gets exactly one SIGINT, sent to that group by
+    us, as a terminal's Ctrl-C would (a second one, e.g. the terminal's and a forwarded one, breaks
+    its cleanup). It cancels its jobs, removes their incomplete outputs and releases its lock;
+    we wait for it, then exit 130 without a traceback. Also when the SIGINT was sent to this
+    process alone.
+    """
+    import signal
+
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    interrupted = False
+    while True:
+        try:
+            code = proc.wait()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+            print("\ninterrupted: waiting for Snakemake to stop its jobs...", file=sys.stderr)
+    return 130 if interrupted else code
+
+
+def cores_arg(value: str) -> str:
+    """--cores: 'all' or a positive integer (Snakemake waits forever on 0)."""
+    if value == "all" or (value.isdigit() and int(value) > 0):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: give a positive integer or 'all'")
 
 
 def load_summary(claim: str, scale: str, results: Path) -> dict[str, Any] | None:
@@ -43,11 +103,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     specs, entries = load_all(), bib_entries()
     width = max(len(i) for i in specs)
-    print(f"{'claim':<{width}}  {'kind':<9}  {'verdict (' + args.scale + ')':<18}  paper, where")
+    print(f"{'claim':<{width}}  {'kind':<9}  {'verdict (' + args.scale + ')':<26}  paper, where")
     for cid, spec in specs.items():
         label = verdict_label(spec, load_summary(cid, args.scale, args.results))
         cite = short_cite(spec["paper"], entries)
-        print(f"{cid:<{width}}  {spec.kind:<9}  {label:<18}  {cite}, {spec['where']}")
+        print(f"{cid:<{width}}  {spec.kind:<9}  {label:<26}  {cite}, {spec['where']}")
     return 0
 
 
@@ -82,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "snakemake", *snakefile, *settings, "--forcerun", *force]
     cmd += ["--", *targets]
     print("+", " ".join(cmd), flush=True)
-    code = subprocess.call(cmd)
+    code = call_snakemake(cmd)
     if code:
         return code
     failed = [
@@ -108,6 +168,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             "checks": [],
             "provenance": None,
         }
+        if summary is not None:
+            from repro.report import verdict_label
+
+            out = {**out, "verdict": verdict_label(spec, summary), "last_verdict": out["verdict"]}
         out = {**out, "spec": dict(spec.data)}
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -118,9 +182,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     if summary is None:
         print(f"  verdict ({args.scale}): not run; `repro run {cid} --scale {args.scale}`")
         return 0
-    print(f"  verdict ({args.scale}): {summary['verdict']} ({summary['reason']})")
-    from repro.report import fmt
+    from repro.report import fmt, verdict_label
 
+    label = verdict_label(spec, summary)
+    if label != summary["verdict"]:
+        print(f"  verdict ({args.scale}): {label}; rerun: `repro run {cid} --scale {args.scale}`")
+        print(f"  last verdict: {summary['verdict']} ({summary['reason']})")
+    else:
+        print(f"  verdict ({args.scale}): {summary['verdict']} ({summary['reason']})")
     for group in ("premises", "checks"):
         for c in summary.get(group, []):
             mark = {True: "holds", False: "fails", None: "n/a"}[c["passed"]]
@@ -139,11 +208,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from repro.claims import lock_problems, read_lock
+    from repro.claims import registration_problems
 
     specs = load_all()
     print(f"{len(specs)} claim specs valid: {', '.join(specs)}")
-    problems = lock_problems(specs, read_lock())
+    problems = registration_problems(specs)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     return 2 if problems else 0
@@ -163,7 +232,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
     cmd += ["-d", str(args.workdir), "--config", f"scale={args.scale}", "--report", str(out)]
     print("+", " ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    return call_snakemake(cmd)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -173,7 +242,11 @@ def cmd_data(args: argparse.Namespace) -> int:
     if fetch is None:
         print("error: this version has no Fashion-MNIST fetcher", file=sys.stderr)
         return 2
-    fetch(data.data_dir())
+    try:
+        fetch(data.data_dir())
+    except (OSError, subprocess.CalledProcessError) as e:  # DataMissingError is an OSError
+        print(f"error: repro data: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -182,6 +255,26 @@ def cmd_readme(args: argparse.Namespace) -> int:
 
     changed = update_readme(ROOT / "README.md", args.results)
     print("README.md updated" if changed else "README.md already up to date")
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Code hashes for records made before run.json had them, from their recorded commit."""
+    from repro.pipeline import backfill_code_hash, outdated_reason, read_record
+
+    specs = load_all()
+    folder = args.results / args.scale
+    runs = (
+        sorted(p for p in folder.iterdir() if (p / "run.json").exists()) if folder.is_dir() else []
+    )
+    for run_dir in runs:
+        fields = backfill_code_hash(run_dir)
+        record = read_record(run_dir / "run.json")
+        spec = specs.get((record or {}).get("claim"))
+        if fields is None or spec is None:
+            continue
+        stale = outdated_reason(spec, record, record.get("variant"))
+        print(f"{run_dir.name}: code {fields['code_hash']}: {stale or 'current'}")
     return 0
 
 
@@ -207,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="rerun claims through the pipeline")
     p.add_argument("ids", nargs="+", metavar="ID")
     p.add_argument("--scale", **scale_kw)
-    p.add_argument("--cores", default="all")
+    p.add_argument("--cores", default="all", type=cores_arg)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("show", help="one claim: spec, measured vs reported, verdict")
     p.add_argument("id", metavar="ID")
@@ -224,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("data", help="fetch Fashion-MNIST into data/ (as `make data`)")
     p.set_defaults(func=cmd_data)
+    p = sub.add_parser("backfill", help="add code hashes to run records that predate them")
+    p.add_argument("--scale", **scale_kw)
+    p.set_defaults(func=cmd_backfill)
     p = sub.add_parser("readme", help="refresh README's claims table (full scale)")
     p.set_defaults(func=cmd_readme)
     return parser
@@ -231,8 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        cfg = config()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if getattr(args, "scale", "x") is None:
-        args.scale = config().get("scale", "quick")
+        args.scale = cfg.get("scale", "quick")
     if not args.workdir.is_dir():
         print(f"error: --workdir {args.workdir}: no such folder", file=sys.stderr)
         return 2

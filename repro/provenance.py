@@ -121,3 +121,148 @@ def peak_memory_mb(device=None) -> float:
 
 def now_utc() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- code hash
+
+# Top-level assignments to these names are left out of the code hash: a registry only names the
+# experiments, so adding one to it changes no result.
+UNHASHED_NAMES = ("REGISTRY",)
+PACKAGE = "repro"
+
+
+def _module_path(module: str, read) -> str | None:
+    """The repository-relative source file of a ``repro`` module (via ``read``), or None."""
+    base = module.replace(".", "/")
+    for rel in (f"{base}.py", f"{base}/__init__.py"):
+        if read(rel) is not None:
+            return rel
+    return None
+
+
+def _imported_modules(source: str, rel: str) -> set[str]:
+    """Every ``repro`` module that ``source`` (file ``rel``) imports, anywhere in it."""
+    import ast
+
+    here = rel[: -len(".py")].replace("/", ".")
+    if rel.endswith("__init__.py"):
+        package = here[: -len(".__init__")]
+    else:
+        package = here.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source, filename=rel)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                mod = f"{base}.{node.module}" if node.module else base
+            else:
+                mod = node.module or ""
+            found.add(mod)
+            found.update(f"{mod}.{a.name}" for a in node.names)  # submodules imported by name
+    return {m for m in found if m == PACKAGE or m.startswith(PACKAGE + ".")}
+
+
+def _hashed_text(source: str, rel: str) -> str:
+    """``source`` less its top-level assignments to UNHASHED_NAMES."""
+    import ast
+
+    lines = source.splitlines()
+    for node in ast.parse(source, filename=rel).body:
+        targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+        if any(getattr(t, "id", None) in UNHASHED_NAMES for t in targets):
+            for i in range(node.lineno - 1, node.end_lineno):
+                lines[i] = ""
+    return "\n".join(lines)
+
+
+def code_files(module: str, read=None, origin: str | None = None) -> dict[str, str]:
+    """The source of ``module`` and of every ``repro`` module it imports, transitively.
+
+    Returns {repository-relative path: text}. ``read(rel) -> str | None`` reads a file (default:
+    the working tree; :func:`git_reader` reads a commit). Imports are found with ``ast`` anywhere
+    in a file (function-level imports too); only modules of the ``repro`` package are followed.
+    ``origin``: the file of a module outside the repository (a test's toy experiment).
+    """
+    read = read or tree_reader()
+    start = _module_path(module, read)
+    files: dict[str, str] = {}
+    todo: list[tuple[str, str]] = []
+    if start is not None:
+        todo.append((start, read(start)))
+    elif origin is not None:
+        todo.append((f"<{module}>", Path(origin).read_text(encoding="utf-8")))
+    else:
+        raise FileNotFoundError(f"no source for module {module!r}")
+    while todo:
+        rel, text = todo.pop()
+        if rel in files:
+            continue
+        files[rel] = text
+        for mod in sorted(_imported_modules(text, "x.py" if rel.startswith("<") else rel)):
+            path = _module_path(mod, read)
+            if path is not None and path not in files:
+                todo.append((path, read(path)))
+    return dict(sorted(files.items()))
+
+
+def hash_files(files: dict[str, str]) -> str:
+    """12 hex digits of SHA-256 over the files' paths and (hashed) text."""
+    h = hashlib.sha256()
+    for rel, text in sorted(files.items()):
+        h.update(f"{rel}\0{_hashed_text(text, rel)}\0".encode())
+    return h.hexdigest()[:12]
+
+
+def tree_reader(root: str | Path = REPO):
+    def read(rel: str) -> str | None:
+        path = Path(root) / rel
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    return read
+
+
+def git_reader(commit: str, root: str | Path = REPO):
+    """Read files as they were at ``commit``."""
+
+    def read(rel: str) -> str | None:
+        out = subprocess.run(
+            ["git", "show", f"{commit}:{rel}"], cwd=root, capture_output=True, text=True
+        )
+        return out.stdout if out.returncode == 0 else None
+
+    return read
+
+
+def experiment_module(name: str) -> tuple[str, str | None]:
+    """(module, its file) holding the experiment a spec calls ``name``."""
+    import importlib.util
+
+    from repro import experiments
+
+    table = experiments._table()
+    if name not in table:
+        raise KeyError(f"unknown experiment {name!r}; valid: {', '.join(sorted(table))}")
+    module = table[name].split(":")[0]
+    spec = importlib.util.find_spec(module)
+    return module, (spec.origin if spec else None)
+
+
+def code_state(experiment: str, read=None) -> dict[str, Any]:
+    """``code_hash`` and ``code_files`` of an experiment: its module and the repro modules it
+    imports (what a run record is keyed on besides the spec)."""
+    module, origin = experiment_module(experiment)
+    files = code_files(module, read, origin)
+    return {"code_hash": hash_files(files), "code_files": list(files)}
+
+
+_CODE_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def current_code(experiment: str) -> dict[str, Any]:
+    """:func:`code_state` of the working tree, computed once per process."""
+    if experiment not in _CODE_CACHE:
+        _CODE_CACHE[experiment] = code_state(experiment)
+    return _CODE_CACHE[experiment]

@@ -16,6 +16,8 @@ rule run_claim:
         device=config["device"],
         seeds=seeds_arg,
         variant=variant_arg,
+        figures=claim_figures_dir,
+        claims_dir=str(CLAIMS_DIR),
     threads: config["threads"]
     conda:
         "envs/gan-claims.yaml"
@@ -23,13 +25,15 @@ rule run_claim:
     shell:
         "python -m repro.pipeline run {input.spec} --scale {wildcards.scale} "
         "--out {params.out} --device {params.device} {params.seeds} {params.variant} "
-        "--threads {threads} 2>&1 | tee {log}"
+        "--threads {threads} --figures {params.figures} --claims-dir {params.claims_dir} "
+        "2>&1 | tee {log}"
 
 
 rule summarise_claim:
     input:
         spec=spec_path,
         record=rules.run_claim.output.record,
+        stale=retry_if_stale,
     output:
         summary=f"{RESULTS}/{{scale}}/{{claim}}/summary.json",
         csv=report(
@@ -54,6 +58,7 @@ rule plot_figure:
     input:
         spec=spec_path,
         record=rules.run_claim.output.record,
+        stale=retry_if_stale,
     output:
         png=report(
             f"{FIGURES}/{{scale}}/{{claim}}/{{figure}}.png",

@@ -2,7 +2,6 @@
 #
 # A "run" is a claim's primary run (its id) or one of its variants (<id>@<variant>); each has its
 # own folder results/{scale}/{run}/ and figures/{scale}/{run}/, and its own jobs.
-import json
 import os
 import re
 import sys
@@ -10,9 +9,23 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from repro.claims import VARIANT_SEP, SpecError, UnknownClaimError, load_all, resolve_ids
+from repro.claims import (
+    VARIANT_SEP,
+    SpecError,
+    UnknownClaimError,
+    load_all,
+    registration_problems,
+    resolve_ids,
+)
 from repro.data import require_dataset
-from repro.pipeline import fresh_summary, heal
+from repro.pipeline import (
+    fresh_summary,
+    heal,
+    missing_outputs,
+    rebuild_views,
+    rerun_reason,
+    seeds_budget_problem,
+)
 from repro.report import check_rst, landing_rst, rst_escape
 
 # The rules call `python -m repro...`: the interpreter running Snakemake (it has the package and
@@ -27,6 +40,14 @@ CLAIMS_DIR = Path(workflow.basedir) / config["claims_dir"]
 os.environ.update(GAN_CLAIMS_DATA_DIR=str(Path(config["data_dir"]).resolve()))
 # `snakemake --report`: only runs that have results take part (the others show "not run").
 REPORT_MODE = any(a == "--report" or a.startswith("--report") for a in sys.argv[1:])
+# Invocations that execute no job (a dry run, a listing, --unlock...) change nothing on disk.
+_NO_EXEC_FLAGS = {"--dry-run", "--dryrun", "--just-print", "--unlock", "--lint", "--summary",
+                  "--detailed-summary", "--list-rules", "--list", "--dag", "--rulegraph",
+                  "--filegraph", "--cleanup-metadata", "--list-changes", "--lc", "--li", "--lp"}  # fmt: skip
+NO_EXEC = any(
+    a in _NO_EXEC_FLAGS or (re.fullmatch(r"-[a-zA-Z]*n[a-zA-Z]*", a) is not None and len(a) <= 5)
+    for a in sys.argv[1:]
+)
 
 
 def _fail(message):
@@ -37,12 +58,30 @@ def _fail(message):
 # file and the field in the message.
 try:
     SPECS = load_all(CLAIMS_DIR)
+    if not SPECS:
+        raise SpecError(CLAIMS_DIR, "claims_dir", "holds no claim spec (*.yaml)")
     SELECTED = list(SPECS) if config["claims"] == "all" else resolve_ids(config["claims"], SPECS)
+    # Pre-registration: every selected claim's checks are in the lock or have a revision entry.
+    _problems = registration_problems(
+        {c: SPECS[c] for c in SELECTED}, CLAIMS_DIR / "checks.lock"
+    )
 except (SpecError, UnknownClaimError) as e:
     _fail(str(e))
+if _problems and not REPORT_MODE:
+    _fail(
+        f"pre-registration: {len(_problems)} spec(s) disagree with "
+        f"{CLAIMS_DIR / 'checks.lock'}:\n" + "\n".join(_problems)
+    )
+if config["seeds"] is not None and not REPORT_MODE:
+    for _claim in SELECTED:
+        _too_many = seeds_budget_problem(SPECS[_claim], SCALE, config["seeds"], RESULTS)
+        if _too_many:
+            _fail(_too_many)
 for _name, _path in (("results_dir", RESULTS), ("figures_dir", FIGURES)):
-    if Path(_path).exists() and not Path(_path).is_dir():
-        _fail(f"config field '{_name}': {_path!r} exists and is not a folder")
+    # the folder itself, or any folder above it, being a file
+    for _p in (Path(_path), *Path(_path).parents):
+        if _p.exists() and not _p.is_dir():
+            _fail(f"config field '{_name}': {str(_p)!r} exists and is not a folder")
 if config["device"] == "cuda":
     import torch
 
@@ -82,12 +121,22 @@ for _dataset in sorted(d for d in _needed if d):
     try:
         require_dataset(_dataset)
     except FileNotFoundError as e:
-        _fail(str(e))
+        # the jobs' GAN_CLAIMS_DATA_DIR is set from the config's data_dir (above)
+        _fail(f"{e}. Under Snakemake, the data directory is the config field 'data_dir' "
+              f"(now {config['data_dir']!r}; --config data_dir=...)")  # fmt: skip
 
-# Outputs that no longer match a run record (a forced rerun killed midway, a truncated run.json)
-# are deleted before the DAG is built, so they are rebuilt and never shown as current.
+# Outputs that no longer match a run record (a forced rerun killed midway, a truncated run.json,
+# a deleted seeds.csv or PDF) are deleted before the DAG is built, so they are rebuilt and never
+# shown as current; REPORT.md and claims.csv are rebuilt from what is left. A dry run only says so.
 if workflow.is_main_process and not REPORT_MODE:
-    heal(RESULTS, FIGURES, SCALE)
+    heal(RESULTS, FIGURES, SCALE, CLAIMS_DIR, dry_run=NO_EXEC)
+
+
+def rebuild_report_views():
+    """After a failed or interrupted run: REPORT.md and claims.csv show what is current (the
+    report rule did not run, so they may still show results whose records went away)."""
+    if not NO_EXEC and not REPORT_MODE:
+        rebuild_views(RESULTS, FIGURES, SCALE, CLAIMS_DIR)
 
 
 def has_results(run, scale=SCALE):
@@ -100,6 +149,16 @@ def has_results(run, scale=SCALE):
 
 if REPORT_MODE:
     RUNS = [r for r in runs_at(SCALE) if has_results(r)]
+    # the report never heals (it changes no result): a missing file is rebuilt by a plain run
+    for _run in RUNS:
+        _names = [f["name"] for f in SPECS[split_run(_run)[0]].figures]
+        _missing = missing_outputs(f"{RESULTS}/{SCALE}/{_run}", f"{FIGURES}/{SCALE}/{_run}", _names)
+        if _missing:
+            _fail(
+                f"{_missing[0]} is missing: `snakemake --cores all --config scale={SCALE}` (or "
+                f"`repro run {split_run(_run)[0]} --scale {SCALE}`) rebuilds it without "
+                "retraining; then make the report again"
+            )
 else:
     RUNS = runs_at(SCALE)
 
@@ -119,12 +178,25 @@ RETRY_STAMP.touch()
 
 
 def retry_if_failed(wildcards):
-    record = Path(f"{RESULTS}/{wildcards.scale}/{wildcards.claim}/run.json")
-    try:
-        failed = json.loads(record.read_text()).get("status") != "ok"
-    except (OSError, ValueError):
+    """The stamp for a record that must rerun although it exists: failed, corrupt, its seeds.csv
+    missing or not matching, or made by other code or params (repro.pipeline.rerun_reason)."""
+    claim, variant = split_run(wildcards.claim)
+    run_dir = Path(f"{RESULTS}/{wildcards.scale}/{wildcards.claim}")
+    return [str(RETRY_STAMP)] if rerun_reason(run_dir, SPECS[claim], variant) else []
+
+
+def retry_if_stale(wildcards):
+    """The stamp for a summary or figure whose run record is gone, untrustworthy or from another
+    run: Snakemake alone does not rebuild a missing intermediate (run.json) whose downstream
+    outputs exist. A real run's heal() has deleted those already; a dry run plans them here."""
+    run_dir = Path(f"{RESULTS}/{wildcards.scale}/{wildcards.claim}")
+    if not (run_dir / "summary.json").exists():
         return []
-    return [str(RETRY_STAMP)] if failed else []
+    return [str(RETRY_STAMP)] if fresh_summary(run_dir) is None else []
+
+
+def claim_figures_dir(wildcards):
+    return f"{FIGURES}/{wildcards.scale}/{wildcards.claim}"
 
 
 def spec_path(wildcards):

@@ -33,7 +33,15 @@ def toy_claims(tmp_path, toy_env):
     claims.mkdir()
     for spec in FIXTURES.glob("toy-*.yaml"):
         shutil.copy(spec, claims)
+    register(claims)
     return claims
+
+
+def register(claims_dir: Path) -> None:
+    """Pre-register the specs in ``claims_dir`` (its checks.lock), as `repro lock` does."""
+    from repro.claims import load_all, write_lock
+
+    write_lock(load_all(claims_dir), claims_dir / "checks.lock")
 
 
 def snakemake_cmd(*args: str) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 
 from repro import claims
 
-from .conftest import ROOT, snakemake_cmd
+from .conftest import ROOT, register, snakemake_cmd
 
 pytestmark = pytest.mark.pipeline
 
@@ -193,6 +193,7 @@ def test_killed_run_leaves_nothing_trusted_and_rerun_completes(tmp_path, toy_cla
     )
     slow = slow.replace("n: 100}", "n: 30}")  # smoke: the experiment sleeps n = 30 s
     (toy_claims / "toy-slow.yaml").write_text(slow)
+    register(toy_claims)
     cfg = ["--config", "scale=smoke", f"claims_dir={toy_claims}"]
     cmd = snakemake_cmd("-d", str(tmp_path), "--cores", "2", *cfg)
     proc = subprocess.Popen(cmd, env=toy_env, start_new_session=True,
@@ -226,6 +227,7 @@ def slow_spec(toy_claims, seconds: int) -> list[str]:
         "experiment: toy", "experiment: slow"
     )
     (toy_claims / "toy-slow.yaml").write_text(text.replace("n: 100}", f"n: {seconds}}}"))
+    register(toy_claims)
     return ["--config", "scale=smoke", f"claims_dir={toy_claims}"]
 
 
@@ -255,14 +257,16 @@ def test_interrupted_forced_rerun_never_leaves_the_old_verdict_trusted(
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    # Snakemake deleted run.json; the old summary, figure and REPORT.md are still on disk
-    assert not (res / "run.json").exists() and (res / "summary.json").exists()
+    # Snakemake deleted run.json; the job retracted the old summary and figure before training
+    # and rebuilt REPORT.md and claims.csv, so no view shows the old verdict (issue 16)
+    assert not (res / "run.json").exists() and not (res / "summary.json").exists()
     assert fresh_summary(res) is None  # never shown as current
+    table = pd.read_csv(tmp_path / "results/smoke/claims.csv").set_index("id")
+    assert table.loc["toy-slow", "verdict"] == "not run"
+    assert not (tmp_path / "figures/smoke/toy-slow/curve.png").exists()
     snakemake(tmp_path, "--unlock", *cfg, env=toy_env)
     plan = snakemake(tmp_path, "-n", *cfg, env=toy_env).stdout
     assert "results/smoke/toy-slow/run.json" in plan  # not "Nothing to be done"
-    assert not (res / "summary.json").exists()  # the stale summary is gone
-    assert not (tmp_path / "results/smoke/REPORT.md").exists()
     cfg = slow_spec(toy_claims, 0)
     snakemake(tmp_path, *cfg, env=toy_env)
     assert fresh_summary(res)["verdict"] == "inconclusive"
@@ -323,6 +327,11 @@ def test_subset_run_report_still_covers_every_claim_and_report_builds_without_al
         ("device=cuda", "config field 'device': 'cuda' was asked for but torch sees no CUDA"),
         ("results_dir=afile", "config field 'results_dir': 'afile' exists and is not a folder"),
         ("claims_dir=/nonexistent-claims", "field 'claims_dir': no such folder"),
+        ("results_dir=afile/sub", "config field 'results_dir': 'afile' exists and is not a folder"),
+        ("claims_dir=emptydir", "field 'claims_dir': holds no claim spec (*.yaml)"),
+        ("seeds=100000", "config field 'seeds': 100000 seeds for annealed-noise-training at "),
+        ("scale=full data_dir=/nonexistent-data", "is missing: run `make data`"),
+        ("scale=full data_dir=/nonexistent-data", "the config field 'data_dir' (now "),
     ],
 )
 def test_misconfiguration_stops_at_start_with_the_field_named(tmp_path, setting, message):
@@ -331,7 +340,82 @@ def test_misconfiguration_stops_at_start_with_the_field_named(tmp_path, setting,
     if setting == "device=cuda" and torch.cuda.is_available():
         pytest.skip("CUDA is present here")
     (tmp_path / "afile").write_text("")
-    out = snakemake(tmp_path, "-n", "--config", setting, check=False)
+    (tmp_path / "emptydir").mkdir()
+    setting = setting.replace("emptydir", str(tmp_path / "emptydir"))
+    out = snakemake(tmp_path, "-n", "--config", *setting.split(), check=False)
     assert out.returncode != 0
     assert message in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- issue 16
+
+
+def test_checks_changed_without_a_revision_stop_the_pipeline_at_start(
+    tmp_path, toy_claims, toy_env
+):
+    spec = toy_claims / "toy-mean.yaml"
+    spec.write_text(spec.read_text().replace("value: 0.04", "value: 0.06"))
+    out = snakemake(tmp_path, "-n", "--config", f"claims_dir={toy_claims}", env=toy_env,
+                    check=False)  # fmt: skip
+    assert out.returncode != 0
+    said = out.stdout + out.stderr
+    assert f"{toy_claims / 'checks.lock'}" in said and f"{spec}: field 'checks'" in said
+    assert "add a 'revisions:' entry" in said and "`repro lock`" in said
+    assert "Traceback" not in said
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_changed_code_reruns_the_claim_and_a_dry_run_changes_nothing(tmp_path, toy_claims, toy_env):
+    import shutil
+
+    from .conftest import FIXTURES
+
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    shutil.copy(FIXTURES / "toy_experiments.py", mods / "toy_editable.py")
+    env = {**toy_env, "GAN_CLAIMS_EXTRA_EXPERIMENTS": "toy=toy_editable:TOY",
+           "PYTHONPATH": os.pathsep.join([str(mods), toy_env["PYTHONPATH"]])}  # fmt: skip
+    (toy_claims / "toy-boom.yaml").unlink()
+    cfg = ["--config", "scale=smoke", f"claims_dir={toy_claims}"]
+    wd = tmp_path / "wd"
+    snakemake(wd, *cfg, env=env)
+    src = (mods / "toy_editable.py").read_text()
+    (mods / "toy_editable.py").write_text(
+        src.replace('"abs_error": abs(', '"abs_error": 10 * abs(')
+    )
+    (wd / "results/smoke/toy-mean/run.json").unlink()  # and a record gone, to heal
+    files = lambda: {p: p.stat().st_mtime_ns for p in wd.rglob("*")  # noqa: E731
+                     if p.is_file() and ".snakemake" not in p.parts}  # fmt: skip
+    before = files()
+    plan = snakemake(wd, "-n", *cfg, env=env).stdout
+    assert "results/smoke/toy-mean/run.json" in plan
+    assert files() == before  # a dry run deletes and writes nothing
+    snakemake(wd, *cfg, env=env)
+    record = json.loads((wd / "results/smoke/toy-mean/run.json").read_text())
+    assert record["code_hash"] != "" and "<toy_editable>" in record["code_files"]
+    assert "Nothing to be done" in snakemake(wd, "-n", *cfg, env=env).stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_repro_run_stops_snakemake_cleanly(tmp_path, toy_claims, toy_env):
+    """A terminal's Ctrl-C reaches repro's process group: Snakemake (in its own group) gets one
+    SIGINT from repro, cancels the job and releases its lock; repro exits 130, no traceback."""
+    cfg = slow_spec(toy_claims, 60)
+    snake = snakemake_cmd("-d", str(tmp_path), "--cores", "2", *cfg)
+    code = f"import sys; from repro.cli import call_snakemake; sys.exit(call_snakemake({snake!r}))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=toy_env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    log = tmp_path / "results/smoke/toy-slow/logs/run.log"
+    deadline = time.time() + 90
+    while not (log.exists() and "claim toy-slow" in log.read_text()):
+        assert time.time() < deadline, "the run never started"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in out
+    assert not (tmp_path / "results/smoke/toy-slow/run.json").exists()
+    assert not any((tmp_path / ".snakemake/locks").glob("*"))  # no stale lock

@@ -315,6 +315,19 @@ def train_method(method: str, sampler, params, seeds, device, side: int) -> Stac
     return g
 
 
+def auto_note(dataset: str) -> str:
+    """What ``dataset: auto`` chose and why: the Fashion-MNIST files present and intact, or the
+    first problem found with them (missing, or a SHA-256 that does not match)."""
+    if dataset == "fashion-mnist":
+        return " (dataset: auto, the Fashion-MNIST files were present and intact)"
+    try:
+        rdata.require_dataset("fashion-mnist")
+        why = "the Fashion-MNIST files were not used"
+    except rdata.DataMissingError as e:
+        why = str(e).partition(": run `make data`")[0]
+    return f" (dataset: auto, fell back to the digits: {why}; `make data` fetches intact files)"
+
+
 def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     """Classifier, real-data reference and the three methods; tables ``seeds``, ``methods``,
     ``histograms``, ``samples``."""
@@ -395,11 +408,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
         f"training images, held out the {len(test_x):,} test images",
     }[dataset]
     if params["dataset"] == rdata.AUTO:
-        data += " (dataset: auto, " + (
-            "the Fashion-MNIST files were present)"
-            if dataset == "fashion-mnist"
-            else "the Fashion-MNIST files were absent: `make data` fetches them)"
-        )
+        data += auto_note(dataset)
     c_g, c_d = int(params["g_channels"]), int(params["d_channels"])
     model = (
         f"DCGAN-style G ({c_g} channels, z {params['z_dim']}) and D ({c_d} channels) for "
