@@ -55,10 +55,11 @@ def _run(spec: claims.Spec, scale: str, setting: str) -> pd.DataFrame:
         return exp.run(spec.params(scale), spec.seeds(scale), torch.device("cpu"))["seeds"]
 
 
-def _states(spec: claims.Spec, seeds: pd.DataFrame) -> list[bool | None]:
-    """Each check's and premise's pass state on these seeds (None: unmeasurable)."""
-    rules = [*spec.premises, *spec.checks]
-    return [claims.evaluate_check(c, seeds)["passed"] for c in rules]
+def _states(spec: claims.Spec, seeds: pd.DataFrame) -> list:
+    """Each premise's per-seed flags and each check's pass state on these seeds (None:
+    unmeasurable), as the pipeline evaluates them."""
+    premises = [tuple(p["met"]) for p in claims.evaluate_premises(spec, seeds)]
+    return premises + [c["passed"] for c in claims.evaluate_checks(spec, seeds)]
 
 
 def compare(spec: claims.Spec, scale: str) -> list[dict]:

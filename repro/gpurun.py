@@ -1,0 +1,171 @@
+"""The prepared GPU run (issue 15, item 7): self-test, the full record side by side, packed.
+
+On a bare GPU machine that has PyTorch but no package registry, ``profiles/gpu/run.sh`` installs
+the carried wheels (snakemake, POT, ...) and calls this module, which
+
+1. **self-tests** the device: every claim's experiment at smoke scale, in this process, on the
+   device (1 seed; a few seconds each). If one raises or gives a non-finite checked metric, it
+   stops before the full run (exit 3), so no GPU minutes go to a broken build;
+2. runs **the full record** through the real pipeline (``snakemake --config scale=full
+   device=...``), ``--jobs`` claims side by side on the one device, each job with its own CUDA
+   context; it stops Snakemake at ``--time-limit`` seconds (results are written atomically per
+   claim, so whatever finished is a valid record and the rest shows "not run");
+3. **packs** ``results/{scale}`` and ``figures/{scale}`` into ``record.tar.gz`` split into parts
+   of at most ``--part-mb`` MiB (the device tool returns at most 8 files of 16 MiB), plus
+   ``gpurun.json`` (what ran, how long, the self-test's per-claim seconds).
+
+Unpack here with ``cat record.tar.gz.part* | tar xz`` in the repository root.
+
+CI runs it on the CPU at smoke scale on two claims (tests/test_gpurun.py); ``--dry-run`` only
+plans the pipeline (``snakemake -n``) after the self-test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io as _io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_SELF_TEST = 3
+
+
+def self_test(device: str, claim_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every (selected) claim's experiment at smoke scale on ``device``, one seed, in-process.
+
+    Returns one row per claim: id, seconds, ok, and the error or the non-finite metrics."""
+    import numpy as np
+    import torch
+
+    from repro import claims, experiments, provenance
+
+    dev = provenance.pick_device(device)
+    specs = claims.load_all()
+    rows = []
+    for cid in claim_ids or sorted(specs):
+        spec = specs[cid]
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"claim": cid, "device": str(dev)}
+        try:
+            tables = experiments.get(spec["experiment"]).run(spec.params("smoke"), [0], dev)
+            checked = [c["metric"] for c in [*spec.checks, *spec.premises]]
+            values = tables["seeds"][checked].to_numpy(dtype=float)
+            bad = [m for m, v in zip(checked, values[0], strict=True) if not np.isfinite(v)]
+            # at smoke scale a metric may be NaN by design (too short a run); only raising is
+            # fatal, a NaN is reported
+            row.update(ok=True, non_finite=bad)
+        except Exception as e:  # noqa: BLE001 - the self-test reports every failure
+            row.update(ok=False, error=f"{type(e).__name__}: {e}")
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        rows.append(row)
+        print(f"self-test {cid}: {'ok' if row['ok'] else row['error']} ({row['seconds']} s)")
+    return rows
+
+
+def run_pipeline(
+    scale: str,
+    device: str,
+    jobs: int,
+    time_limit: float,
+    claim_ids: list[str] | None = None,
+    dry_run: bool = False,
+    workdir: Path = ROOT,
+) -> dict[str, Any]:
+    """Snakemake at ``scale`` on ``device`` in ``workdir``, ``jobs`` claims at a time, stopped
+    (SIGINT, then SIGKILL) at ``time_limit`` seconds. Returns the return code and the wall time."""
+    config = [f"scale={scale}", f"device={device}"]
+    if claim_ids:
+        config.append("claims=[" + ",".join(claim_ids) + "]")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", str(jobs)]
+    cmd += ["--directory", str(workdir), "--keep-going", "--config", *config]
+    if dry_run:
+        cmd.append("-n")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=workdir, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=time_limit)
+        stopped = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGINT)  # Snakemake cleans up: finished claims stay valid
+        try:
+            rc = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            rc = proc.wait()
+        stopped = True
+    return {"cmd": cmd, "rc": rc, "stopped_at_limit": stopped,
+            "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+def pack(scale: str, out: Path, part_mb: float = 15.0, root: Path = ROOT) -> list[Path]:
+    """results/{scale} and figures/{scale} as record.tar.gz in parts of at most ``part_mb`` MiB."""
+    buf = _io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for sub in (f"results/{scale}", f"figures/{scale}"):
+            if (root / sub).exists():
+                tar.add(root / sub, arcname=sub)
+    data, size = buf.getvalue(), int(part_mb * 2**20)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for i in range(max(1, math.ceil(len(data) / size))):
+        part = out / f"record.tar.gz.part{i:02d}"
+        part.write_bytes(data[i * size : (i + 1) * size])
+        parts.append(part)
+    return parts
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", default="full", choices=("smoke", "quick", "full"))
+    ap.add_argument("--device", default="cuda", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--jobs", type=int, default=8, help="claims run side by side (default 8)")
+    ap.add_argument("--time-limit", type=float, default=480.0, help="seconds for the pipeline")
+    ap.add_argument("--claims", nargs="*", help="claim ids (default: all)")
+    ap.add_argument("--out", default=os.environ.get("OUT", "gpurun-out"))
+    ap.add_argument("--part-mb", type=float, default=15.0)
+    ap.add_argument("--dry-run", action="store_true", help="self-test, then plan only (-n)")
+    ap.add_argument("--workdir", default=str(ROOT), help="where results/ and figures/ go")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    report: dict[str, Any] = {"scale": args.scale, "device": args.device}
+    report["self_test"] = self_test(args.device, args.claims)
+    failed = [r["claim"] for r in report["self_test"] if not r["ok"]]
+    if failed:
+        report["stopped"] = f"self-test failed: {', '.join(failed)}"
+        (out / "gpurun.json").write_text(json.dumps(report, indent=1))
+        print(report["stopped"], file=sys.stderr)
+        return EXIT_SELF_TEST
+    budget = args.time_limit - (time.perf_counter() - t0)
+    report["pipeline"] = run_pipeline(
+        args.scale,
+        args.device,
+        args.jobs,
+        max(budget, 30.0),
+        args.claims,
+        args.dry_run,
+        Path(args.workdir),
+    )
+    if not args.dry_run:
+        parts = pack(args.scale, out, args.part_mb, Path(args.workdir))
+        report["parts"] = [p.name for p in parts]
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    (out / "gpurun.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k != "self_test"}, indent=1))
+    return 0 if report["pipeline"]["rc"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
