@@ -92,6 +92,7 @@ def run_pipeline(
     if dry_run:
         cmd.append("-n")
     t0 = time.perf_counter()
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(cmd, cwd=workdir, start_new_session=True)
     try:
         rc = proc.wait(timeout=time_limit)

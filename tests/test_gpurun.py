@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import tarfile
 
 import pytest
@@ -44,7 +45,9 @@ def test_a_failing_self_test_stops_before_the_pipeline(tmp_path, monkeypatch):
         def boom(params, seeds, device):
             raise RuntimeError("CUDA kernel failed")
 
-        return experiments.Experiment(run=boom, params=exp.params, metrics=exp.metrics)
+        return experiments.Experiment(
+            run=boom, params=exp.params, metrics=exp.metrics, figures=exp.figures
+        )
 
     monkeypatch.setattr(experiments, "get", broken)
     monkeypatch.setattr(gpurun, "run_pipeline", lambda *a, **k: pytest.fail("pipeline ran"))
@@ -61,13 +64,14 @@ def test_a_failing_self_test_stops_before_the_pipeline(tmp_path, monkeypatch):
 def test_pack_splits_into_parts_that_reassemble(tmp_path):
     root = tmp_path / "repo"
     (root / "results/full/x").mkdir(parents=True)
-    (root / "results/full/x/blob.bin").write_bytes(bytes(range(256)) * 8192)  # 2 MiB, poorly
-    (root / "figures/full").mkdir(parents=True)  # compressible enough to need several parts
+    blob = random.Random(0).randbytes(2**16)  # incompressible: several parts of 10 KiB
+    (root / "results/full/x/blob.bin").write_bytes(blob)
+    (root / "figures/full").mkdir(parents=True)
     (root / "figures/full/f.png").write_bytes(b"png")
     parts = gpurun.pack("full", tmp_path / "out", part_mb=0.01, root=root)
     assert len(parts) > 1 and all(p.stat().st_size <= 0.01 * 2**20 for p in parts)
     whole = tmp_path / "all.tar.gz"
     whole.write_bytes(b"".join(p.read_bytes() for p in parts))
     with tarfile.open(whole) as tar:
-        assert tar.extractfile("results/full/x/blob.bin").read() == bytes(range(256)) * 8192
+        assert tar.extractfile("results/full/x/blob.bin").read() == blob
         assert "figures/full/f.png" in tar.getnames()
