@@ -235,3 +235,26 @@ def test_figures_draw_from_tables(name):
     fig = dirac.DIRAC_GAN.figures[name](_smoke((0, 1)), _spec()["scales"]["smoke"]["params"], {})
     assert isinstance(fig, matplotlib.figure.Figure)
     plt.close(fig)
+
+
+def test_closed_form_eigenvalues_are_an_invariant_that_raises():
+    """The eigenvalue agreement is seed-free algebra: an invariant (an error), never a vote."""
+    from repro.experiments import dirac as dg
+    from repro.invariants import InvariantError
+
+    final = pd.DataFrame(
+        {"method": ["gan", "r1"], "seed": [0, 0], "dist_end_start": [1.0, 0.0],
+         "conv_frac_random": [0.0, 1.0]}
+    )  # fmt: skip
+    rates = pd.DataFrame({"rho": [0.9], "converged": [True]})
+
+    def spectra(numeric_re: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"method": ["r1"], "closed_re": [[-0.5]], "closed_im": [[0.0]],
+             "numeric_re": [[numeric_re]], "numeric_im": [[0.0]], "sim_map_error": [0.0]}
+        )  # fmt: skip
+
+    row = dg.per_seed(final, spectra(-0.5), rates, [0]).iloc[0]
+    assert row["eig_max_abs_error"] == 0.0
+    with pytest.raises(InvariantError, match="closed-form eigenvalues off the numeric ones"):
+        dg.per_seed(final, spectra(-0.4), rates, [0])

@@ -512,6 +512,9 @@ def _explode(spectra: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+EIG_TOL = 1e-6
+
+
 def per_seed(
     final: pd.DataFrame, spectra: pd.DataFrame, rates: pd.DataFrame, seeds: Sequence[int]
 ) -> pd.DataFrame:
@@ -526,6 +529,12 @@ def per_seed(
     )
     eig_err = float(np.abs(closed - numeric).max())
     map_err = float(smooth["sim_map_error"].max())
+    # Seed-free closed-form facts (dirac-gan.yaml, revision 2026-12-06): invariants, not votes.
+    # The closed-form eigenvalues (Lemmas 2.2, 3.x) against a numeric Jacobian of a field itself
+    # obtained by autograd from each objective, and the simultaneous map's 1 + h lambda; 1e-6 is
+    # float64 autograd error with room (a wrong factor gives ~0.1).
+    require(eig_err <= EIG_TOL, f"closed-form eigenvalues off the numeric ones by {eig_err:.3g}")
+    require(map_err <= EIG_TOL, f"simultaneous map eigenvalues off 1 + h lambda by {map_err:.3g}")
     decided = rates[rates["rho"].notna() & ((rates["rho"] - 1).abs() > 1e-9)]
     agree = float(((decided["rho"] < 1) == decided["converged"]).mean())
     unreg = ("gan", "ns-gan")
