@@ -14,6 +14,7 @@ CLAIMS = ["optimal-discriminator", "noise-bound"]
 
 
 @pytest.mark.pipeline
+@pytest.mark.slow  # a real Snakemake run (~40 s): `make test-slow`, which CI runs
 def test_cpu_smoke_run_self_tests_runs_the_pipeline_and_packs_the_record(tmp_path):
     out = tmp_path / "out"
     rc = gpurun.main(
