@@ -14,7 +14,8 @@ import pytest
 import torch
 import yaml
 
-from repro import experiments
+from repro import claims, experiments
+from repro.claims import OPS
 from repro.experiments import clipping
 from repro.nets import BatchedMLP, seed_generators
 
@@ -123,3 +124,23 @@ def test_smoke_tables_determinism_and_figures():
         fig = fn(tables, _spec()["scales"]["smoke"]["params"], {})
         assert isinstance(fig, matplotlib.figure.Figure), name
         plt.close(fig)
+
+
+@pytest.mark.parametrize("data_name", ["8gaussians", "25gaussians"])
+def test_near_optimal_critic_premise_fails_for_an_untrained_critic(data_name):
+    """Null model of the premises gp_critic_near_optimal_*: an untrained critic (the quick
+    scale's 3 x 128 net, freshly initialised, 3 seeds) captures far less than 70% of W1."""
+    from repro.engine import STREAMS, generators
+    from repro.nets import BatchedMLP
+
+    spec = claims.load_spec(ROOT / "claims" / "clipping-gradients.yaml")
+    params = spec.params("quick")
+    (premise,) = [p for p in spec.premises if p["metric"] == "eff_gp_" + data_name.replace("gaussians", "g")]
+    seeds = [0, 1, 2]
+    net = BatchedMLP(
+        (2, *[int(params["surface_width"])] * 3, 1), seeds, stream=STREAMS["critic_init"]
+    )
+    eff, _, _ = clipping.efficiency(
+        net, clipping.toy_sampler(data_name), generators(seeds, "eval"), params, CPU
+    )
+    assert not any(OPS[premise["op"]](float(e), premise["value"]) for e in eff), eff
