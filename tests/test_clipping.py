@@ -135,7 +135,9 @@ def test_near_optimal_critic_premise_fails_for_an_untrained_critic(data_name):
 
     spec = claims.load_spec(ROOT / "claims" / "clipping-gradients.yaml")
     params = spec.params("quick")
-    (premise,) = [p for p in spec.premises if p["metric"] == "eff_gp_" + data_name.replace("gaussians", "g")]
+    (premise,) = [
+        p for p in spec.premises if p["metric"] == "eff_gp_" + data_name.replace("gaussians", "g")
+    ]
     seeds = [0, 1, 2]
     net = BatchedMLP(
         (2, *[int(params["surface_width"])] * 3, 1), seeds, stream=STREAMS["critic_init"]
