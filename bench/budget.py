@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import copy
 import math
-import statistics
 import sys
 import time
 import traceback
@@ -75,12 +74,15 @@ class Phase:
     unit: str = "step"
 
 
-def steps_of(name: str, factor: str | None = None):
-    return lambda p: int(p[name]) * (int(p[factor]) if factor else 1)
+def steps_of(name: str):
+    return lambda p: int(p[name])
 
 
-def _loop(param: str, factor: str | None = None, **fixed) -> Phase:
-    return Phase(param, 2, 4, 2, 4, steps_of(param, factor), fixed)
+def _loop(param: str, lo: int = 2, hi: int = 4, **fixed) -> Phase:
+    """A loop of ``param`` steps, counted at ``lo`` and ``hi`` steps. Where an evaluation
+    schedule depends on the run length (e.g. every steps // 50) pick lo and hi with the same
+    number of evaluations; where it is a fixed interval, multiples of it (the real density)."""
+    return Phase(param, lo, hi, lo, hi, steps_of(param), fixed)
 
 
 def _fresh_d() -> list[Phase]:
@@ -118,9 +120,9 @@ PHASES: dict[str, list[Phase]] = {
     "d-perfect": [*_fresh_d(), _loop("classifier_steps")],
     "dirac-gan": [_loop("n_steps")],
     "fenchel-conjugates": [_loop("steps")],
-    "fgan-gaussian-fit": [_loop("steps")],
+    "fgan-gaussian-fit": [_loop("steps", 100, 200)],  # trajectory every steps // 50
     "js-disjoint-supports": [_loop("steps")],
-    "kl-covers-reverse-kl-seeks": [_loop("steps")],
+    "kl-covers-reverse-kl-seeks": [_loop("steps", 100, 200)],
     "minus-log-d-instability": _fresh_d(),
     "minus-log-d-is-kl-minus-2js": [],
     "mode-collapse-mixtures": [_loop("steps")],
@@ -129,7 +131,7 @@ PHASES: dict[str, list[Phase]] = {
     "noise-restores-overlap": [_loop("d_iterations")],
     "optimal-discriminator": [_loop("steps")],
     "pacgan-table1": [_loop("steps")],
-    "saturation": [_loop("steps", early_steps=1)],
+    "saturation": [_loop("steps", 5, 10, early_steps=1)],  # evaluation every 5 steps
     "stacked-digits-modes": [_loop("steps"), _loop("classifier_steps")],
     "vanishing-gradients": _fresh_d(),
     "wgan-critic-vs-discriminator": [_loop("steps")],
@@ -141,13 +143,14 @@ PHASES: dict[str, list[Phase]] = {
 ANALYTIC_S = {"minus-log-d-is-kl-minus-2js": 35.0, "noise-bound": 60.0}
 
 
-def calibrate_host_op_us(repeats: int = 5, n: int = 50) -> float:
+def calibrate_host_op_us(repeats: int = 9, n: int = 50) -> float:
     """Microseconds per host op as the experiments issue them, measured on this machine.
 
     The host ops of a step are mostly per-seed sampling on CPU generators; we time
     ``repro.experiments.discriminator.draw_batch`` (3 pairs x 10 seeds x 512 samples: multinomial,
     randn, indexing, copies per seed, Python loop included) and divide by its op count. The
-    median of ``repeats`` timings of ``n`` calls.
+    fastest of ``repeats`` timings of ``n`` calls: on a shared machine the others measure the
+    neighbours' load.
     """
     from repro.experiments.discriminator import draw_batch
     from repro.nets import seed_generators
@@ -166,11 +169,12 @@ def calibrate_host_op_us(repeats: int = 5, n: int = 50) -> float:
         for _ in range(n):
             call()
         timings.append((time.perf_counter() - t0) / (n * ops) * 1e6)
-    return statistics.median(timings)
+    return min(timings)
 
 
 def bare_host_op_us(repeats: int = 5, n: int = 4000) -> float:
-    """Median microseconds of a bare small CPU op (add of two 64-float tensors), for reference."""
+    """Microseconds of a bare small CPU op (add of two 64-float tensors; fastest of
+    ``repeats``), for reference."""
     a, b = torch.randn(64), torch.randn(64)
     timings = []
     for _ in range(repeats):
@@ -178,11 +182,11 @@ def bare_host_op_us(repeats: int = 5, n: int = 4000) -> float:
         for _ in range(n):
             torch.add(a, b)
         timings.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(timings)
+    return min(timings)
 
 
 def measure_meta_op_us(repeats: int = 5, n: int = 4000) -> float:
-    """Median microseconds of one small op on the meta device here (dispatch overhead only)."""
+    """Microseconds of one small op on the meta device here (fastest of ``repeats``)."""
     a, b = torch.randn(64, device="meta"), torch.randn(64, device="meta")
     timings = []
     for _ in range(repeats):
@@ -190,7 +194,7 @@ def measure_meta_op_us(repeats: int = 5, n: int = 4000) -> float:
         for _ in range(n):
             torch.add(a, b)
         timings.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(timings)
+    return min(timings)
 
 
 def fashion_present() -> bool:
