@@ -246,3 +246,21 @@ def test_chain_steps_every_optimizer_on_one_backward():
     torch.testing.assert_close(b.detach(), torch.full((2,), 0.0))
     chain.set_lr([0.0, 0.0])
     assert float(chain.opts[0].lr) == 0.0
+
+
+def test_adam_state_of_reads_the_engine_adam_like_torch_adam():
+    from repro.remedies import adam_state_of
+
+    start = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    a, b = start.clone().requires_grad_(), start.clone().requires_grad_()
+    ref = torch.optim.Adam([a], lr=1e-2, betas=(0.5, 0.999))
+    ours = optim.make("adam", [b], 1e-2, betas=(0.5, 0.999))
+    assert adam_state_of(ours, {"w": b})[1] == 0  # never stepped: zeros, t = 0
+    for g in _grads(3, start.shape):
+        a.grad, b.grad = g.clone(), g.clone()
+        ref.step()
+        ours.step()
+    (s_ref, t_ref), (s_ours, t_ours) = adam_state_of(ref, {"w": a}), adam_state_of(ours, {"w": b})
+    assert t_ref == t_ours == 3
+    for k in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(s_ref["w"][k], s_ours["w"][k])
