@@ -184,7 +184,8 @@ def test_fit_converges_and_records_curves():
 
 
 def test_gan_loop_equals_repro_train_bitwise():
-    """The GAN loop with D/G steps written against it reproduces repro.train.train_gan."""
+    """The GAN loop with D/G steps written against it reproduces repro.train.train_gan (which
+    now runs on engine.gan itself; the test pins the closures' order of draws and the clipping)."""
     from repro.data import get_sampler, sample_normal
     from repro.losses import get_objective
     from repro.nets import seed_generators

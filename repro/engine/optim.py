@@ -49,6 +49,24 @@ class BatchedOptimizer:
         for p in self.params:
             p.grad = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """Step count, per-copy lr and per-parameter state (tensors only: checkpointable)."""
+        return {
+            "step_count": torch.tensor(self.step_count),
+            "lr": self.lr.clone(),
+            "state": [{k: v.clone() for k, v in st.items()} for st in self.state],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["state"]) != len(self.params):
+            raise ValueError(f"state for {len(state['state'])} parameters, have {len(self.params)}")
+        self.step_count = int(state["step_count"])
+        self.lr = state["lr"].clone()
+        self.state = [
+            {k: v.to(p.device).clone() for k, v in st.items()}
+            for p, st in zip(self.params, state["state"], strict=True)
+        ]
+
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
