@@ -554,13 +554,12 @@ def train_classifier(
                 m.weight.copy_((torch.rand(m.weight.shape, generator=gen) * 2 - 1) * bound)
                 m.bias.copy_((torch.rand(m.bias.shape, generator=gen) * 2 - 1) * bound)
     net = net.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for _ in range(steps):
+
+    def loss(step: int) -> torch.Tensor:  # one classifier for all seeds: a single loss
         idx = torch.randint(len(x), (batch,), generator=gen).to(device)
-        loss = F.cross_entropy(net(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return F.cross_entropy(net(x[idx]), y[idx])
+
+    fit(optim.make("adam", net.parameters(), 1e-3), loss, steps)
     xt, yt = _images(params, "test", device), load_labels(params["dataset"], "test").to(device)
     with torch.no_grad():
         pred = torch.cat([net(c).argmax(1) for c in xt.split(1024)])
