@@ -342,13 +342,39 @@ def budget_claim(spec, variant: str | None, host_op_us: float) -> Row:
     return row
 
 
+def markdown(csv: Path) -> str:
+    """The budget table as Markdown (for bench/README.md): one row per claim and variant."""
+    t = pd.read_csv(csv, dtype={"variant": str, "note": str}).fillna({"variant": "", "note": ""})
+    cols = ["kernels_per_step", "host_ops_per_step", "syncs_per_step", "gflop_per_step"]
+    lines = [
+        "| claim | variant | kernels / step | host ops / step | syncs / step | GFLOP / step"
+        " | full steps | predicted H100 s | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for _, r in t.iterrows():
+        if r["claim"] == "total":
+            lines.append(f"| **total** | | | | | | | **{r['predicted_h100_s']:.0f}** | |")
+            continue
+        nums = " | ".join("" if pd.isna(r.get(c)) else f"{r[c]:.4g}" for c in cols)
+        steps = "" if pd.isna(r.get("full_steps")) else f"{int(r['full_steps'])}"
+        lines.append(
+            f"| {r['claim']} | {r['variant']} | {nums} | {steps} | {r['predicted_h100_s']:.1f}"
+            f" | {str(r['note']).replace('|', '/')} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--claims", nargs="*", help="claim ids (default: all)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--host-op-us", type=float, default=None, help="skip the calibration")
     ap.add_argument("--no-variants", action="store_true", help="main params only")
+    ap.add_argument("--markdown", type=Path, help="print this budget CSV as Markdown and stop")
     args = ap.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(args.markdown))
+        return 0
     torch.set_num_threads(1)
     host_op_us = args.host_op_us if args.host_op_us is not None else calibrate_host_op_us()
     bare_us, meta_us = bare_host_op_us(), measure_meta_op_us()
