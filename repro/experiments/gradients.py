@@ -454,8 +454,12 @@ def run_fresh_d(
                 time.perf_counter() - t0,
             )
         padded = {  # grad norms exist for the Ds with index 0 only: NaN for the others
-            key: v if len(v) == n_copies else torch.cat([v.double(), nan[len(v) :]])
-            for key, v in stats_.items()
+            key: torch.cat(
+                [v, torch.full((n_copies - len(v),), math.nan, dtype=v.dtype, device=v.device)]
+            )
+            if len(v) < n_copies
+            else v
+            for key, v in stats_.items()  # evaluate() returns them on the host
         }
         return {"train_accuracy": train_acc, **padded}
 
