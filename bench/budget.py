@@ -131,7 +131,7 @@ PHASES: dict[str, list[Phase]] = {
     "noise-restores-overlap": [_loop("d_iterations")],
     "optimal-discriminator": [_loop("steps")],
     "pacgan-table1": [_loop("steps")],
-    "saturation": [_loop("steps", 5, 10, early_steps=1)],  # evaluation every 5 steps
+    "saturation": [_loop("steps", 5, 10, early_steps=5)],  # evaluation every 5 steps
     "stacked-digits-modes": [_loop("steps"), _loop("classifier_steps")],
     "vanishing-gradients": _fresh_d(),
     "wgan-critic-vs-discriminator": [_loop("steps")],
