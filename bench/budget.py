@@ -132,7 +132,7 @@ PHASES: dict[str, list[Phase]] = {
     "optimal-discriminator": [_loop("steps")],
     "pacgan-table1": [_loop("steps")],
     "saturation": [_loop("steps", 5, 10, early_steps=5)],  # evaluation every 5 steps
-    "stacked-digits-modes": [_loop("steps"), _loop("classifier_steps")],
+    "stacked-digits-modes": [_loop("steps", 20, 40), _loop("classifier_steps")],  # log: steps // 10
     "vanishing-gradients": _fresh_d(),
     "wgan-critic-vs-discriminator": [_loop("steps")],
 }
