@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import copy
 import math
-import statistics
 import sys
 import time
 import traceback
@@ -75,12 +74,15 @@ class Phase:
     unit: str = "step"
 
 
-def steps_of(name: str, factor: str | None = None):
-    return lambda p: int(p[name]) * (int(p[factor]) if factor else 1)
+def steps_of(name: str):
+    return lambda p: int(p[name])
 
 
-def _loop(param: str, factor: str | None = None, **fixed) -> Phase:
-    return Phase(param, 2, 4, 2, 4, steps_of(param, factor), fixed)
+def _loop(param: str, lo: int = 2, hi: int = 4, **fixed) -> Phase:
+    """A loop of ``param`` steps, counted at ``lo`` and ``hi`` steps. Where an evaluation
+    schedule depends on the run length (e.g. every steps // 50) pick lo and hi with the same
+    number of evaluations; where it is a fixed interval, multiples of it (the real density)."""
+    return Phase(param, lo, hi, lo, hi, steps_of(param), fixed)
 
 
 def _fresh_d() -> list[Phase]:
@@ -118,9 +120,9 @@ PHASES: dict[str, list[Phase]] = {
     "d-perfect": [*_fresh_d(), _loop("classifier_steps")],
     "dirac-gan": [_loop("n_steps")],
     "fenchel-conjugates": [_loop("steps")],
-    "fgan-gaussian-fit": [_loop("steps")],
+    "fgan-gaussian-fit": [_loop("steps", 100, 200)],  # trajectory every steps // 50
     "js-disjoint-supports": [_loop("steps")],
-    "kl-covers-reverse-kl-seeks": [_loop("steps")],
+    "kl-covers-reverse-kl-seeks": [_loop("steps", 100, 200)],
     "minus-log-d-instability": _fresh_d(),
     "minus-log-d-is-kl-minus-2js": [],
     "mode-collapse-mixtures": [_loop("steps")],
@@ -129,8 +131,8 @@ PHASES: dict[str, list[Phase]] = {
     "noise-restores-overlap": [_loop("d_iterations")],
     "optimal-discriminator": [_loop("steps")],
     "pacgan-table1": [_loop("steps")],
-    "saturation": [_loop("steps", early_steps=1)],
-    "stacked-digits-modes": [_loop("steps"), _loop("classifier_steps")],
+    "saturation": [_loop("steps", 5, 10, early_steps=5)],  # evaluation every 5 steps
+    "stacked-digits-modes": [_loop("steps", 20, 40), _loop("classifier_steps")],  # log: steps // 10
     "vanishing-gradients": _fresh_d(),
     "wgan-critic-vs-discriminator": [_loop("steps")],
 }
@@ -141,13 +143,14 @@ PHASES: dict[str, list[Phase]] = {
 ANALYTIC_S = {"minus-log-d-is-kl-minus-2js": 35.0, "noise-bound": 60.0}
 
 
-def calibrate_host_op_us(repeats: int = 5, n: int = 50) -> float:
+def calibrate_host_op_us(repeats: int = 9, n: int = 50) -> float:
     """Microseconds per host op as the experiments issue them, measured on this machine.
 
     The host ops of a step are mostly per-seed sampling on CPU generators; we time
     ``repro.experiments.discriminator.draw_batch`` (3 pairs x 10 seeds x 512 samples: multinomial,
     randn, indexing, copies per seed, Python loop included) and divide by its op count. The
-    median of ``repeats`` timings of ``n`` calls.
+    fastest of ``repeats`` timings of ``n`` calls: on a shared machine the others measure the
+    neighbours' load.
     """
     from repro.experiments.discriminator import draw_batch
     from repro.nets import seed_generators
@@ -166,11 +169,12 @@ def calibrate_host_op_us(repeats: int = 5, n: int = 50) -> float:
         for _ in range(n):
             call()
         timings.append((time.perf_counter() - t0) / (n * ops) * 1e6)
-    return statistics.median(timings)
+    return min(timings)
 
 
 def bare_host_op_us(repeats: int = 5, n: int = 4000) -> float:
-    """Median microseconds of a bare small CPU op (add of two 64-float tensors), for reference."""
+    """Microseconds of a bare small CPU op (add of two 64-float tensors; fastest of
+    ``repeats``), for reference."""
     a, b = torch.randn(64), torch.randn(64)
     timings = []
     for _ in range(repeats):
@@ -178,11 +182,11 @@ def bare_host_op_us(repeats: int = 5, n: int = 4000) -> float:
         for _ in range(n):
             torch.add(a, b)
         timings.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(timings)
+    return min(timings)
 
 
 def measure_meta_op_us(repeats: int = 5, n: int = 4000) -> float:
-    """Median microseconds of one small op on the meta device here (dispatch overhead only)."""
+    """Microseconds of one small op on the meta device here (fastest of ``repeats``)."""
     a, b = torch.randn(64, device="meta"), torch.randn(64, device="meta")
     timings = []
     for _ in range(repeats):
@@ -190,7 +194,7 @@ def measure_meta_op_us(repeats: int = 5, n: int = 4000) -> float:
         for _ in range(n):
             torch.add(a, b)
         timings.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(timings)
+    return min(timings)
 
 
 def fashion_present() -> bool:
@@ -338,13 +342,39 @@ def budget_claim(spec, variant: str | None, host_op_us: float) -> Row:
     return row
 
 
+def markdown(csv: Path) -> str:
+    """The budget table as Markdown (for bench/README.md): one row per claim and variant."""
+    t = pd.read_csv(csv, dtype={"variant": str, "note": str}).fillna({"variant": "", "note": ""})
+    cols = ["kernels_per_step", "host_ops_per_step", "syncs_per_step", "gflop_per_step"]
+    lines = [
+        "| claim | variant | kernels / step | host ops / step | syncs / step | GFLOP / step"
+        " | full steps | predicted H100 s | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for _, r in t.iterrows():
+        if r["claim"] == "total":
+            lines.append(f"| **total** | | | | | | | **{r['predicted_h100_s']:.0f}** | |")
+            continue
+        nums = " | ".join("" if pd.isna(r.get(c)) else f"{r[c]:.4g}" for c in cols)
+        steps = "" if pd.isna(r.get("full_steps")) else f"{int(r['full_steps'])}"
+        lines.append(
+            f"| {r['claim']} | {r['variant']} | {nums} | {steps} | {r['predicted_h100_s']:.1f}"
+            f" | {str(r['note']).replace('|', '/')} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--claims", nargs="*", help="claim ids (default: all)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--host-op-us", type=float, default=None, help="skip the calibration")
     ap.add_argument("--no-variants", action="store_true", help="main params only")
+    ap.add_argument("--markdown", type=Path, help="print this budget CSV as Markdown and stop")
     args = ap.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(args.markdown))
+        return 0
     torch.set_num_threads(1)
     host_op_us = args.host_op_us if args.host_op_us is not None else calibrate_host_op_us()
     bare_us, meta_us = bare_host_op_us(), measure_meta_op_us()

@@ -158,12 +158,23 @@ def adam_step(
 
 
 def adam_state_of(
-    opt: torch.optim.Adam, named: Mapping[str, torch.Tensor]
+    opt, named: Mapping[str, torch.Tensor]
 ) -> tuple[dict[str, dict[str, torch.Tensor]], int]:
-    """The Adam optimiser's moments for the named parameters (zeros if never stepped), and t."""
+    """The Adam optimiser's moments for the named parameters (zeros if never stepped), and t.
+
+    ``opt``: a ``torch.optim.Adam`` or the engine's ``repro.engine.optim.Adam``."""
+    from repro.engine.optim import BatchedOptimizer
+
+    per_param = None
+    if isinstance(opt, BatchedOptimizer):  # state is a list aligned with opt.params
+        per_param = {
+            id(p): {**st, "step": opt.step_count}
+            for p, st in zip(opt.params, opt.state, strict=True)
+        }
     state, step = {}, 0
     for name, p in named.items():
-        st = opt.state.get(p, {})
+        st = per_param.get(id(p), {}) if per_param is not None else opt.state.get(p, {})
+        st = st if "exp_avg" in st else {}
         if st:
             state[name] = {"exp_avg": st["exp_avg"], "exp_avg_sq": st["exp_avg_sq"]}
             step = int(st["step"])

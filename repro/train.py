@@ -9,6 +9,8 @@ Public API:
     OPTIMIZERS, make_optimizer(name, params, lr, betas)      "adam" | "rmsprop"
     TrainConfig                                              steps, k = d_steps, lrs, logging...
     train_gan(G, D, real, config, z_dim=..., checkpoint=...) -> TrainResult(history, snapshots)
+                                                             (runs on repro.engine.gan with the
+                                                             engine's optimiser registry)
     d_step(...), g_step(...)                                 one update of D / of G
     epoch_steps(epochs, n_items, batch_size, d_steps)        G steps at which epochs end
     evaluate_discriminator(G, D, real, gens, ...)            D accuracy / loss and G-cost
@@ -41,6 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from repro.data import Sampler, sample_normal
+from repro.engine import gan, optim
 from repro.losses import Objective, get_objective
 from repro.metrics import d_accuracy, per_seed_grad_norm
 from repro.nets import STREAM_DATA, STREAM_EVAL, STREAM_FRESH_D, seed_generators
@@ -305,8 +308,10 @@ def train_gan(
     generator.to(device)
     discriminator.to(device)
     objective = config.get_objective()
-    opt_g = make_optimizer(config.optimizer, generator.parameters(), config.lr_g, config.betas)
-    opt_d = make_optimizer(config.optimizer, discriminator.parameters(), config.lr_d, config.betas)
+    opt_g = optim.make(config.optimizer, generator.parameters(), config.lr_g, betas=config.betas)
+    opt_d = optim.make(
+        config.optimizer, discriminator.parameters(), config.lr_d, betas=config.betas
+    )
     gens = seed_generators(seeds, data_stream)
     run = _Run(0, torch.zeros(2, len(seeds), device=device, dtype=torch.float64))
     if checkpoint is not None and Path(checkpoint).exists():
@@ -317,15 +322,34 @@ def train_gan(
     bar = tqdm(total=config.steps, initial=run.step, disable=not sys.stderr.isatty(), leave=False)
     t0, b = time.perf_counter(), config.batch_size
     dtype = next(generator.parameters()).dtype
-    while run.step < config.steps:
-        d_sum = torch.zeros(len(seeds), device=device, dtype=dtype)
-        for _ in range(config.d_steps):
-            x = real(gens, b, device=device).to(dtype)
-            z = sample_normal(gens, b, z_dim, device=device, dtype=dtype)
-            d_sum += d_step(generator, discriminator, opt_d, objective, x, z, gens)
+    d_parts: list[torch.Tensor] = []  # this G step's D losses, without the penalty (logged)
+
+    def d_loss(step: int, k: int) -> torch.Tensor:
+        x = real(gens, b, device=device).to(dtype)
         z = sample_normal(gens, b, z_dim, device=device, dtype=dtype)
-        g_loss = g_step(generator, discriminator, opt_g, objective, z)
-        run.sums += torch.stack([d_sum / config.d_steps, g_loss]).to(run.sums.dtype)
+        with torch.no_grad():
+            fake = generator(z)  # only D learns here
+        loss = objective.d_loss(discriminator(x), discriminator(fake))  # (S,)
+        d_parts.append(loss.detach())
+        if objective.penalty is None:
+            return loss
+        return loss + objective.penalty_weight * objective.penalty(discriminator, x, fake, gens)
+
+    def clip(step: int, k: int) -> None:
+        if objective.clip is not None:
+            clip_parameters_(discriminator, objective.clip)
+
+    def g_loss(step: int) -> torch.Tensor:
+        z = sample_normal(gens, b, z_dim, device=device, dtype=dtype)
+        return objective.g_loss(discriminator(generator(z)))
+
+    def bookkeeping(step: int, losses: torch.Tensor) -> None:
+        nonlocal t0
+        d_sum = torch.zeros(len(seeds), device=device, dtype=dtype)
+        for part in d_parts:
+            d_sum += part
+        d_parts.clear()
+        run.sums += torch.stack([d_sum / config.d_steps, losses[1]]).to(run.sums.dtype)
         run.count += 1
         run.step += 1
         bar.update()
@@ -343,6 +367,19 @@ def train_gan(
             save_checkpoint(
                 checkpoint, _payload(generator, discriminator, opt_g, opt_d, gens, real, run, seeds)
             )
+
+    gan(
+        opt_d,
+        opt_g,
+        d_loss,
+        g_loss,
+        config.steps,
+        d_steps=config.d_steps,
+        discriminator=discriminator,
+        after_d_step=clip,
+        start=run.step,
+        after_step=bookkeeping,
+    )
     bar.close()
     history = pd.DataFrame(run.rows, columns=["step", "seed", "d_loss", "g_loss"])
     return TrainResult(history, dict(run.snapshots))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import torch
 
 from bench import budget
@@ -67,3 +68,29 @@ def test_budget_writes_a_row_per_claim_and_a_total(tmp_path):
     assert row["predicted_h100_s"] > 0
     assert table.iloc[1]["predicted_h100_s"] == row["predicted_h100_s"]
     assert rc == 0  # no sync, far under the limit
+
+
+@pytest.mark.parametrize(
+    ("syncs", "seconds", "rc"), [(0.0, 100.0, 0), (1.0, 100.0, 1), (0.0, 500.0, 1)]
+)
+def test_exit_status_fails_on_a_sync_or_over_480_s(tmp_path, monkeypatch, syncs, seconds, rc):
+    def fake(spec, variant, host_op_us):
+        return budget.Row(spec.id, "", 10, 10, syncs, seconds)
+
+    monkeypatch.setattr(budget, "budget_claim", fake)
+    args = ["--claims", "noise-bound", "--out", str(tmp_path / "b.csv"), "--host-op-us", "1"]
+    assert budget.main([*args, "--no-variants"]) == rc
+
+
+def test_markdown_table_from_a_written_csv(tmp_path):
+    out = tmp_path / "b.csv"
+    pd.DataFrame(
+        [
+            {"claim": "a", "variant": "", "kernels_per_step": 1.0, "host_ops_per_step": 2.0,
+             "syncs_per_step": 0.0, "predicted_h100_s": 3.0, "note": "x"},
+            {"claim": "total", "variant": "", "predicted_h100_s": 3.0, "note": "model"},
+        ]
+    ).to_csv(out, index=False)  # fmt: skip
+    text = budget.markdown(out)
+    assert text.splitlines()[0].startswith("| claim | variant | kernels")
+    assert "| **total** |" in text

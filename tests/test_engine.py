@@ -184,7 +184,8 @@ def test_fit_converges_and_records_curves():
 
 
 def test_gan_loop_equals_repro_train_bitwise():
-    """The GAN loop with D/G steps written against it reproduces repro.train.train_gan."""
+    """The GAN loop with D/G steps written against it reproduces repro.train.train_gan (which
+    now runs on engine.gan itself; the test pins the closures' order of draws and the clipping)."""
     from repro.data import get_sampler, sample_normal
     from repro.losses import get_objective
     from repro.nets import seed_generators
@@ -265,3 +266,21 @@ def test_gan_d_steps_may_follow_a_schedule():
     )
     assert [s for s, _ in calls] == [0, 0, 0, 1, 1, 1, 2, 3]
     assert res.losses[:, 0, 0].tolist() == [1.0, 1.0, 0.0, 0.0]  # mean of 0, 1, 2 then of 0
+
+
+def test_adam_state_of_reads_the_engine_adam_like_torch_adam():
+    from repro.remedies import adam_state_of
+
+    start = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    a, b = start.clone().requires_grad_(), start.clone().requires_grad_()
+    ref = torch.optim.Adam([a], lr=1e-2, betas=(0.5, 0.999))
+    ours = optim.make("adam", [b], 1e-2, betas=(0.5, 0.999))
+    assert adam_state_of(ours, {"w": b})[1] == 0  # never stepped: zeros, t = 0
+    for g in _grads(3, start.shape):
+        a.grad, b.grad = g.clone(), g.clone()
+        ref.step()
+        ours.step()
+    (s_ref, t_ref), (s_ours, t_ours) = adam_state_of(ref, {"w": a}), adam_state_of(ours, {"w": b})
+    assert t_ref == t_ours == 3
+    for k in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(s_ref["w"][k], s_ours["w"][k])

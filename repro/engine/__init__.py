@@ -8,8 +8,8 @@ Modules:
     loops     fit (D only, critic only, classifier) and gan (k D steps, a G step, hooks), both
               with schedules and evaluation at scheduled steps returning tidy curves
 
-The engine knows nothing about any claim (issue 15); repro.train's train_gan and fresh-D
-protocol move here in later commits.
+The engine knows nothing about any claim (issue 15). repro.train.train_gan (checkpoints, logging,
+snapshots) runs on ``gan``; repro.train's fresh-D protocol moves here in a later commit.
 """
 
 from repro.engine import optim

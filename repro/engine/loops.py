@@ -154,6 +154,8 @@ def gan(
     evaluate: EvalFn | None = None,
     eval_at: Iterable[int] = (),
     copies: Copies | None = None,
+    start: int = 0,
+    after_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Result:
     """Alternating GAN training (Goodfellow et al. 2014, Alg. 1): per generator step, ``d_steps``
     D updates on sum_c ``d_loss(step, k)``_c, each followed by ``after_d_step(step, k)`` (WGAN
@@ -165,13 +167,16 @@ def gan(
         discriminator: if given, its parameters get no gradients during the G update (saves
             D's weight gradients; G's gradient is unchanged).
         steps, evaluate, eval_at, copies: as in ``fit``; step t = after t generator steps.
+        start: the first generator step (a resumed run continues from its checkpoint's step).
+        after_step: called after every generator step with (step, its (2, C) losses), e.g. for
+            logging, snapshots and checkpoints.
 
     Returns:
         Result with losses (steps, 2, C): mean D loss over the k D steps, and G loss.
     """
     rec, losses = _Recorder(evaluate, eval_at), []
-    rec(0)
-    for step in range(steps):
+    rec(start)
+    for step in range(start, steps):
         if schedule_d is not None:
             opt_d.set_lr(schedule_d(step))
         if schedule_g is not None:
@@ -190,5 +195,7 @@ def gan(
             if discriminator is not None:
                 discriminator.requires_grad_(True)
         losses.append(torch.stack([d_sum / n_d, g]))
+        if after_step is not None:
+            after_step(step, losses[-1])
         rec(step + 1)
     return _result(losses, rec, copies)

@@ -25,38 +25,73 @@ from typing import Any
 import torch
 
 
-def _per_copy(lr: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """-lr as float32 of shape (C, 1, ..., 1), or a 0-d tensor for an unbatched parameter."""
-    lr = torch.as_tensor(lr, dtype=torch.float64)
-    neg = (-lr).to(device=like.device, dtype=like.dtype)
-    return neg.reshape(-1, *[1] * (like.dim() - 1)) if neg.dim() else neg
+def _view(scale: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
+    """A per-copy (C,) scale as (C, 1, ..., 1) against a parameter; a float passes through."""
+    if isinstance(scale, torch.Tensor):
+        return scale.view(-1, *[1] * (like.dim() - 1))
+    return scale
 
 
 class BatchedOptimizer:
-    """Base: parameters, a per-copy lr, zero_grad / step; subclasses define ``_update``."""
+    """Base: parameters, a learning rate, zero_grad / step; subclasses define ``_update``.
+
+    A float lr (every copy alike) takes torch.optim's own fused ops with a Python scalar (one
+    kernel per update, bit-identical by construction); a (C,) lr is kept on the parameters'
+    device in float64 and turned into the per-copy step size once per step, on the device, with
+    the same float64 arithmetic torch.optim does on the host (bit-identical per copy, tested).
+    """
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float | torch.Tensor):
         self.params = [p for p in params]
+        self.device = self.params[0].device if self.params else torch.device("cpu")
+        self.dtype = self.params[0].dtype if self.params else torch.float32
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
         self.step_count = 0
         self.set_lr(lr)
 
     def set_lr(self, lr: float | torch.Tensor) -> None:
-        """A float (every copy) or a (C,) tensor (copy c gets lr[c]); kept as float64."""
-        self.lr = torch.as_tensor(lr, dtype=torch.float64).clone()
+        """A float (every copy) or a (C,) tensor (copy c gets lr[c])."""
+        if isinstance(lr, torch.Tensor) and lr.dim() > 0:
+            self.lr: float | torch.Tensor = lr.detach().to(self.device, torch.float64).clone()
+        else:
+            self.lr = float(lr)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
             p.grad = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """Step count, lr and per-parameter state (tensors only: checkpointable)."""
+        return {
+            "step_count": torch.tensor(self.step_count),
+            "lr": torch.as_tensor(self.lr, dtype=torch.float64).clone(),
+            "state": [{k: v.clone() for k, v in st.items()} for st in self.state],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["state"]) != len(self.params):
+            raise ValueError(f"state for {len(state['state'])} parameters, have {len(self.params)}")
+        self.step_count = int(state["step_count"])
+        self.set_lr(state["lr"])
+        self.state = [
+            {k: v.to(p.device).clone() for k, v in st.items()}
+            for p, st in zip(self.params, state["state"], strict=True)
+        ]
+
+    def _neg_step(self, t: int) -> float | torch.Tensor:
+        """-lr: a float, or (C,) in the parameters' dtype (computed once per step)."""
+        lr = self.lr
+        return -lr if isinstance(lr, float) else (-lr).to(self.dtype)
+
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
+        scale = self._neg_step(self.step_count)
         for p, state in zip(self.params, self.state, strict=True):
             if p.grad is not None:
-                self._update(p, p.grad, state, self.step_count)
+                self._update(p, p.grad, state, self.step_count, _view(scale, p))
 
-    def _update(self, p, g, state, t) -> None:  # pragma: no cover - abstract
+    def _update(self, p, g, state, t, neg) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -65,7 +100,7 @@ class SGD(BatchedOptimizer):
         super().__init__(params, lr)
         self.momentum = float(momentum)
 
-    def _update(self, p, g, state, t):
+    def _update(self, p, g, state, t, neg):
         if self.momentum:
             buf = state.get("momentum")
             if buf is None:
@@ -73,7 +108,10 @@ class SGD(BatchedOptimizer):
             else:
                 buf.mul_(self.momentum).add_(g, alpha=1.0)
             g = buf
-        p.addcmul_(g, _per_copy(self.lr, p))  # torch's add_(g, alpha=-lr), per copy
+        if isinstance(neg, float):
+            p.add_(g, alpha=neg)  # torch.optim.SGD's op
+        else:
+            p.addcmul_(g, neg)  # the same rounding as add_(g, alpha=-lr), per copy
 
 
 class Adam(BatchedOptimizer):
@@ -82,18 +120,25 @@ class Adam(BatchedOptimizer):
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
 
-    def _update(self, p, g, state, t):
+    def _neg_step(self, t: int) -> float | torch.Tensor:
+        # -lr / (1 - beta1^t): torch.optim.Adam's step size, in float64 like its Python floats
+        bias1 = 1 - self.beta1 ** float(t)
+        lr = self.lr
+        return -(lr / bias1) if isinstance(lr, float) else (-(lr / bias1)).to(self.dtype)
+
+    def _update(self, p, g, state, t, neg):
         if not state:
             state["exp_avg"] = torch.zeros_like(p)
             state["exp_avg_sq"] = torch.zeros_like(p)
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m.lerp_(g, 1 - self.beta1)
         v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-        step = float(t)
-        bias1, bias2 = 1 - self.beta1**step, 1 - self.beta2**step
-        neg_step = _per_copy(self.lr / bias1, p)  # -lr / (1 - beta1^t), per copy
+        bias2 = 1 - self.beta2 ** float(t)
         denom = (v.sqrt() / bias2**0.5).add_(self.eps)
-        p.add_(neg_step * m / denom)  # = torch's addcdiv_(m, denom, value=-step_size)
+        if isinstance(neg, float):
+            p.addcdiv_(m, denom, value=neg)  # torch.optim.Adam's op
+        else:
+            p.add_(neg * m / denom)  # addcdiv's (value * m) / denom, per copy
 
 
 class RMSprop(BatchedOptimizer):
@@ -101,13 +146,16 @@ class RMSprop(BatchedOptimizer):
         super().__init__(params, lr)
         self.alpha, self.eps = float(alpha), float(eps)
 
-    def _update(self, p, g, state, t):
+    def _update(self, p, g, state, t, neg):
         if not state:
             state["square_avg"] = torch.zeros_like(p)
         v = state["square_avg"]
         v.mul_(self.alpha).addcmul_(g, g, value=1 - self.alpha)
         avg = v.sqrt().add_(self.eps)
-        p.add_(_per_copy(self.lr, p) * g / avg)  # = torch's addcdiv_(g, avg, value=-lr)
+        if isinstance(neg, float):
+            p.addcdiv_(g, avg, value=neg)  # torch.optim.RMSprop's op
+        else:
+            p.add_(neg * g / avg)  # addcdiv's (value * g) / avg, per copy
 
 
 class Chain:

@@ -51,6 +51,7 @@ from repro.data import (
     require_dataset,
     sample_normal,
 )
+from repro.engine import fit, optim
 from repro.experiments import Experiment, Tables, setup_table
 from repro.invariants import require
 from repro.losses import gan_d_loss, minimax_g_loss, non_saturating_g_loss
@@ -63,7 +64,7 @@ from repro.nets import (
     seed_generators,
     stream_seed,
 )
-from repro.train import TrainConfig, epoch_steps, make_optimizer, train_gan
+from repro.train import TrainConfig, epoch_steps, train_gan
 
 log = logging.getLogger(__name__)
 
@@ -417,53 +418,55 @@ def run_fresh_d(
     train = EpochSampler(_images(p, "train", device))
     gens = seed_generators(G.seeds, STREAM_FRESH_D)
     ev = _Eval(p, G, device)
-    opt = make_optimizer("adam", D.parameters(), p["d_lr"], (0.5, 0.999))
-    schedule = set(
-        eval_schedule(
-            p["d_iterations"], p["eval_every"], p["eval_every_early"], p["eval_early_until"]
-        )
+    opt = optim.make("adam", D.parameters(), p["d_lr"], betas=(0.5, 0.999))
+    schedule = eval_schedule(
+        p["d_iterations"], p["eval_every"], p["eval_every_early"], p["eval_early_until"]
     )
-    rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    acc_sum, acc_n = torch.zeros(n_ds * k, device=device), 0
-    for it in range(p["d_iterations"] + 1):
-        if it in schedule:
-            stats_ = evaluate(G, D, *ev.batch(), n_ds, costs)
-            G.zero_grad(set_to_none=True)
-            train_acc = (acc_sum / acc_n).double().cpu() if acc_n else None
-            for c in range(n_ds * k):
-                row = {"iteration": it, "copy": c}
-                row["train_accuracy"] = float(train_acc[c]) if train_acc is not None else math.nan
-                for key, v in stats_.items():
-                    row[key] = float(v[c]) if c < len(v) else math.nan
-                rows.append(row)
-            acc_sum.zero_()
-            acc_n = 0
-            if it % p["eval_every"] == 0 or it == p["d_iterations"]:
-                log.info(
-                    "fresh D it %d/%d  held-out accuracy %.4f  (%d D copies)  %.1f s",
-                    it,
-                    p["d_iterations"],
-                    float(stats_["accuracy"].mean()),
-                    n_ds * k,
-                    time.perf_counter() - t0,
-                )
-        if it == p["d_iterations"]:
-            break
+    n_copies = n_ds * k
+    acc = {"sum": torch.zeros(n_copies, device=device), "n": 0}  # train accuracy since last eval
+
+    def per_copy_loss(it: int) -> torch.Tensor:
         x = train(gens, b, device=device)
         z = sample_normal(gens, b, p["z_dim"], device=device)
         with torch.no_grad():
             fake = G(z)
         real_logits = D(repeat_copies(x, n_ds))
         fake_logits = D(repeat_copies(fake, n_ds))
-        loss = gan_d_loss(real_logits, fake_logits)  # (n_ds * K,)
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
-        acc_sum += d_accuracy(real_logits.detach(), fake_logits.detach())
-        acc_n += 1
+        acc["sum"] += d_accuracy(real_logits.detach(), fake_logits.detach())  # before the update
+        acc["n"] += 1
+        return gan_d_loss(real_logits, fake_logits)  # (n_ds * K,)
+
+    def evaluate_at(it: int) -> dict[str, torch.Tensor]:
+        stats_ = evaluate(G, D, *ev.batch(), n_ds, costs)
+        G.zero_grad(set_to_none=True)
+        nan = torch.full((n_copies,), math.nan, device=device, dtype=torch.float64)
+        train_acc = (acc["sum"] / acc["n"]).double() if acc["n"] else nan
+        acc["sum"] = torch.zeros(n_copies, device=device)
+        acc["n"] = 0
+        if it % p["eval_every"] == 0 or it == p["d_iterations"]:
+            log.info(
+                "fresh D it %d/%d  held-out accuracy %.4f  (%d D copies)  %.1f s",
+                it,
+                p["d_iterations"],
+                float(stats_["accuracy"].mean()),
+                n_copies,
+                time.perf_counter() - t0,
+            )
+        padded = {  # grad norms exist for the Ds with index 0 only: NaN for the others
+            key: torch.cat(
+                [v, torch.full((n_copies - len(v),), math.nan, dtype=v.dtype, device=v.device)]
+            )
+            if len(v) < n_copies
+            else v
+            for key, v in stats_.items()  # evaluate() returns them on the host
+        }
+        return {"train_accuracy": train_acc, **padded}
+
+    result = fit(opt, per_copy_loss, p["d_iterations"], evaluate=evaluate_at, eval_at=schedule)
+    rows = result.curves.rename(columns={"step": "iteration"})
     G.load_state_dict(frozen)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def protocol(
@@ -564,13 +567,12 @@ def train_classifier(
                 m.weight.copy_((torch.rand(m.weight.shape, generator=gen) * 2 - 1) * bound)
                 m.bias.copy_((torch.rand(m.bias.shape, generator=gen) * 2 - 1) * bound)
     net = net.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for _ in range(steps):
+
+    def loss(step: int) -> torch.Tensor:  # one classifier for all seeds: a single loss
         idx = torch.randint(len(x), (batch,), generator=gen).to(device)
-        loss = F.cross_entropy(net(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return F.cross_entropy(net(x[idx]), y[idx])
+
+    fit(optim.make("adam", net.parameters(), 1e-3), loss, steps)
     xt, yt = _images(params, "test", device), load_labels(params["dataset"], "test").to(device)
     with torch.no_grad():
         pred = torch.cat([net(c).argmax(1) for c in xt.split(1024)])

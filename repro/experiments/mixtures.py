@@ -30,12 +30,12 @@ from torch.func import functional_call
 from repro import remedies
 from repro.data import grid_means, ring_means, sample_mixture, sample_normal
 from repro.divergences import w1_samples
+from repro.engine import gan, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.losses import Objective, get_objective
 from repro.metrics import mode_counts, mode_metrics, nearest_mode
 from repro.nets import (
     STREAM_D,
-    STREAM_DATA,
     STREAM_EVAL,
     STREAM_G,
     BatchedLinear,
@@ -43,7 +43,7 @@ from repro.nets import (
     seed_generators,
 )
 from repro.plots import figure
-from repro.train import clip_parameters_, make_optimizer
+from repro.train import clip_parameters_
 
 log = logging.getLogger(__name__)
 
@@ -259,39 +259,52 @@ def train_method(
     G, D = build_models(method, params, seeds, device)
     lr = float(params[method.lr_key])
     betas = tuple(method.betas or params["betas"])
-    opt_g = make_optimizer(method.optimizer, G.parameters(), lr, betas)
-    opt_d = make_optimizer(method.optimizer, D.parameters(), lr, betas)
-    gens = seed_generators(seeds, STREAM_DATA)
+    opt_g = optim.make(method.optimizer, G.parameters(), lr, betas=betas)
+    opt_d = optim.make(method.optimizer, D.parameters(), lr, betas=betas)
+    gens = generators(seeds, "data")
     b, z_dim = params["batch_size"] * method.pack, params["z_dim"]
-    snaps: dict[int, torch.Tensor] = {}
+    steps = params["steps"]
 
     real = _real_sampler(mixture, params, seeds, device)
 
     def batch():
         return real(gens, b), sample_normal(gens, b, z_dim, device=device)
 
-    for step in range(params["steps"]):
-        if snapshot_every and step % snapshot_every == 0:
-            snaps[step] = sample_generator(G, params, seeds, device)
-        for _ in range(method.d_steps):
-            x, z = batch()
-            with torch.no_grad():
-                fake = G(z)
-            xr, xf = _noise(method, params, step, x, gens), _noise(method, params, step, fake, gens)
-            loss = _d_loss(obj, D, xr, xf)
-            if obj.penalty is not None:
-                loss = loss + obj.penalty_weight * obj.penalty(D, xr, xf, gens)
-            opt_d.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            opt_d.step()
-            if obj.clip is not None:
-                clip_parameters_(D, obj.clip)
-        g_loss = _g_loss(method, obj, G, D, opt_d, params, step, gens, batch)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.sum().backward()
-        opt_g.step()
-    if snapshot_every:
-        snaps[params["steps"]] = sample_generator(G, params, seeds, device)
+    def d_loss(step: int, k: int) -> torch.Tensor:
+        x, z = batch()
+        with torch.no_grad():
+            fake = G(z)
+        xr, xf = _noise(method, params, step, x, gens), _noise(method, params, step, fake, gens)
+        loss = _d_loss(obj, D, xr, xf)
+        if obj.penalty is not None:
+            loss = loss + obj.penalty_weight * obj.penalty(D, xr, xf, gens)
+        return loss
+
+    def clip(step: int, k: int) -> None:
+        if obj.clip is not None:
+            clip_parameters_(D, obj.clip)
+
+    def g_loss(step: int) -> torch.Tensor:
+        return _g_loss(method, obj, G, D, opt_d, params, step, gens, batch)
+
+    def snapshot(step: int) -> dict[str, torch.Tensor]:
+        return {"samples": sample_generator(G, params, seeds, device)}
+
+    # D keeps its gradients in the G step: the unrolled G differentiates through D's parameters
+    result = gan(
+        opt_d,
+        opt_g,
+        d_loss,
+        g_loss,
+        steps,
+        d_steps=method.d_steps,
+        after_d_step=clip,
+        evaluate=snapshot if snapshot_every else None,
+        eval_at=[t for t in range(steps) if t % snapshot_every == 0] + [steps]
+        if snapshot_every
+        else (),
+    )
+    snaps = {step: ev["samples"] for step, ev in result.evals}
     D.zero_grad(set_to_none=True)
     return G, snaps
 

@@ -40,12 +40,12 @@ from scipy import special, stats
 
 from repro import divergences as dv
 from repro import plots
-from repro.engine import STREAMS, Copies, fit, generators, optim
+from repro.engine import STREAMS, Copies, fit, gan, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.losses import gan_d_loss, get_objective
 from repro.metrics import d_accuracy
-from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, STREAM_G, BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 from repro.noise import add_instance_noise, noise_std_at
 
 GRID_HALFWIDTH_STDS = 9.0  # quadrature grids reach 9 noise stds past the supports (phi(9) ~ 1e-18)
@@ -606,7 +606,7 @@ def run_bound(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     exact = pd.DataFrame(exact)
     rows = []
     for seed in seeds:
-        gen = seed_generators([seed], STREAM_EVAL)[0]
+        gen = generators([seed], "eval")[0]
         for pair in params["pairs"]:
             xr, xg = pair_samples(pair, theta, n_w, gen)
             w1 = dv.w1_samples(xr, xg)
@@ -787,73 +787,94 @@ def _two_conditions(x: torch.Tensor, std: float, gens: Sequence[torch.Generator]
     return torch.cat([add_instance_noise(x[:n_s], std, gens), x[n_s:]])
 
 
-def _w1_to_target(target: str, G, gens, n: int, device) -> np.ndarray:
-    """W1 from each copy's G to the target: |theta| exactly (lines), POT on n samples (curve)."""
+def _eval_samples(target: str, G, gens, n: int, device) -> dict[str, torch.Tensor]:
+    """What the W1 to the target needs, kept on the device until training ends: |theta| per copy
+    (lines) or G's samples (2S, n, 2) and the target's (S, n, 2) from ``gens`` (curve)."""
     if target == "lines":
-        return G.theta.detach().abs().double().cpu().numpy()
+        return {"abs_theta": G.theta.detach().abs()}
     with torch.no_grad():
         z = sample_latent(target, gens, n)
-        fake = G(torch.cat([z, z]).to(device)).double().cpu().numpy()  # (2S, n, 2)
-    real = sample_target(target, gens, n).double().numpy()
-    n_s = len(gens)
+        fake = G(torch.cat([z, z]).to(device))  # (2S, n, 2)
+    return {"fake": fake, "real": sample_target(target, gens, n)}
+
+
+def _w1_to_target(target: str, ev: dict[str, torch.Tensor]) -> np.ndarray:
+    """W1 from each copy's G to the target: |theta| exactly (lines), POT on n samples (curve)."""
+    if target == "lines":
+        return ev["abs_theta"].double().cpu().numpy()
+    fake, real = ev["fake"].double().cpu().numpy(), ev["real"].double().numpy()
+    n_s = len(real)
     return np.array([dv.w1_samples(fake[c], real[c % n_s]) for c in range(2 * n_s)])
 
 
 def train_annealed(target: str, params: Mapping[str, Any], seeds: Sequence[int], device):
-    """One batched GAN over copies (noise, seed) + (no noise, seed); W1 curve every eval_every."""
+    """One batched GAN over copies (noise, seed) + (no noise, seed) on ``repro.engine.gan``; the
+    W1 curve at every ``eval_every`` steps, solved after training."""
     n_s = len(seeds)
     copy_seeds = list(seeds) + list(seeds)
     if target == "lines":
         G = LineGenerator(2 * n_s, float(params["lines_theta0"])).to(device)
     else:
         g_sizes = (1, *[int(params["g_hidden"])] * int(params["depth"]), 2)
-        G = BatchedMLP(g_sizes, seeds=copy_seeds, stream=STREAM_G).to(device)
+        G = BatchedMLP(g_sizes, seeds=copy_seeds, stream=STREAMS["g_init"]).to(device)
     d_sizes = (2, *[int(params["hidden"])] * int(params["depth"]), 1)
-    D = BatchedMLP(d_sizes, seeds=copy_seeds, stream=STREAM_D).to(device)
+    D = BatchedMLP(d_sizes, seeds=copy_seeds, stream=STREAMS["d_init"]).to(device)
     betas = tuple(float(b) for b in params["betas"])
-    opt_g = torch.optim.Adam(G.parameters(), lr=float(params["lr_g"]), betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=float(params["lr_d"]), betas=betas)
+    opt_g = optim.make("adam", G.parameters(), float(params["lr_g"]), betas=betas)
+    opt_d = optim.make("adam", D.parameters(), float(params["lr_d"]), betas=betas)
     g_cost = get_objective(str(params["g_objective"])).g_loss
-    gens = seed_generators(seeds, STREAM_DATA)
+    gens = generators(seeds, "data")
     steps, batch = int(params["steps"]), int(params["batch_size"])
     schedule, anneal = dict(params["noise_schedule"]), int(params["anneal_steps"])
-    rows = []
-    for step in range(steps + 1):
+
+    def d_loss(step: int, k: int) -> torch.Tensor:
         std = noise_std_at(step, anneal, schedule)
-        if step % int(params["eval_every"]) == 0 or step == steps:
-            eval_gens = seed_generators([s + 7919 * step for s in seeds], STREAM_EVAL)
-            w1 = _w1_to_target(target, G, eval_gens, int(params["n_w1"]), device)
-            for c in range(2 * n_s):
-                rows.append(
-                    {
-                        "target": target,
-                        "condition": "annealed noise" if c < n_s else "no noise",
-                        "seed": int(copy_seeds[c]),
-                        "step": step,
-                        "noise_std": std if c < n_s else 0.0,
-                        "w1": float(w1[c]),
-                    }
-                )
-        if step == steps:
-            break
-        for _ in range(int(params["d_steps"])):
-            real = sample_target(target, gens, batch)
-            z = sample_latent(target, gens, batch)
-            real = _two_conditions(torch.cat([real, real]), std, gens).to(device)
-            with torch.no_grad():
-                fake = G(torch.cat([z, z]).to(device)).cpu()
-            fake = _two_conditions(fake, std, gens).to(device)
-            d_loss = gan_d_loss(D(real), D(fake)).sum()
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+        real = sample_target(target, gens, batch)
+        z = sample_latent(target, gens, batch)
+        real = _two_conditions(torch.cat([real, real]), std, gens).to(device)
+        with torch.no_grad():
+            fake = G(torch.cat([z, z]).to(device)).cpu()
+        fake = _two_conditions(fake, std, gens).to(device)
+        return gan_d_loss(D(real), D(fake))
+
+    def g_loss(step: int) -> torch.Tensor:
+        std = noise_std_at(step, anneal, schedule)
         z = sample_latent(target, gens, batch)
         fake = G(torch.cat([z, z]).to(device))
         eps = _two_conditions(torch.zeros_like(fake).cpu(), std, gens).to(device)  # noise only
-        g_loss = g_cost(D(fake + eps)).sum()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+        return g_cost(D(fake + eps))
+
+    def evaluate(step: int) -> dict[str, torch.Tensor]:
+        eval_gens = generators([s + 7919 * step for s in seeds], "eval")
+        return _eval_samples(target, G, eval_gens, int(params["n_w1"]), device)
+
+    every = int(params["eval_every"])
+    result = gan(
+        opt_d,
+        opt_g,
+        d_loss,
+        g_loss,
+        steps,
+        d_steps=int(params["d_steps"]),
+        discriminator=D,
+        evaluate=evaluate,
+        eval_at=[t for t in range(steps + 1) if t % every == 0 or t == steps],
+    )
+    rows = []
+    for step, ev in result.evals:
+        std = noise_std_at(step, anneal, schedule)
+        w1 = _w1_to_target(target, ev)
+        for c in range(2 * n_s):
+            rows.append(
+                {
+                    "target": target,
+                    "condition": "annealed noise" if c < n_s else "no noise",
+                    "seed": int(copy_seeds[c]),
+                    "step": step,
+                    "noise_std": std if c < n_s else 0.0,
+                    "w1": float(w1[c]),
+                }
+            )
     return pd.DataFrame(rows)
 
 

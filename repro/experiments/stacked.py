@@ -36,6 +36,7 @@ from torch import nn
 from repro import data as rdata
 from repro import plots
 from repro.data import resolve_dataset
+from repro.engine import STREAMS, fit, generators, optim
 from repro.experiments import Experiment, Tables, setup_table
 from repro.metrics import reverse_kl_uniform
 from repro.nets import (
@@ -62,7 +63,6 @@ EVAL_SAMPLES = 26_000  # PacGAN Table 2 / VEEGAN Table 2 protocol
 METHODS = ("gan", "pacgan2", "minibatch")
 DATASETS = rdata.DATASETS  # and "auto" (repro.data.resolve_dataset)
 SPLIT_SEED = 20_161_130  # one fixed train / held-out split of the digits, for every seed
-STREAM_CLASSIFIER = 5  # random stream of the classifier (init and minibatches)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,26 +143,22 @@ def train_classifier(
     per-seed cross-entropies over minibatches of the training split."""
     side = images.shape[-1]
     width = int(params["classifier_hidden"])
-    net = BatchedMLP((side * side, width, width, N_CLASSES), seeds, stream=STREAM_CLASSIFIER)
+    net = BatchedMLP((side * side, width, width, N_CLASSES), seeds, stream=STREAMS["classifier"])
     net.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    gens = seed_generators(seeds, STREAM_CLASSIFIER)
+    gens = generators(seeds, "classifier")
     flat, labels = images.reshape(len(images), -1).to(device), labels.to(device)
     batch = min(128, len(flat))
-    for _ in range(int(params["classifier_steps"])):
+
+    def per_seed_loss(step: int) -> torch.Tensor:
         idx = torch.stack([torch.randint(len(flat), (batch,), generator=g) for g in gens])
         idx = idx.to(device)
         logits = net(flat[idx])  # (S, B, 10)
-        loss = (
-            F.cross_entropy(
-                logits.reshape(-1, N_CLASSES), labels[idx].reshape(-1), reduction="none"
-            )
-            .reshape(len(seeds), batch)
-            .mean(1)
+        ce = F.cross_entropy(
+            logits.reshape(-1, N_CLASSES), labels[idx].reshape(-1), reduction="none"
         )
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
+        return ce.reshape(len(seeds), batch).mean(1)
+
+    fit(optim.make("adam", net.parameters(), 1e-3), per_seed_loss, int(params["classifier_steps"]))
     return net
 
 
