@@ -172,10 +172,9 @@ def calibrate_host_op_us(repeats: int = 9, n: int = 50) -> float:
     return min(timings)
 
 
-def bare_host_op_us(repeats: int = 5, n: int = 4000) -> float:
-    """Microseconds of a bare small CPU op (add of two 64-float tensors; fastest of
-    ``repeats``), for reference."""
-    a, b = torch.randn(64), torch.randn(64)
+def _small_add_us(device: str, repeats: int, n: int) -> float:
+    """Microseconds of one add of two 64-float tensors on ``device`` (fastest of ``repeats``)."""
+    a, b = torch.randn(64, device=device), torch.randn(64, device=device)
     timings = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -183,18 +182,16 @@ def bare_host_op_us(repeats: int = 5, n: int = 4000) -> float:
             torch.add(a, b)
         timings.append((time.perf_counter() - t0) / n * 1e6)
     return min(timings)
+
+
+def bare_host_op_us(repeats: int = 5, n: int = 4000) -> float:
+    """Microseconds of a bare small CPU op (fastest of ``repeats``), for reference."""
+    return _small_add_us("cpu", repeats, n)
 
 
 def measure_meta_op_us(repeats: int = 5, n: int = 4000) -> float:
     """Microseconds of one small op on the meta device here (fastest of ``repeats``)."""
-    a, b = torch.randn(64, device="meta"), torch.randn(64, device="meta")
-    timings = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            torch.add(a, b)
-        timings.append((time.perf_counter() - t0) / n * 1e6)
-    return min(timings)
+    return _small_add_us("meta", repeats, n)
 
 
 def fashion_present() -> bool:
