@@ -27,7 +27,7 @@ import torch
 import yaml
 
 from repro.data import EpochSampler, image_size
-from repro.experiments import gradients as gr
+from repro.experiments.family import arjovsky_bottou as ab
 from repro.nets import ConvDiscriminator, ConvGenerator
 from repro.train import TrainConfig, epoch_steps, train_gan
 
@@ -49,9 +49,9 @@ def _timed(fn, device: torch.device) -> float:
 
 
 def gan_step_seconds(p, seeds, device, steps: int) -> float:
-    real = EpochSampler(gr._images(p, "train", device))
+    real = EpochSampler(ab.load_split(p, "train", device))
     size = image_size(p["dataset"])
-    G = gr.make_generator(p, seeds, size)
+    G = ab.make_generator(p, seeds, size)
     D = ConvDiscriminator(seeds, channels=p["d_channels"], image_size=size)
     cfg = TrainConfig(steps=steps, batch_size=p["batch_size"], log_every=steps)
     train_gan(
@@ -72,15 +72,15 @@ def fresh_d_seconds(p, seeds, device, iterations: int, n_ds: int) -> tuple[float
     snaps = [ConvGenerator(seeds, p["z_dim"], p["g_channels"], size).state_dict()] * len(
         p["g_epochs"]
     )
-    G = gr.stack_snapshots(p, seeds, snaps, device)
-    D = gr.fresh_discriminators(p, G, n_ds, device)
+    G = ab.stack_snapshots(p, seeds, snaps, device)
+    D = ab.fresh_discriminators(p, G, n_ds, device)
     q = dict(p) | {"d_iterations": 2, "eval_every": 10**9, "eval_early_until": 0}
-    gr.run_fresh_d(q, G, D, n_ds, (), device)  # warm-up
+    ab.run_fresh_d(q, G, D, n_ds, (), device)  # warm-up
     q["d_iterations"] = iterations
-    per_it = _timed(lambda: gr.run_fresh_d(q, G, D, n_ds, (), device), device) / iterations
-    ev = gr._Eval(p, G, device)
+    per_it = _timed(lambda: ab.run_fresh_d(q, G, D, n_ds, (), device), device) / iterations
+    ev = ab._Eval(p, G, device)
     x, z = ev.batch()
-    per_eval = _timed(lambda: gr.evaluate(G, D, x, z, n_ds, ("minimax",)), device)
+    per_eval = _timed(lambda: ab.evaluate(G, D, x, z, n_ds, ("minimax",)), device)
     return per_it, per_eval
 
 
@@ -98,7 +98,7 @@ def main() -> None:
     p0 = specs["vanishing-gradients"]["scales"][args.scale]
     seeds = list(range(p0["seeds"]))
     gan = gan_step_seconds(p0["params"], seeds, device, args.steps)
-    n_train = len(gr._images(p0["params"], "train", "cpu"))
+    n_train = len(ab.load_split(p0["params"], "train", "cpu"))
     gan_steps = max(epoch_steps(p0["params"]["g_epochs"], n_train, p0["params"]["batch_size"]))
     print(
         f"device {device}; {args.scale}: {len(seeds)} seeds; GAN {gan * 1e3:.1f} ms/step x "
@@ -110,7 +110,7 @@ def main() -> None:
         n_ds = p.get("n_ds", 1)
         per_it, per_eval = fresh_d_seconds(p, seeds, device, args.steps, n_ds)
         n_eval = len(
-            gr.eval_schedule(
+            ab.eval_schedule(
                 p["d_iterations"], p["eval_every"], p["eval_every_early"], p["eval_early_until"]
             )
         )

@@ -147,12 +147,13 @@ def calibrate_host_op_us(repeats: int = 9, n: int = 50) -> float:
     """Microseconds per host op as the experiments issue them, measured on this machine.
 
     The host ops of a step are mostly per-seed sampling on CPU generators; we time
-    ``repro.experiments.discriminator.draw_batch`` (3 pairs x 10 seeds x 512 samples: multinomial,
-    randn, indexing, copies per seed, Python loop included) and divide by its op count. The
+    ``repro.experiments.optimal_discriminator.draw_batch`` (3 pairs x 10 seeds x 512 samples:
+    multinomial, randn, indexing, copies per seed, Python loop included) and divide by its op
+    count. The
     fastest of ``repeats`` timings of ``n`` calls: on a shared machine the others measure the
     neighbours' load.
     """
-    from repro.experiments.discriminator import draw_batch
+    from repro.experiments.optimal_discriminator import draw_batch
     from repro.nets import seed_generators
 
     gens = seed_generators(range(10), 2)
@@ -220,7 +221,7 @@ def fashion_stand_in():
     import numpy as np
 
     from repro import data
-    from repro.experiments import gradients
+    from repro.experiments.family import arjovsky_bottou as ab
 
     sizes = {"train": STAND_IN_TRAIN, "test": 10_000}
 
@@ -228,13 +229,13 @@ def fashion_stand_in():
         n = sizes[split]
         return np.zeros((n, 28, 28), np.uint8), np.zeros(n, np.uint8)
 
-    saved = (data.require_dataset, data._fashion_arrays, gradients.require_dataset)
-    data.require_dataset = gradients.require_dataset = lambda name, root=None: None
+    saved = (data.require_dataset, data._fashion_arrays, ab.require_dataset)
+    data.require_dataset = ab.require_dataset = lambda name, root=None: None
     data._fashion_arrays = arrays
     try:
         yield
     finally:
-        data.require_dataset, data._fashion_arrays, gradients.require_dataset = saved
+        data.require_dataset, data._fashion_arrays, ab.require_dataset = saved
 
 
 def count_run(spec, params: dict[str, Any], seeds: list[int]) -> tuple[Counts, str | None]:

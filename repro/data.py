@@ -11,6 +11,8 @@ Public API:
     grid_means(n_per_side, spacing) -> (K, 2)          square grid centred on 0
     sample_mixture(gens, batch, means, mode_std, weights)   isotropic Gaussian mixture in R^d
     sample_ring / sample_grid / sample_mixture_1d / sample_parallel_lines
+    sample_line_pairs(thetas, gens, batch)             P0 and P_theta for every (theta, seed) copy
+    sample_noisy_line_pairs(stds, thetas, gens, batch) with instance noise, per (std, theta, seed)
     sample_normal(gens, batch, dim)                    latent noise z ~ N(0, I)
     load_digits_images() -> (1797, 1, 8, 8)            scikit-learn digits scaled to [-1, 1]
     EpochSampler(data)                                 minibatches without replacement, per-seed
@@ -39,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from repro.noise import add_instance_noise
 
 Sampler = Callable[..., torch.Tensor]  # sampler(gens, batch, device=None) -> (S, B, ...)
 
@@ -156,6 +160,53 @@ def sample_parallel_lines(
         z = torch.rand(batch, generator=g)
         draws.append(torch.stack([torch.full_like(z, float(theta)), z], dim=1))
     return _stack(draws, device)
+
+
+def sample_line_pairs(
+    thetas: Sequence[float], gens: Sequence[torch.Generator], batch: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples of P0 and P_theta for every (theta, seed) copy, copy index = theta * S + seed.
+
+    Returns (real, fake), each (T*S, B, 2): real = (0, z), fake = (theta, z'), z, z' ~ U[0, 1].
+    """
+    n_t, n_s = len(thetas), len(gens)
+    z = torch.empty(n_t, n_s, 2, batch)
+    for s, gen in enumerate(gens):
+        z[:, s] = torch.rand(n_t, 2, batch, generator=gen)
+    th = (
+        torch.tensor(thetas, dtype=torch.get_default_dtype())
+        .reshape(n_t, 1, 1)
+        .expand(n_t, n_s, batch)
+    )
+    real = torch.stack([torch.zeros_like(th), z[:, :, 0]], dim=-1)  # (T, S, B, 2)
+    fake = torch.stack([th, z[:, :, 1]], dim=-1)
+    return real.reshape(n_t * n_s, batch, 2), fake.reshape(n_t * n_s, batch, 2)
+
+
+def sample_noisy_line_pairs(
+    noise_stds: Sequence[float],
+    thetas: Sequence[float],
+    gens: Sequence[torch.Generator],
+    batch: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noisy samples of P0 and P_theta for every copy: (real, fake), each (N*T*S, B, 2).
+
+    Seed s draws its lines and its noise from ``gens[s]`` only; the noise goes through the shared
+    transform ``repro.noise.add_instance_noise`` (one call per noise std).
+    """
+    n_n, n_t, n_s = len(noise_stds), len(thetas), len(gens)
+    z = torch.stack([torch.rand(n_n, n_t, 2, batch, generator=g) for g in gens])  # (S,N,T,2,B)
+    th = torch.tensor([0.0, 1.0]).reshape(1, 1, 1, 2, 1) * torch.tensor(thetas).reshape(
+        1, 1, n_t, 1, 1
+    )
+    x = torch.stack([th.expand_as(z), z], dim=-1)  # (S, N, T, 2 sides, B, 2)
+    noisy = []
+    for i, std in enumerate(noise_stds):
+        xi = x[:, i].reshape(n_s, n_t * 2 * batch, 2)
+        noisy.append(add_instance_noise(xi, float(std), gens).reshape(n_s, n_t, 2, batch, 2))
+    out = torch.stack(noisy, dim=1).permute(1, 2, 0, 3, 4, 5)  # (N, T, S, 2, B, 2)
+    out = out.reshape(n_n * n_t * n_s, 2, batch, 2)
+    return out[:, 0], out[:, 1]
 
 
 def sample_normal(

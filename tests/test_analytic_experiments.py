@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import jsonschema
 import matplotlib.figure
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,10 +13,13 @@ import pytest
 import torch
 import yaml
 
+from repro import data, experiments
 from repro import divergences as dv
-from repro import experiments
-from repro.experiments import discriminator, fgan, supports
+from repro.experiments import fenchel_conjugates as fc
+from repro.experiments import js_disjoint_supports as jsd
+from repro.experiments import optimal_discriminator as od
 from repro.invariants import InvariantError
+from repro.nets import BatchedMLP
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = {
@@ -45,21 +47,6 @@ def smoke_run(claim_id: str) -> dict[str, pd.DataFrame]:
 
 
 # ------------------------------------------------------------------------------ specs
-
-
-@pytest.mark.parametrize("claim_id", CLAIMS)
-def test_spec_validates_and_matches_its_experiment(claim_id):
-    data = spec(claim_id)
-    schema = yaml.safe_load((ROOT / "claims" / "schema" / "claim.schema.yaml").read_text())
-    jsonschema.validate(data, schema)
-    assert data["id"] == claim_id
-    exp = experiments.get(data["experiment"])
-    assert data["experiment"] == CLAIMS[claim_id]
-    for check in data["checks"]:
-        assert check["metric"] in exp.metrics
-    for scale in ("smoke", "quick", "full"):
-        assert set(data["scales"][scale]["params"]) == set(exp.params), scale
-    assert {f["name"] for f in data["figures"]} <= set(exp.figures)
 
 
 # ------------------------------------------------------------------------------ contract
@@ -96,18 +83,18 @@ def test_same_seeds_give_identical_numbers(claim_id):
 
 
 def test_optimal_discriminator_scores_d_star_as_exact():
-    x = np.linspace(*discriminator.GRID, 2001)
-    p, q = (discriminator.mixture_density(x, m) for m in discriminator.PAIRS["mixture"])
+    x = np.linspace(*od.GRID, 2001)
+    p, q = (od.mixture_density(x, m) for m in od.PAIRS["mixture"])
     logits = np.log(p) - np.log(q)
-    out = discriminator.evaluate_pair(logits, p, q, x, support_frac=0.05)
+    out = od.evaluate_pair(logits, p, q, x, support_frac=0.05)
     assert out["d_sup_error"] == pytest.approx(0.0, abs=1e-12)
     assert out["value_gap"] == pytest.approx(0.0, abs=1e-10)
 
 
 def test_mixture_sampler_matches_its_density():
     gen = torch.Generator().manual_seed(0)
-    mix = discriminator.PAIRS["mixture"][0]
-    xs = discriminator.sample_mixture(mix, (200_000,), gen).double()
+    mix = od.PAIRS["mixture"][0]
+    xs = od.sample_mixture(mix, (200_000,), gen).double()
     # mean 0, variance 0.5^2 + 2^2 = 4.25; standard errors ~0.005 and ~0.01
     assert float(xs.mean()) == pytest.approx(0.0, abs=0.03)
     assert float(xs.var()) == pytest.approx(4.25, abs=0.06)
@@ -115,45 +102,45 @@ def test_mixture_sampler_matches_its_density():
 
 def test_parallel_lines_samples_and_line_fit():
     gens = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
-    real, fake = supports.sample_lines([0.0, 0.5], gens, 1000)
+    real, fake = data.sample_line_pairs([0.0, 0.5], gens, 1000)
     assert real.shape == fake.shape == (4, 1000, 2)
     assert torch.all(real[..., 0] == 0)
     torch.testing.assert_close(fake[2:, :, 0], torch.full((2, 1000), 0.5))
     assert float(real[..., 1].min()) >= 0 and float(real[..., 1].max()) <= 1
-    slope, intercept, r2 = supports.line_fit(np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 5.0]))
+    slope, intercept, r2 = jsd.line_fit(np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 5.0]))
     assert (slope, intercept, r2) == pytest.approx((2.0, 1.0, 1.0), abs=1e-12)
 
 
 def test_critic_penalty_is_zero_for_a_unit_slope_critic():
-    crit = supports.BatchedMLP((2, 1), seeds=[0])
+    crit = BatchedMLP((2, 1), seeds=[0])
     with torch.no_grad():
         crit.layers[0].weight.copy_(torch.tensor([[[-1.0], [0.0]]]))  # f(x) = -x1 (+ bias)
     real = torch.zeros(1, 8, 2)
     fake = torch.cat([torch.full((1, 8, 1), 0.7), torch.rand(1, 8, 1)], -1)
     u = torch.rand(1, 8, 1)
-    loss = supports.critic_loss(crit, real, fake, u, gp_lambda=10.0)
+    loss = jsd.critic_loss(crit, real, fake, u, gp_lambda=10.0)
     torch.testing.assert_close(loss, torch.tensor([-0.7]), rtol=0, atol=1e-6)  # -(W) + 0
 
 
 def test_fgan_conjugate_table_and_quadrature_bound_at_t_star():
-    table = fgan.conjugate_table(["kl", "gan"], 5)
+    table = fc.conjugate_table(["kl", "gan"], 5)
     assert table["rel_error"].max() < 1e-9
-    x = np.linspace(*fgan.GRID, 3001)
-    (mp, sp), (mq, sq) = fgan.PAIRS["shift"]
+    x = np.linspace(*fc.GRID, 3001)
+    (mp, sp), (mq, sq) = fc.PAIRS["shift"]
     p, q = dv.gaussian_pdf(x, mp, sp), dv.gaussian_pdf(x, mq, sq)
     # KL: g_f is the identity, so V = T* = 1 + log(p/q) attains D_f exactly
     v_star = 1.0 + np.log(p) - np.log(q)
-    assert fgan.quadrature_bound("kl", v_star, p, q, x) == pytest.approx(0.5, rel=1e-9)
-    assert fgan.quadrature_bound("kl", v_star + 0.3, p, q, x) < 0.5
+    assert fc.quadrature_bound("kl", v_star, p, q, x) == pytest.approx(0.5, rel=1e-9)
+    assert fc.quadrature_bound("kl", v_star + 0.3, p, q, x) < 0.5
 
 
 def test_unknown_names_list_the_valid_ones():
     params = {**smoke_params("optimal-discriminator"), "pairs": ["shift", "nope"]}
     with pytest.raises(ValueError, match="valid: shift, scale, mixture"):
-        discriminator.run(params, [0], CPU)
+        od.run(params, [0], CPU)
     params = {**smoke_params("fenchel-conjugates"), "divergences": ["kl", "no-such-divergence"]}
     with pytest.raises(ValueError, match="valid: kl, reverse_kl, pearson"):
-        fgan.run(params, [0], CPU)
+        fc.run(params, [0], CPU)
 
 
 # ------------------------------------------------------------------------------ invariants
@@ -161,18 +148,18 @@ def test_unknown_names_list_the_valid_ones():
 
 def test_value_above_c_of_g_raises_an_invariant_error(monkeypatch):
     """V(D, G) <= C(G) holds by construction on the grid: if it did not, the run must raise."""
-    monkeypatch.setattr(discriminator.dv, "gan_value_logits", lambda *a: 1.0)  # V > C(G)
+    monkeypatch.setattr(dv, "gan_value_logits", lambda *a: 1.0)  # V > C(G)
     params = {**smoke_params("optimal-discriminator"), "steps": 2}
     with pytest.raises(InvariantError, match="exceeds C\\(G\\)"):
-        discriminator.run(params, [0], CPU)
+        od.run(params, [0], CPU)
 
 
 def test_bound_above_d_f_raises_an_invariant_error(monkeypatch):
     """Fenchel-Young makes the quadrature bound <= D_f: a bound above it must raise."""
-    monkeypatch.setattr(fgan, "quadrature_bound", lambda *a: 1e3)
+    monkeypatch.setattr(fc, "quadrature_bound", lambda *a: 1e3)
     params = {**smoke_params("fenchel-conjugates"), "steps": 2, "conjugate_points": 3}
     with pytest.raises(InvariantError, match="exceeds D_f"):
-        fgan.run(params, [0], CPU)
+        fc.run(params, [0], CPU)
 
 
 def test_per_seed_splits_small_and_large_thetas():
@@ -190,7 +177,7 @@ def test_per_seed_splits_small_and_large_thetas():
             "w_true": np.abs(thetas),
         }
     )
-    row = supports.per_seed(est).iloc[0]
+    row = jsd.per_seed(est).iloc[0]
     assert row["js_gap_max"] == pytest.approx(dv.LOG2 - 0.68)
     assert row["d_accuracy_min"] == pytest.approx(0.995)
     assert row["js_gap_max_small"] == pytest.approx(dv.LOG2 - 0.05)

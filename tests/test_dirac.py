@@ -15,8 +15,8 @@ import torch
 import yaml
 from scipy import integrate, stats
 
-from repro import experiments
-from repro.experiments import dirac
+from repro.experiments import dirac_gan as dg
+from repro.experiments.family import dirac as fdirac
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = {
@@ -38,37 +38,37 @@ def test_f_derivatives_match_finite_differences():
     t = t64(-3.0, -0.5, 0.0, 0.7, 4.0)
     e = 1e-6
     torch.testing.assert_close(
-        dirac.f1(t), (dirac.f_gan(t + e) - dirac.f_gan(t - e)) / (2 * e), rtol=1e-7, atol=1e-9
+        fdirac.f1(t), (fdirac.f_gan(t + e) - fdirac.f_gan(t - e)) / (2 * e), rtol=1e-7, atol=1e-9
     )
     torch.testing.assert_close(
-        dirac.f2(t), (dirac.f1(t + e) - dirac.f1(t - e)) / (2 * e), rtol=1e-6, atol=1e-9
+        fdirac.f2(t), (fdirac.f1(t + e) - fdirac.f1(t - e)) / (2 * e), rtol=1e-6, atol=1e-9
     )
-    assert float(dirac.f1(t64(0.0))) == pytest.approx(dirac.F1_0)
-    assert float(dirac.f2(t64(0.0))) == pytest.approx(dirac.F2_0)
+    assert float(fdirac.f1(t64(0.0))) == pytest.approx(fdirac.F1_0)
+    assert float(fdirac.f2(t64(0.0))) == pytest.approx(fdirac.F2_0)
 
 
 def test_gan_field_at_one_one():
     # v = (-psi f'(psi theta), theta f'(psi theta)), f'(1) = sigmoid(-1) = 1 / (1 + e)
-    vt, vp = dirac.gan_field(t64(1.0), t64(1.0))
+    vt, vp = fdirac.gan_field(t64(1.0), t64(1.0))
     assert float(vt) == pytest.approx(-SIG_M1, abs=1e-12)
     assert float(vp) == pytest.approx(SIG_M1, abs=1e-12)
 
 
 def test_ns_gan_field_at_one_one():
-    vt, vp = dirac.ns_gan_field(t64(1.0), t64(1.0))
+    vt, vp = fdirac.ns_gan_field(t64(1.0), t64(1.0))
     assert float(vt) == pytest.approx(-(1 - SIG_M1), abs=1e-12)  # -f'(-1) = -sigmoid(1)
     assert float(vp) == pytest.approx(SIG_M1, abs=1e-12)
 
 
 def test_r1_term_is_minus_gamma_psi():
-    vt, vp = dirac.r1_field(t64(1.0), t64(2.0), 0.3)
+    vt, vp = fdirac.r1_field(t64(1.0), t64(2.0), 0.3)
     sig_m2 = 1.0 / (1.0 + math.exp(2.0))
     assert float(vt) == pytest.approx(-2.0 * sig_m2, abs=1e-12)
     assert float(vp) == pytest.approx(sig_m2 - 0.3 * 2.0, abs=1e-12)
 
 
 def test_wgan_gp_field_by_hand():
-    vt, vp = dirac.wgan_gp_field(t64(0.5), t64(-2.0), 1.0, 1.0)
+    vt, vp = fdirac.wgan_gp_field(t64(0.5), t64(-2.0), 1.0, 1.0)
     assert float(vt) == pytest.approx(2.0)
     assert float(vp) == pytest.approx(0.5 - 1.0 * (2.0 - 1.0) * (-1.0))
 
@@ -84,7 +84,7 @@ def test_instance_noise_field_against_scipy_quadrature():
     ref_p = expect(lambda e: (theta + e) * sig(psi * (theta + e))) - expect(
         lambda e: e * sig(-psi * e)
     )
-    vt, vp = dirac.instance_noise_field(t64(theta), t64(psi), std)
+    vt, vp = fdirac.instance_noise_field(t64(theta), t64(psi), std)
     assert float(vt) == pytest.approx(ref_t, abs=1e-9)
     assert float(vp) == pytest.approx(ref_p, abs=1e-9)
 
@@ -92,9 +92,11 @@ def test_instance_noise_field_against_scipy_quadrature():
 def test_instance_noise_limits():
     th, ps = t64(0.3, -1.0, 2.0), t64(0.0, 0.5, -0.7)
     # std -> 0 gives the GAN field; at psi = 0 the field is (0, theta f'(0)) for any std
-    for a, b in zip(dirac.instance_noise_field(th, ps, 0.0), dirac.gan_field(th, ps), strict=True):
+    for a, b in zip(
+        fdirac.instance_noise_field(th, ps, 0.0), fdirac.gan_field(th, ps), strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
-    vt, vp = dirac.instance_noise_field(t64(0.8), t64(0.0), 1.7)
+    vt, vp = fdirac.instance_noise_field(t64(0.8), t64(0.0), 1.7)
     assert float(vt) == pytest.approx(0.0, abs=1e-14)
     assert float(vp) == pytest.approx(0.4, abs=1e-12)
 
@@ -103,10 +105,10 @@ def test_consensus_field_matches_autograd_of_half_squared_norm():
     gamma = 0.7
     for point in [(1.0, 1.0), (-0.4, 2.1), (1.5, -0.3)]:
         x = t64(*point).requires_grad_(True)
-        v = torch.stack(dirac.gan_field(x[0], x[1]))
+        v = torch.stack(fdirac.gan_field(x[0], x[1]))
         (grad,) = torch.autograd.grad(0.5 * (v**2).sum(), x)
         ref = v.detach() - gamma * grad
-        got = torch.stack(dirac.consensus_field(x.detach()[0], x.detach()[1], gamma))
+        got = torch.stack(fdirac.consensus_field(x.detach()[0], x.detach()[1], gamma))
         torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-14)
 
 
@@ -124,39 +126,39 @@ def _fd_jacobian(field, eps=1e-6):
 @pytest.mark.parametrize(
     "method, expected",
     [
-        (dirac.Method("gan"), [-0.5j, 0.5j]),
-        (dirac.Method("r1", r1_gamma=1.0), [-0.5, -0.5]),  # critical damping gamma = 2 f'(0)
-        (dirac.Method("r1", r1_gamma=0.3), [-0.15 - 0.4769696j, -0.15 + 0.4769696j]),
-        (dirac.Method("noise", noise_std=1.0), [-0.25 - 0.4330127j, -0.25 + 0.4330127j]),
-        (dirac.Method("cons", consensus_gamma=1.0), [-0.25 - 0.5j, -0.25 + 0.5j]),
-        (dirac.Method("wgan", loss="wgan", clip=1.0), [-1j, 1j]),
+        (fdirac.Method("gan"), [-0.5j, 0.5j]),
+        (fdirac.Method("r1", r1_gamma=1.0), [-0.5, -0.5]),  # critical damping gamma = 2 f'(0)
+        (fdirac.Method("r1", r1_gamma=0.3), [-0.15 - 0.4769696j, -0.15 + 0.4769696j]),
+        (fdirac.Method("noise", noise_std=1.0), [-0.25 - 0.4330127j, -0.25 + 0.4330127j]),
+        (fdirac.Method("cons", consensus_gamma=1.0), [-0.25 - 0.5j, -0.25 + 0.5j]),
+        (fdirac.Method("wgan", loss="wgan", clip=1.0), [-1j, 1j]),
     ],
 )
 def test_eigenvalues_at_equilibrium(method, expected):
     expected = np.array(expected, dtype=complex)
-    closed = dirac.closed_form_eigenvalues(method)
-    np.testing.assert_allclose(closed, dirac._sort(expected), atol=1e-6)
-    fd = dirac._sort(np.linalg.eigvals(_fd_jacobian(method.field)))
+    closed = fdirac.closed_form_eigenvalues(method)
+    np.testing.assert_allclose(closed, fdirac._sort(expected), atol=1e-6)
+    fd = fdirac._sort(np.linalg.eigvals(_fd_jacobian(method.field)))
     np.testing.assert_allclose(fd, closed, atol=1e-5)
-    autograd = dirac._sort(np.linalg.eigvals(dirac.numeric_jacobian(method)))
+    autograd = fdirac._sort(np.linalg.eigvals(fdirac.numeric_jacobian(method)))
     np.testing.assert_allclose(autograd, closed, atol=1e-9)
 
 
 def test_a_wrong_closed_form_would_be_caught():
     # the check compares two computations that can disagree: a factor 2 in R1 moves the spectrum
-    wrong = dirac.closed_form_eigenvalues(dirac.Method("r1", r1_gamma=2 * 0.3))
-    numeric = np.linalg.eigvals(dirac.numeric_jacobian(dirac.Method("r1", r1_gamma=0.3)))
-    assert np.abs(dirac._sort(numeric) - wrong).max() > 0.1
+    wrong = fdirac.closed_form_eigenvalues(fdirac.Method("r1", r1_gamma=2 * 0.3))
+    numeric = np.linalg.eigvals(fdirac.numeric_jacobian(fdirac.Method("r1", r1_gamma=0.3)))
+    assert np.abs(fdirac._sort(numeric) - wrong).max() > 0.1
 
 
 def test_batched_field_equals_each_method_row_by_row():
-    methods = dirac.make_methods(PARAMS)
-    table = dirac.MethodTable(methods)
+    methods = fdirac.make_methods(PARAMS)
+    table = fdirac.MethodTable(methods)
     gen = torch.Generator().manual_seed(0)
     pts = 3 * torch.rand(2, 7, generator=gen, dtype=torch.float64) - 1.5
     theta = pts[0].expand(len(methods), -1)
     psi = pts[1].expand(len(methods), -1)
-    vt, vp = dirac.batched_field(theta, psi, table)
+    vt, vp = fdirac.batched_field(theta, psi, table)
     for i, m in enumerate(methods):
         rt, rp = m.field(pts[0], pts[1])
         torch.testing.assert_close(vt[i], rt, rtol=1e-12, atol=1e-14, msg=m.name)
@@ -165,12 +167,12 @@ def test_batched_field_equals_each_method_row_by_row():
 
 def test_method_table_rejects_unknown_loss():
     with pytest.raises(ValueError, match="valid: gan, ns-gan, wgan"):
-        dirac.MethodTable([dirac.Method("x", loss="hinge")])
+        fdirac.MethodTable([fdirac.Method("x", loss="hinge")])
 
 
 def test_simultaneous_step_on_linear_field_grows_by_sqrt_one_plus_h2():
-    table = dirac.MethodTable([dirac.Method("wgan", loss="wgan", clip=1.0)])
-    th, ps = dirac.step(
+    table = fdirac.MethodTable([fdirac.Method("wgan", loss="wgan", clip=1.0)])
+    th, ps = fdirac.step(
         t64(0.01).reshape(1, 1), t64(0.0).reshape(1, 1), table, 0.2, "simultaneous", 1
     )
     assert math.hypot(float(th), float(ps)) == pytest.approx(0.01 * math.sqrt(1.04), rel=1e-12)
@@ -179,16 +181,16 @@ def test_simultaneous_step_on_linear_field_grows_by_sqrt_one_plus_h2():
 def test_alternating_unregularised_map_is_on_the_unit_circle():
     # det of the alternating map is 1 and |trace| < 2: both eigenvalues have modulus 1
     for k in (1, 5):
-        rho = dirac.map_spectral_radius(dirac.Method("gan"), 0.2, "alternating", k)
+        rho = fdirac.map_spectral_radius(fdirac.Method("gan"), 0.2, "alternating", k)
         assert rho == pytest.approx(1.0, abs=1e-12)
-    rho = dirac.map_spectral_radius(dirac.Method("gan"), 0.2, "simultaneous")
+    rho = fdirac.map_spectral_radius(fdirac.Method("gan"), 0.2, "simultaneous")
     assert rho == pytest.approx(math.sqrt(1 + 0.2**2 * 0.25), abs=1e-12)
 
 
 def test_wgan_clipping_holds_along_trajectories():
-    table = dirac.MethodTable([dirac.Method("wgan", loss="wgan", clip=0.5)])
+    table = fdirac.MethodTable([fdirac.Method("wgan", loss="wgan", clip=0.5)])
     for scheme, k in [("simultaneous", 1), ("alternating", 5)]:
-        path = dirac.simulate(t64(1.0, 0.3).reshape(1, 2), table, 0.2, 100, scheme, k)
+        path = fdirac.simulate(t64(1.0, 0.3).reshape(1, 2), table, 0.2, 100, scheme, k)
         assert float(path[1:, ..., 1].abs().max()) <= 0.5
 
 
@@ -202,27 +204,16 @@ def _spec() -> dict:
 @cache
 def _smoke(seeds: tuple[int, ...]) -> dict[str, pd.DataFrame]:
     torch.set_num_threads(1)
-    return dirac.run(_spec()["scales"]["smoke"]["params"], list(seeds), torch.device("cpu"))
-
-
-def test_spec_matches_experiment():
-    spec = _spec()
-    exp = experiments.get(spec["experiment"])
-    assert exp is dirac.DIRAC_GAN
-    for check in spec["checks"]:
-        assert check["metric"] in exp.metrics
-    for scale in ("smoke", "quick", "full"):
-        assert set(spec["scales"][scale]["params"]) == set(exp.params), scale
-    assert {f["name"] for f in spec["figures"]} <= set(exp.figures)
+    return dg.run(_spec()["scales"]["smoke"]["params"], list(seeds), torch.device("cpu"))
 
 
 def test_smoke_tables_metrics_and_determinism():
     tables = _smoke((0, 1))
     seeds = tables["seeds"]
     assert list(seeds["seed"]) == [0, 1]
-    values = seeds[list(dirac.DIRAC_GAN.metrics)].to_numpy(dtype=float)
+    values = seeds[list(dg.EXPERIMENT.metrics)].to_numpy(dtype=float)
     assert np.all(np.isfinite(values))
-    again = dirac.run(_spec()["scales"]["smoke"]["params"], [1], torch.device("cpu"))
+    again = dg.run(_spec()["scales"]["smoke"]["params"], [1], torch.device("cpu"))
     pd.testing.assert_frame_equal(
         again["seeds"].reset_index(drop=True), seeds.iloc[[1]].reset_index(drop=True)
     )
@@ -230,16 +221,15 @@ def test_smoke_tables_metrics_and_determinism():
         assert len(tables[name]) > 0
 
 
-@pytest.mark.parametrize("name", sorted(dirac.DIRAC_GAN.figures))
+@pytest.mark.parametrize("name", sorted(dg.EXPERIMENT.figures))
 def test_figures_draw_from_tables(name):
-    fig = dirac.DIRAC_GAN.figures[name](_smoke((0, 1)), _spec()["scales"]["smoke"]["params"], {})
+    fig = dg.EXPERIMENT.figures[name](_smoke((0, 1)), _spec()["scales"]["smoke"]["params"], {})
     assert isinstance(fig, matplotlib.figure.Figure)
     plt.close(fig)
 
 
 def test_closed_form_eigenvalues_are_an_invariant_that_raises():
     """The eigenvalue agreement is seed-free algebra: an invariant (an error), never a vote."""
-    from repro.experiments import dirac as dg
     from repro.invariants import InvariantError
 
     final = pd.DataFrame(

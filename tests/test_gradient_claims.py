@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from repro.experiments import gradients
+from repro.experiments import minus_log_d_instability as mld
+from repro.experiments import vanishing_gradients as vg
+from repro.experiments.family import arjovsky_bottou as ab
+from repro.losses import non_saturating_g_loss
 from repro.metrics import feature_gaussian, frechet_distance
 from repro.nets import ConvDiscriminator, ConvGenerator
 
@@ -30,9 +33,9 @@ def test_pooled_tail_ratio_gaussian_columns_with_few_draws_stay_far_below_thresh
     loc = 10 * torch.randn(1, 1024, generator=g, dtype=torch.float64)
     scale = torch.exp(torch.randn(1, 1024, generator=g, dtype=torch.float64))
     values = loc + scale * torch.randn(n_ds, 1024, generator=g, dtype=torch.float64)
-    ratio = gradients.pooled_tail_ratio(values)
+    ratio = mld.pooled_tail_ratio(values)
     assert 3.3 < ratio < upper  # Gaussian 3.45, more from per-column median / IQR noise
-    assert ratio < gradients.HEAVY_TAIL_THRESHOLD / 2
+    assert ratio < mld.HEAVY_TAIL_THRESHOLD / 2
 
 
 @pytest.mark.parametrize("n_ds", [8, 16])
@@ -40,16 +43,16 @@ def test_pooled_tail_ratio_cauchy_columns_are_heavy(n_ds):
     g = _gen(1)
     u = torch.rand(n_ds, 1024, generator=g, dtype=torch.float64)
     values = 3.0 + 0.01 * torch.tan(math.pi * (u - 0.5))
-    ratio = gradients.pooled_tail_ratio(values)
-    assert ratio > 2 * gradients.HEAVY_TAIL_THRESHOLD
-    assert ratio == pytest.approx(gradients.CAUCHY_TAIL_RATIO, rel=0.35)
+    ratio = mld.pooled_tail_ratio(values)
+    assert ratio > 2 * mld.HEAVY_TAIL_THRESHOLD
+    assert ratio == pytest.approx(mld.CAUCHY_TAIL_RATIO, rel=0.35)
 
 
 def test_pooled_tail_ratio_drops_constant_columns_and_needs_enough_points():
     g = _gen(2)
     values = torch.cat([torch.zeros(16, 10), torch.randn(16, 100, generator=g)], dim=1)
-    assert math.isfinite(gradients.pooled_tail_ratio(values))
-    assert math.isnan(gradients.pooled_tail_ratio(torch.randn(4, 5, generator=g)))
+    assert math.isfinite(mld.pooled_tail_ratio(values))
+    assert math.isnan(mld.pooled_tail_ratio(torch.randn(4, 5, generator=g)))
 
 
 # ---------------------------------------------------------------- Thm 2.6 in its own model
@@ -60,7 +63,7 @@ def test_theorem_model_noise_free_limit_is_the_quadrature_of_the_exact_gradient(
     from scipy import integrate, special
 
     gap = 4.0
-    out = gradients.theorem_model_gradients([_gen(0)], 3, gap, 0.0, 64)
+    out = mld.theorem_model_gradients([_gen(0)], 3, gap, 0.0, 64)
     expected, _ = integrate.quad(
         lambda z: (
             gap
@@ -80,15 +83,15 @@ def test_theorem_model_noise_free_limit_is_the_quadrature_of_the_exact_gradient(
 def test_theorem_model_limits_gaussian_for_tiny_noise_cauchy_for_large():
     """Small noise: a smooth function of Gaussian errors (delta method) -> Gaussian tails (3.45).
     Noise far above D*: ratios of independent Gaussians, averaged -> Cauchy (31.8)."""
-    small = gradients.theorem_model_gradients([_gen(3)], 20_000, 1.0, 1e-9, 32)
-    large = gradients.theorem_model_gradients([_gen(4)], 20_000, 4.0, 1e3, 32)
-    assert float(gradients.tail_ratio(small, dim=1)) == pytest.approx(3.449, rel=0.08)
-    assert float(gradients.tail_ratio(large, dim=1)) == pytest.approx(31.82, rel=0.2)
+    small = mld.theorem_model_gradients([_gen(3)], 20_000, 1.0, 1e-9, 32)
+    large = mld.theorem_model_gradients([_gen(4)], 20_000, 4.0, 1e3, 32)
+    assert float(mld.tail_ratio(small, dim=1)) == pytest.approx(3.449, rel=0.08)
+    assert float(mld.tail_ratio(large, dim=1)) == pytest.approx(31.82, rel=0.2)
 
 
 def test_theorem_model_is_per_generator():
-    a = gradients.theorem_model_gradients([_gen(5), _gen(6)], 50, 4.0, 1e-2, 16)
-    b = gradients.theorem_model_gradients([_gen(6)], 50, 4.0, 1e-2, 16)
+    a = mld.theorem_model_gradients([_gen(5), _gen(6)], 50, 4.0, 1e-2, 16)
+    b = mld.theorem_model_gradients([_gen(6)], 50, 4.0, 1e-2, 16)
     torch.testing.assert_close(a[1:], b, rtol=0, atol=0)
 
 
@@ -97,15 +100,15 @@ def test_theorem_model_is_per_generator():
 
 def test_loglog_slope_recovers_power_law_and_needs_three_points():
     x = np.geomspace(1e-4, 1e-1, 20)
-    assert gradients.loglog_slope(x, 3.0 * x**0.8) == pytest.approx(0.8, abs=1e-12)
-    assert math.isnan(gradients.loglog_slope(x[:2], x[:2]))
-    assert math.isnan(gradients.loglog_slope(np.ones(5), np.arange(1.0, 6.0)))
-    assert gradients.loglog_slope(np.r_[x, np.nan], np.r_[x**2, 1.0]) == pytest.approx(2.0)
+    assert vg.loglog_slope(x, 3.0 * x**0.8) == pytest.approx(0.8, abs=1e-12)
+    assert math.isnan(vg.loglog_slope(x[:2], x[:2]))
+    assert math.isnan(vg.loglog_slope(np.ones(5), np.arange(1.0, 6.0)))
+    assert vg.loglog_slope(np.r_[x, np.nan], np.r_[x**2, 1.0]) == pytest.approx(2.0)
 
 
 def test_eval_schedule():
-    assert gradients.eval_schedule(100, 50, 10, 30) == [0, 10, 20, 30, 50, 100]
-    assert gradients.eval_schedule(7, 5, 5, 0) == [0, 5, 7]
+    assert ab.eval_schedule(100, 50, 10, 30) == [0, 10, 20, 30, 50, 100]
+    assert ab.eval_schedule(7, 5, 5, 0) == [0, 5, 7]
 
 
 # ---------------------------------------------------------------- Frechet distance
@@ -138,12 +141,12 @@ def test_feature_gaussian_matches_numpy():
 
 def test_label_copies_and_repeat_copies():
     seeds, epochs = [7, 9], [1, 10, 25]
-    df = gradients.label_copies(pd.DataFrame({"copy": range(12)}), seeds, epochs)
+    df = ab.label_copies(pd.DataFrame({"copy": range(12)}), seeds, epochs)
     assert list(df["seed"][:6]) == [7, 9] * 3
     assert list(df["epochs"][:6]) == [1, 1, 10, 10, 25, 25]
     assert list(df["d_index"]) == [0] * 6 + [1] * 6
     x = torch.arange(6.0).reshape(3, 2)
-    torch.testing.assert_close(gradients.repeat_copies(x, 2)[3:], x)
+    torch.testing.assert_close(ab.repeat_copies(x, 2)[3:], x)
 
 
 def test_per_d_gradients_equal_each_d_alone():
@@ -154,27 +157,27 @@ def test_per_d_gradients_equal_each_d_alone():
     z = torch.randn(2, 16, 4, generator=_gen(0), dtype=torch.float64)
     n_params = sum(p[0].numel() for p in G.parameters())
     coords = torch.stack([torch.arange(0, n_params, 7)[:20]] * 2)
-    got = gradients.per_d_gradients(G, D, z, 3, coords)  # (3, 2, 20)
+    got = mld.per_d_gradients(G, D, z, 3, coords)  # (3, 2, 20)
     for j in range(3):
         Dj = ConvDiscriminator([0, 1], channels=2, image_size=8).double()
         Dj.load_state_dict({k: v[2 * j : 2 * j + 2] for k, v in D.state_dict().items()})
-        loss = gradients.non_saturating_g_loss(Dj(G(z)))
+        loss = non_saturating_g_loss(Dj(G(z)))
         grads = torch.autograd.grad(loss.sum(), list(G.parameters()))
         flat = torch.cat([g.reshape(2, -1) for g in grads], dim=1)
         torch.testing.assert_close(got[j], flat.gather(1, coords), rtol=1e-9, atol=1e-12)
 
 
 def test_snapshot_checkpoint_is_opt_in_and_keyed_by_gan_settings(tmp_path, monkeypatch):
-    params = {k: 1 for k in gradients.GAN_PARAMS} | {"d_lr": 1e-3, "d_norm": "none"}
-    monkeypatch.delenv(gradients.CHECKPOINT_DIR_ENV, raising=False)
-    assert gradients.snapshot_checkpoint(params, [0], "cpu") is None
-    monkeypatch.setenv(gradients.CHECKPOINT_DIR_ENV, str(tmp_path))
-    path = gradients.snapshot_checkpoint(params, [0], "cpu")
+    params = {k: 1 for k in ab.GAN_PARAMS} | {"d_lr": 1e-3, "d_norm": "none"}
+    monkeypatch.delenv(ab.CHECKPOINT_DIR_ENV, raising=False)
+    assert ab.snapshot_checkpoint(params, [0], "cpu") is None
+    monkeypatch.setenv(ab.CHECKPOINT_DIR_ENV, str(tmp_path))
+    path = ab.snapshot_checkpoint(params, [0], "cpu")
     assert path.startswith(str(tmp_path))
     # fresh-D settings share the GAN run; GAN settings and seeds do not
-    assert gradients.snapshot_checkpoint(params | {"d_lr": 2e-4}, [0], "cpu") == path
-    assert gradients.snapshot_checkpoint(params | {"lr": 2}, [0], "cpu") != path
-    assert gradients.snapshot_checkpoint(params, [0, 1], "cpu") != path
+    assert ab.snapshot_checkpoint(params | {"d_lr": 2e-4}, [0], "cpu") == path
+    assert ab.snapshot_checkpoint(params | {"lr": 2}, [0], "cpu") != path
+    assert ab.snapshot_checkpoint(params, [0, 1], "cpu") != path
 
 
 @pytest.mark.parametrize("claim", ["d-perfect", "vanishing-gradients", "minus-log-d-instability"])
@@ -197,8 +200,8 @@ def test_theorem_model_invariant_raises_on_gaussian_tails():
     from repro.invariants import InvariantError
 
     ok = pd.DataFrame({"seed": [0, 0], "noise_std": [1e-3, 1e-2], "tail_ratio": [30.0, 25.0]})
-    gradients.require_theorem_model_heavy(ok, 2000)
+    mld.require_theorem_model_heavy(ok, 2000)
     bad = ok.assign(tail_ratio=[30.0, 3.5])
     with pytest.raises(InvariantError, match="not heavy-tailed"):
-        gradients.require_theorem_model_heavy(bad, 2000)
-    gradients.require_theorem_model_heavy(bad, 200)  # too few draws to judge
+        mld.require_theorem_model_heavy(bad, 2000)
+    mld.require_theorem_model_heavy(bad, 200)  # too few draws to judge

@@ -1,8 +1,11 @@
 """The experiments behind the claims, by name.
 
-A claim spec names its experiment (``experiment: optimal_discriminator``). Each experiment
-module defines one :class:`Experiment`; the registry below maps the name a spec uses to
-``"module:attribute"`` and imports it only when asked, so listing or validating specs stays cheap.
+One module per claim: ``claims/<id>.yaml`` is run by ``repro/experiments/<id with - as _>.py``,
+which defines a module-level ``EXPERIMENT = Experiment(...)``, and the spec's ``experiment:``
+field is that module name (``experiment: optimal_discriminator``). The registry is derived from
+the module names (``names``, ``get``); a module is imported only when asked, so listing or
+validating specs stays cheap. Science shared by a family of claims lives in
+``repro/experiments/family/`` (no Experiment there).
 
 Contract of ``Experiment.run(params, seeds, device) -> dict[str, DataFrame]``:
 
@@ -25,7 +28,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Mapping
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,36 +59,42 @@ def setup_table(**items: str) -> pd.DataFrame:
     return pd.DataFrame({"item": list(items), "value": [str(v) for v in items.values()]})
 
 
-# experiment name (as written in a spec) -> "module:attribute" holding an Experiment
-REGISTRY: dict[str, str] = {
-    # issue: pipeline foundation (analytic claims)
-    "optimal_discriminator": "repro.experiments.discriminator:OPTIMAL_DISCRIMINATOR",
-    "js_disjoint_supports": "repro.experiments.supports:JS_DISJOINT_SUPPORTS",
-    "fenchel_conjugates": "repro.experiments.fgan:FENCHEL_CONJUGATES",
-    # issue: batched engine + gradient claims
-    "d_perfect": "repro.experiments.gradients:D_PERFECT",
-    "vanishing_gradients": "repro.experiments.gradients:VANISHING_GRADIENTS",
-    "minus_log_d_instability": "repro.experiments.gradients:MINUS_LOG_D_INSTABILITY",
-    "saturation": "repro.experiments.saturation:SATURATION",
-    "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
-    # issue 8, part B: Dirac-GAN convergence and the Wasserstein critic
-    "dirac_gan": "repro.experiments.dirac:DIRAC_GAN",
-    "wgan_critic_vs_discriminator": "repro.experiments.critic:WGAN_CRITIC_VS_DISCRIMINATOR",
-    "critic_tracks_quality": "repro.experiments.critic:CRITIC_TRACKS_QUALITY",
-    "clipping_gradients": "repro.experiments.clipping:CLIPPING_GRADIENTS",
-    # issue 8 (part A): instance noise
-    "noise_overlap": "repro.experiments.noise:NOISE_OVERLAP",
-    "noise_bound": "repro.experiments.noise:NOISE_BOUND",
-    "annealed_noise": "repro.experiments.noise:ANNEALED_NOISE",
-    # issue 7 (part B): f-divergence fits and stacked-digit modes
+def check_names(given: Sequence[str], valid: Mapping[str, Any], what: str) -> list[str]:
+    """``given`` as a list; a ValueError listing the valid names if one is unknown."""
+    unknown = [g for g in given if g not in valid]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; valid: {', '.join(valid)}")
+    return list(given)
+
+
+ATTRIBUTE = "EXPERIMENT"  # the module-level name of a claim module's Experiment
+FAMILY = "family"  # the package of shared science: not an experiment
+
+# --- LEGACY (issue 15, temporary): experiments still held by the multi-claim modules fgan_fit,
+# saturation, mixtures and stacked, which other branches split into one module per claim. Delete
+# this block (and its two uses below) once those modules are gone.
+_LEGACY: dict[str, str] = {
     "fgan_gaussian_fit": "repro.experiments.fgan_fit:FGAN_GAUSSIAN_FIT",
     "kl_covers_reverse_kl_seeks": "repro.experiments.fgan_fit:KL_COVERS_REVERSE_KL_SEEKS",
+    "saturation": "repro.experiments.saturation:SATURATION",
+    "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
     "stacked_digits_modes": "repro.experiments.stacked:STACKED_DIGITS_MODES",
-    # issue 7 part A: mode counts on mixtures and the remedies
     "mode_collapse_mixtures": "repro.experiments.mixtures:MODE_COLLAPSE_MIXTURES",
     "pacgan_table1": "repro.experiments.mixtures:PACGAN_TABLE1",
     "mode_rotation": "repro.experiments.mixtures:MODE_ROTATION",
 }
+_LEGACY_MODULES = {"fgan_fit", "saturation", "mixtures", "stacked"}
+# --- end LEGACY
+
+
+def _modules() -> list[str]:
+    """The claim modules: every module directly in this package but ``family`` and ``_*``."""
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules(__path__)
+        if m.name != FAMILY and not m.name.startswith("_") and m.name not in _LEGACY_MODULES
+    )
+
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to
 # put a deliberately failing experiment through the real pipeline (which runs in subprocesses).
@@ -92,7 +102,9 @@ EXTRA_ENV = "GAN_CLAIMS_EXTRA_EXPERIMENTS"
 
 
 def _table() -> dict[str, str]:
-    table = dict(REGISTRY)
+    """Experiment name -> ``"module:attribute"``: the claim modules, then the environment's."""
+    table = {m: f"{__name__}.{m}:{ATTRIBUTE}" for m in _modules()}
+    table.update(_LEGACY)
     for entry in filter(None, os.environ.get(EXTRA_ENV, "").split(",")):
         name, _, target = entry.partition("=")
         table[name.strip()] = target.strip()

@@ -36,8 +36,7 @@ from scipy import optimize
 from repro import divergences as dv
 from repro import plots
 from repro.engine import STREAMS, Copies, cosine, fit, generators, optim
-from repro.experiments import Experiment, Tables
-from repro.experiments.discriminator import check_names
+from repro.experiments import Experiment, Tables, check_names
 from repro.invariants import require
 from repro.nets import BatchedMLP
 

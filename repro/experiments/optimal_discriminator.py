@@ -23,7 +23,7 @@ from scipy.special import expit
 from repro import divergences as dv
 from repro import plots
 from repro.engine import STREAMS, Copies, cosine, fit, generators, optim
-from repro.experiments import Experiment, Tables
+from repro.experiments import Experiment, Tables, check_names
 from repro.invariants import require
 from repro.losses import gan_d_loss
 from repro.nets import BatchedMLP
@@ -119,14 +119,6 @@ def evaluate_pair(
     }
 
 
-def check_names(given: Sequence[str], valid: Mapping[str, Any], what: str) -> list[str]:
-    """``given`` as a list; a ValueError listing the valid names if one is unknown."""
-    unknown = [g for g in given if g not in valid]
-    if unknown:
-        raise ValueError(f"unknown {what} {unknown}; valid: {', '.join(valid)}")
-    return list(given)
-
-
 def curve_frame(seed: int, name: str, x: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
     """Learned D, D* and both densities on the grid, for the figure."""
     p, q = (mixture_density(x, mix) for mix in PAIRS[name])
@@ -195,7 +187,7 @@ def fig_discriminator(tables: Tables, params: Mapping[str, Any], reported: Mappi
     return fig
 
 
-OPTIMAL_DISCRIMINATOR = Experiment(
+EXPERIMENT = Experiment(
     run=run,
     params=("pairs", "hidden", "depth", "steps", "batch_size", "lr", "grid_points", "support_frac"),
     metrics=("d_sup_error", "d_mean_abs_error", "value_gap"),

@@ -26,8 +26,7 @@ import torch
 from repro import divergences as dv
 from repro import plots
 from repro.engine import STREAMS, Copies, cosine, fit, generators, optim
-from repro.experiments import Experiment, Tables
-from repro.experiments.discriminator import check_names
+from repro.experiments import Experiment, Tables, check_names
 from repro.invariants import require
 from repro.nets import BatchedMLP
 
@@ -218,7 +217,7 @@ def fig_fgan(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, A
     return fig
 
 
-FENCHEL_CONJUGATES = Experiment(
+EXPERIMENT = Experiment(
     run=run,
     params=(
         "divergences",

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from repro import divergences as dv
 from repro import plots
+from repro.data import sample_line_pairs
 from repro.engine import STREAMS, Copies, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.losses import gan_d_loss
@@ -39,27 +40,6 @@ from repro.nets import BatchedMLP
 # gradient is 0, so it never recovers. Leaky ReLU keeps a gradient everywhere and still
 # represents the optimal (linear) critic exactly.
 CRITIC_ACTIVATION = "leaky_relu"
-
-
-def sample_lines(
-    thetas: Sequence[float], gens: Sequence[torch.Generator], batch: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples of P0 and P_theta for every (theta, seed) copy, copy index = theta * S + seed.
-
-    Returns (real, fake), each (T*S, B, 2): real = (0, z), fake = (theta, z'), z, z' ~ U[0, 1].
-    """
-    n_t, n_s = len(thetas), len(gens)
-    z = torch.empty(n_t, n_s, 2, batch)
-    for s, gen in enumerate(gens):
-        z[:, s] = torch.rand(n_t, 2, batch, generator=gen)
-    th = (
-        torch.tensor(thetas, dtype=torch.get_default_dtype())
-        .reshape(n_t, 1, 1)
-        .expand(n_t, n_s, batch)
-    )
-    real = torch.stack([torch.zeros_like(th), z[:, :, 0]], dim=-1)  # (T, S, B, 2)
-    fake = torch.stack([th, z[:, :, 1]], dim=-1)
-    return real.reshape(n_t * n_s, batch, 2), fake.reshape(n_t * n_s, batch, 2)
 
 
 def critic_loss(
@@ -92,7 +72,7 @@ def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> tuple[Batc
     batch, lam = int(params["batch_size"]), float(params["gp_lambda"])
 
     def per_copy_loss(step: int) -> torch.Tensor:
-        real, fake = (t.to(device) for t in sample_lines(thetas, gens, batch))
+        real, fake = (t.to(device) for t in sample_line_pairs(thetas, gens, batch))
         u = torch.stack([torch.rand(len(thetas), batch, 1, generator=g) for g in gens], 1)
         u = u.reshape(-1, batch, 1).to(device)  # (T*S, B, 1), drawn per seed like the data
         d_loss = gan_d_loss(d_net(real), d_net(fake))
@@ -114,7 +94,7 @@ def estimates(
 ) -> pd.DataFrame:
     """Held-out JS estimate V/2 + log 2, D accuracy and critic W estimate per (theta, seed)."""
     gens = generators(seeds, "eval")
-    real, fake = (t.to(device) for t in sample_lines(thetas, gens, n_eval))
+    real, fake = (t.to(device) for t in sample_line_pairs(thetas, gens, n_eval))
     lr_, lf = d_net(real), d_net(fake)  # (C, N, 1) logits
     value = F.logsigmoid(lr_).mean((1, 2)) + F.logsigmoid(-lf).mean((1, 2))
     acc = 0.5 * ((lr_ > 0).float().mean((1, 2)) + (lf < 0).float().mean((1, 2)))
@@ -253,7 +233,7 @@ def fig_parallel_lines(tables: Tables, params: Mapping[str, Any], reported: Mapp
     return fig
 
 
-JS_DISJOINT_SUPPORTS = Experiment(
+EXPERIMENT = Experiment(
     run=run,
     params=(
         "thetas",

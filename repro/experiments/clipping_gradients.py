@@ -467,7 +467,7 @@ def fig_value_surfaces(tables: Tables, params: Mapping[str, Any], reported):
     return fig
 
 
-CLIPPING_GRADIENTS = Experiment(
+EXPERIMENT = Experiment(
     run=run,
     params=(
         "clips",

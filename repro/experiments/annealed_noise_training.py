@@ -1,0 +1,222 @@
+"""annealed-noise-training (Sonderby et al. 2016).
+
+A GAN whose D sees x + eps with the std annealed to 0 against
+the same GAN without noise, on the lines (G = (theta, z)) and on a half circle (G an MLP).
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from repro import divergences as dv
+from repro import plots
+from repro.engine import STREAMS, gan, generators, optim
+from repro.experiments import Experiment, Tables
+from repro.experiments.family.noise import half_circle
+from repro.losses import gan_d_loss, get_objective
+from repro.nets import BatchedMLP
+from repro.noise import add_instance_noise, noise_std_at
+
+TARGETS = ("lines", "curve")
+
+
+class LineGenerator(torch.nn.Module):
+    """G_theta(z) = (theta, z), z ~ U[0, 1]: the parallel-lines generator, one theta per copy."""
+
+    def __init__(self, n_copies: int, theta0: float):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.full((n_copies,), float(theta0)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # z: (C, B, 1) uniforms -> (C, B, 2)
+        return torch.cat([self.theta.reshape(-1, 1, 1).expand_as(z), z], dim=-1)
+
+
+def sample_target(target: str, gens: Sequence[torch.Generator], batch: int) -> torch.Tensor:
+    """Real samples per seed: the line (0, Z) or the half circle, Z ~ U[0, 1]. (S, B, 2)."""
+    u = torch.stack([torch.rand(batch, generator=g, dtype=torch.float64) for g in gens])
+    if target == "lines":
+        return torch.stack([torch.zeros_like(u), u], dim=-1).to(torch.get_default_dtype())
+    return torch.from_numpy(half_circle(u.numpy())).to(torch.get_default_dtype())
+
+
+def sample_latent(target: str, gens: Sequence[torch.Generator], batch: int) -> torch.Tensor:
+    """Latent z per seed: U[0, 1] for the line generator, N(0, 1) for the curve MLP. (S, B, 1)."""
+    if target == "lines":
+        return torch.stack([torch.rand(batch, 1, generator=g) for g in gens])
+    return torch.stack([torch.randn(batch, 1, generator=g) for g in gens])
+
+
+def _two_conditions(x: torch.Tensor, std: float, gens: Sequence[torch.Generator]) -> torch.Tensor:
+    """Copies [0, S) get instance noise of ``std`` (shared transform), copies [S, 2S) none."""
+    n_s = len(gens)
+    return torch.cat([add_instance_noise(x[:n_s], std, gens), x[n_s:]])
+
+
+def _eval_samples(target: str, G, gens, n: int, device) -> dict[str, torch.Tensor]:
+    """What the W1 to the target needs, kept on the device until training ends: |theta| per copy
+    (lines) or G's samples (2S, n, 2) and the target's (S, n, 2) from ``gens`` (curve)."""
+    if target == "lines":
+        return {"abs_theta": G.theta.detach().abs()}
+    with torch.no_grad():
+        z = sample_latent(target, gens, n)
+        fake = G(torch.cat([z, z]).to(device))  # (2S, n, 2)
+    return {"fake": fake, "real": sample_target(target, gens, n)}
+
+
+def _w1_to_target(target: str, ev: dict[str, torch.Tensor]) -> np.ndarray:
+    """W1 from each copy's G to the target: |theta| exactly (lines), POT on n samples (curve)."""
+    if target == "lines":
+        return ev["abs_theta"].double().cpu().numpy()
+    fake, real = ev["fake"].double().cpu().numpy(), ev["real"].double().numpy()
+    n_s = len(real)
+    return np.array([dv.w1_samples(fake[c], real[c % n_s]) for c in range(2 * n_s)])
+
+
+def train_annealed(target: str, params: Mapping[str, Any], seeds: Sequence[int], device):
+    """One batched GAN over copies (noise, seed) + (no noise, seed) on ``repro.engine.gan``; the
+    W1 curve at every ``eval_every`` steps, solved after training."""
+    n_s = len(seeds)
+    copy_seeds = list(seeds) + list(seeds)
+    if target == "lines":
+        G = LineGenerator(2 * n_s, float(params["lines_theta0"])).to(device)
+    else:
+        g_sizes = (1, *[int(params["g_hidden"])] * int(params["depth"]), 2)
+        G = BatchedMLP(g_sizes, seeds=copy_seeds, stream=STREAMS["g_init"]).to(device)
+    d_sizes = (2, *[int(params["hidden"])] * int(params["depth"]), 1)
+    D = BatchedMLP(d_sizes, seeds=copy_seeds, stream=STREAMS["d_init"]).to(device)
+    betas = tuple(float(b) for b in params["betas"])
+    opt_g = optim.make("adam", G.parameters(), float(params["lr_g"]), betas=betas)
+    opt_d = optim.make("adam", D.parameters(), float(params["lr_d"]), betas=betas)
+    g_cost = get_objective(str(params["g_objective"])).g_loss
+    gens = generators(seeds, "data")
+    steps, batch = int(params["steps"]), int(params["batch_size"])
+    schedule, anneal = dict(params["noise_schedule"]), int(params["anneal_steps"])
+
+    def d_loss(step: int, k: int) -> torch.Tensor:
+        std = noise_std_at(step, anneal, schedule)
+        real = sample_target(target, gens, batch)
+        z = sample_latent(target, gens, batch)
+        real = _two_conditions(torch.cat([real, real]), std, gens).to(device)
+        with torch.no_grad():
+            fake = G(torch.cat([z, z]).to(device)).cpu()
+        fake = _two_conditions(fake, std, gens).to(device)
+        return gan_d_loss(D(real), D(fake))
+
+    def g_loss(step: int) -> torch.Tensor:
+        std = noise_std_at(step, anneal, schedule)
+        z = sample_latent(target, gens, batch)
+        fake = G(torch.cat([z, z]).to(device))
+        eps = _two_conditions(torch.zeros_like(fake).cpu(), std, gens).to(device)  # noise only
+        return g_cost(D(fake + eps))
+
+    def evaluate(step: int) -> dict[str, torch.Tensor]:
+        eval_gens = generators([s + 7919 * step for s in seeds], "eval")
+        return _eval_samples(target, G, eval_gens, int(params["n_w1"]), device)
+
+    every = int(params["eval_every"])
+    result = gan(
+        opt_d,
+        opt_g,
+        d_loss,
+        g_loss,
+        steps,
+        d_steps=int(params["d_steps"]),
+        discriminator=D,
+        evaluate=evaluate,
+        eval_at=[t for t in range(steps + 1) if t % every == 0 or t == steps],
+    )
+    rows = []
+    for step, ev in result.evals:
+        std = noise_std_at(step, anneal, schedule)
+        w1 = _w1_to_target(target, ev)
+        for c in range(2 * n_s):
+            rows.append(
+                {
+                    "target": target,
+                    "condition": "annealed noise" if c < n_s else "no noise",
+                    "seed": int(copy_seeds[c]),
+                    "step": step,
+                    "noise_std": std if c < n_s else 0.0,
+                    "w1": float(w1[c]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def run_annealed(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
+    """Tables ``seeds`` (final W1 per target and condition) and ``curves`` (W1 vs step)."""
+    curves = pd.concat(
+        [train_annealed(t, params, seeds, device) for t in params["targets"]], ignore_index=True
+    )
+    last = curves[curves["step"] == curves["step"].max()]
+    out = pd.DataFrame({"seed": [int(s) for s in seeds]})
+    first = curves[(curves["step"] == 0) & (curves["target"] == "curve")]
+    start = first.groupby("seed")["w1"].min()  # both conditions start from the same G
+    out["w1_start_curve"] = [float(start.get(s, np.nan)) for s in seeds]
+    for target in TARGETS:
+        for cond, tag in (("annealed noise", "noise"), ("no noise", "clean")):
+            sel = last[(last["target"] == target) & (last["condition"] == cond)]
+            col = sel.set_index("seed")["w1"]
+            out[f"w1_end_{tag}_{target}"] = [float(col.get(s, np.nan)) for s in seeds]
+    return {"seeds": out, "curves": curves}
+
+
+def fig_annealed(tables: Tables, params: Mapping[str, Any], reported: Mapping[str, Any]):
+    """W1 to the target against generator steps, with and without annealed noise, per target."""
+    curves = tables["curves"]
+    targets = list(dict.fromkeys(curves["target"]))
+    fig, axes = plots.figure(len(targets), width=4.2, squeeze=False)
+    for j, target in enumerate(targets):
+        ax = axes[0, j]
+        g = curves[curves["target"] == target]
+        for i, (cond, gc) in enumerate(g.groupby("condition")):
+            plots.mean_band(ax, gc, "step", "w1", color=f"C{i}", label=cond)
+        sched = g[g["condition"] == "annealed noise"].groupby("step")["noise_std"].first()
+        ax.plot(sched.index, sched.values, color="0.5", ls=":", lw=1, label=r"noise std $\sigma$")
+        ax.set(
+            yscale="log",
+            xlabel="generator steps",
+            ylabel=r"$W_1$ to the target (distance units)",
+            title=f"target: {'parallel line' if target == 'lines' else 'half circle'}",
+        )
+        ax.legend(fontsize=7)
+    return fig
+
+
+EXPERIMENT = Experiment(
+    run=run_annealed,
+    params=(
+        "targets",
+        "steps",
+        "d_steps",
+        "batch_size",
+        "lr_g",
+        "lr_d",
+        "betas",
+        "hidden",
+        "g_hidden",
+        "depth",
+        "g_objective",
+        "lines_theta0",
+        "noise_schedule",
+        "anneal_steps",
+        "eval_every",
+        "n_w1",
+    ),
+    metrics=(
+        "w1_start_curve",
+        "w1_end_noise_lines",
+        "w1_end_clean_lines",
+        "w1_end_noise_curve",
+        "w1_end_clean_curve",
+    ),
+    figures={"w1_vs_steps": fig_annealed},
+    doc=__doc__ or "",
+)
