@@ -18,7 +18,7 @@ Public API:
     EpochSampler(data)                                 minibatches without replacement, per-seed
                                                        shuffles; state_dict() for resuming,
                                                        fresh() for an independent pass
-    data_dir(), read_idx(path), require_dataset(name)  Fashion-MNIST IDX files under data/,
+    data_dir(), require_dataset(name)                  Fashion-MNIST IDX files under data/
     load_fashion_mnist(split), fetch_fashion_mnist()   checked by SHA-256 (DataMissingError)
     load_images(name, split) -> (N, 1, H, W)           "digits" (fixed held-out split) or
                                                        "fashion-mnist" (train / test)
@@ -27,8 +27,6 @@ Public API:
 from __future__ import annotations
 
 import functools
-import gzip
-import hashlib
 import math
 import os
 import shutil
@@ -42,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from repro.idx import read_idx, sha256_cached
 from repro.noise import add_instance_noise
 
 Sampler = Callable[..., torch.Tensor]  # sampler(gens, batch, device=None) -> (S, B, ...)
@@ -323,16 +322,6 @@ FASHION_MNIST_SPLITS = {"train": "train", "test": "t10k"}
 DATASETS = ("digits", "fashion-mnist")
 AUTO = "auto"  # a spec's `dataset: auto`: Fashion-MNIST when its files are intact, else digits
 
-# IDX type byte -> numpy dtype (big-endian), see http://yann.lecun.com/exdb/mnist/
-_IDX_DTYPES = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
 
 class DataMissingError(FileNotFoundError):
     """A data set the run needs is absent or fails its checksum; the message says what to do."""
@@ -342,56 +331,6 @@ def data_dir() -> Path:
     """Where data sets live: $GAN_CLAIMS_DATA_DIR, else ``data/`` at the repository root."""
     env = os.environ.get(DATA_DIR_ENV)
     return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (gzip-compressed if its name ends in .gz) into a numpy array.
-
-    Format: two zero bytes, a type byte (0x08 = uint8, ...), the number of dimensions n, then n
-    big-endian uint32 sizes, then the data in C order. Raises ValueError naming the file for a
-    bad magic number, an unknown type, or a file shorter (or longer) than its header says.
-    """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:  # e.g. a truncated gzip stream
-        raise ValueError(f"{path}: cannot read IDX file ({e})") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
-    kind, ndim = raw[2], raw[3]
-    if kind not in _IDX_DTYPES:
-        raise ValueError(f"{path}: unknown IDX data type 0x{kind:02x}")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = _IDX_DTYPES[kind]
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
-        raise ValueError(
-            f"{path}: truncated or corrupt IDX file: {len(raw)} bytes, header {dims} needs "
-            f"{expected}"
-        )
-    return (
-        np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
-    )
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    """``sha256_file`` once per (file, size, modification time): a run checks the data often."""
-    return sha256_file(path)
 
 
 def _fashion_dir(root: str | Path | None = None) -> Path:
@@ -418,7 +357,7 @@ def require_dataset(name: str, root: str | Path | None = None) -> None:
         if not path.is_file():
             raise DataMissingError(f"Fashion-MNIST file {path} is missing: {fix}")
         st = path.stat()
-        got = _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
+        got = sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
         if got != digest:
             raise DataMissingError(
                 f"Fashion-MNIST file {path} has SHA-256 {got}, expected {digest}: {fix}"

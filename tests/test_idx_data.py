@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro import data
+from repro import data, idx
 
 
 def write_idx(path, array: np.ndarray, kind: int = 0x08, compress: bool = False) -> bytes:
@@ -24,7 +24,7 @@ def test_read_idx_round_trip(tmp_path, compress):
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     path = tmp_path / ("x.gz" if compress else "x")
     write_idx(path, arr, compress=compress)
-    out = data.read_idx(path)
+    out = idx.read_idx(path)
     assert out.shape == (2, 3, 4) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, arr)
 
@@ -32,7 +32,7 @@ def test_read_idx_round_trip(tmp_path, compress):
 def test_read_idx_int32_big_endian(tmp_path):
     arr = np.array([1, -2, 70000], dtype=np.int32)
     write_idx(tmp_path / "y", arr, kind=0x0C)
-    np.testing.assert_array_equal(data.read_idx(tmp_path / "y"), arr)
+    np.testing.assert_array_equal(idx.read_idx(tmp_path / "y"), arr)
 
 
 def test_read_idx_truncated_names_file(tmp_path):
@@ -40,14 +40,14 @@ def test_read_idx_truncated_names_file(tmp_path):
     raw = write_idx(path, np.zeros((5, 28, 28), dtype=np.uint8))
     path.write_bytes(raw[:-7])
     with pytest.raises(ValueError, match="trunc-idx3-ubyte.*truncated"):
-        data.read_idx(path)
+        idx.read_idx(path)
 
 
 def test_read_idx_wrong_magic_names_file(tmp_path):
     path = tmp_path / "bad-magic"
     path.write_bytes(b"\x1f\x8b\x08\x03" + bytes(16))
     with pytest.raises(ValueError, match="bad-magic.*magic"):
-        data.read_idx(path)
+        idx.read_idx(path)
 
 
 def test_read_idx_truncated_gzip(tmp_path):
@@ -55,7 +55,7 @@ def test_read_idx_truncated_gzip(tmp_path):
     write_idx(path, np.zeros((50, 28, 28), dtype=np.uint8), compress=True)
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(ValueError, match="t.gz"):
-        data.read_idx(path)
+        idx.read_idx(path)
 
 
 def test_data_dir_from_env(tmp_path, monkeypatch):
@@ -88,7 +88,7 @@ def test_load_fashion_mnist_checks_before_reading(tmp_path, monkeypatch):
 
 def test_sha256_file(tmp_path):
     (tmp_path / "a").write_bytes(b"abc")
-    assert data.sha256_file(tmp_path / "a") == (
+    assert idx.sha256_file(tmp_path / "a") == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
 

@@ -15,10 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repro.data import (
-    load_labels,
-    sample_normal,
-)
+from repro.data import load_labels, sample_normal
 from repro.engine import fit, optim
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.arjovsky_bottou import (
@@ -38,11 +35,7 @@ from repro.experiments.family.arjovsky_bottou import (
     wide_figure,
 )
 from repro.metrics import feature_gaussian, frechet_distance
-from repro.nets import (
-    STREAM_EVAL,
-    ConvGenerator,
-    seed_generators,
-)
+from repro.nets import STREAM_EVAL, ConvGenerator, seed_generators
 
 # Accuracy a fresh D must reach to count as "at 1" (Fig. 1): see claims/d-perfect.yaml.
 ACCURACY_TARGET = 0.99

@@ -16,9 +16,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from repro.data import (
-    sample_normal,
-)
+from repro.data import sample_normal
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.arjovsky_bottou import (
     PROTOCOL_PARAMS,
@@ -41,9 +39,7 @@ from repro.experiments.family.arjovsky_bottou import (
 from repro.invariants import require
 from repro.losses import non_saturating_g_loss
 from repro.metrics import per_seed_grad_norm
-from repro.nets import (
-    seed_generators,
-)
+from repro.nets import seed_generators
 
 # (q99 - q01) / (q75 - q25): the two-sided tail-quantile ratio of a symmetric law.
 GAUSSIAN_TAIL_RATIO = float(

@@ -17,7 +17,7 @@ Batching: one GAN run (all seeds) gives the snapshots; the fresh-D phase stacks 
 k * S + i of G holding snapshot k of seed i (``stack_snapshots``), and trains ``n_ds`` fresh Ds
 per copy of G as one batched D, copy j * K + c facing G copy c (K = snapshots x seeds). D's
 copies share G's outputs (``repeat_copies``); G's gradient for each D is a vector-Jacobian product
-through the one copy of G (``per_d_gradients``).
+through the one copy of G (``minus_log_d_instability.per_d_gradients``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
-"""Instance noise on the parallel lines of WGAN Example 1 (Arjovsky & Bottou 2017, Sec. 3):
-the closed forms shared by noise-restores-overlap, noise-bound and annealed-noise-training.
+"""Instance noise on the parallel lines of WGAN Example 1 (Arjovsky & Bottou 2017, Sec. 3): the
+closed forms of the noise family (``js_2d``: noise-restores-overlap and noise-bound;
+``half_circle``: noise-bound and annealed-noise-training; the densities, JS, D*'s accuracy and
+the generator-gradient limit: noise-restores-overlap; ``js_noisy_lines_mc``: its independent
+Monte-Carlo cross-check, used by the tests).
 
 P0 = law of (0, Z), P_theta = law of (theta, Z), Z ~ U[0, 1]. With eps ~ N(0, s^2 I) added to both
 lines the densities factorise, p0(x) = phi_s(x1) h_s(x2), p_theta(x) = phi_s(x1 - theta) h_s(x2),
