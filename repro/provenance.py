@@ -126,8 +126,9 @@ def now_utc() -> str:
 # ---------------------------------------------------------------- code hash
 
 # Top-level assignments to these names are left out of the code hash: a registry only names the
-# experiments, so adding one to it changes no result.
-UNHASHED_NAMES = ("REGISTRY",)
+# experiments, so adding one to it changes no result. REGISTRY: the hand-written registry of
+# commits before issue 15 (read when hashing an old record); _LEGACY*: its temporary remainder.
+UNHASHED_NAMES = ("REGISTRY", "_LEGACY", "_LEGACY_MODULES")
 PACKAGE = "repro"
 
 
@@ -236,11 +237,34 @@ def git_reader(commit: str, root: str | Path = REPO):
     return read
 
 
-def experiment_module(name: str) -> tuple[str, str | None]:
-    """(module, its file) holding the experiment a spec calls ``name``."""
+def _registry_at(read) -> dict[str, str]:
+    """The hand-written ``REGISTRY`` (name -> "module:attr") of the commit ``read`` reads, or {}.
+
+    Before issue 15 experiments were registered by hand and lived in multi-claim modules; a
+    record made then names its experiment as that commit's registry did.
+    """
+    import ast
+
+    text = read("repro/experiments/__init__.py")
+    if text is None:
+        return {}
+    for node in ast.parse(text).body:
+        targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+        if any(getattr(t, "id", None) == "REGISTRY" for t in targets):
+            value = ast.literal_eval(node.value)
+            return dict(value) if isinstance(value, dict) else {}
+    return {}
+
+
+def experiment_module(name: str, read=None) -> tuple[str, str | None]:
+    """(module, its file) holding the experiment a spec calls ``name``; with ``read`` (a commit's
+    files, :func:`git_reader`), as that commit's hand-written registry had it, if it had one."""
     import importlib.util
 
     from repro import experiments
+
+    if read is not None and name in (old := _registry_at(read)):
+        return old[name].split(":")[0], None
 
     table = experiments._table()
     if name not in table:
@@ -253,7 +277,7 @@ def experiment_module(name: str) -> tuple[str, str | None]:
 def code_state(experiment: str, read=None) -> dict[str, Any]:
     """``code_hash`` and ``code_files`` of an experiment: its module and the repro modules it
     imports (what a run record is keyed on besides the spec)."""
-    module, origin = experiment_module(experiment)
+    module, origin = experiment_module(experiment, read)
     files = code_files(module, read, origin)
     return {"code_hash": hash_files(files), "code_files": list(files)}
 
