@@ -78,7 +78,7 @@ def fresh_d_seconds(p, seeds, device, iterations: int, n_ds: int) -> tuple[float
     ab.run_fresh_d(q, G, D, n_ds, (), device)  # warm-up
     q["d_iterations"] = iterations
     per_it = _timed(lambda: ab.run_fresh_d(q, G, D, n_ds, (), device), device) / iterations
-    ev = ab._Eval(p, G, device)
+    ev = ab.HeldOutEval(p, G, device)
     x, z = ev.batch()
     per_eval = _timed(lambda: ab.evaluate(G, D, x, z, n_ds, ("minimax",)), device)
     return per_it, per_eval

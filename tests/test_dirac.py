@@ -137,10 +137,10 @@ def _fd_jacobian(field, eps=1e-6):
 def test_eigenvalues_at_equilibrium(method, expected):
     expected = np.array(expected, dtype=complex)
     closed = fdirac.closed_form_eigenvalues(method)
-    np.testing.assert_allclose(closed, fdirac._sort(expected), atol=1e-6)
-    fd = fdirac._sort(np.linalg.eigvals(_fd_jacobian(method.field)))
+    np.testing.assert_allclose(closed, fdirac.sort_eigenvalues(expected), atol=1e-6)
+    fd = fdirac.sort_eigenvalues(np.linalg.eigvals(_fd_jacobian(method.field)))
     np.testing.assert_allclose(fd, closed, atol=1e-5)
-    autograd = fdirac._sort(np.linalg.eigvals(fdirac.numeric_jacobian(method)))
+    autograd = fdirac.sort_eigenvalues(np.linalg.eigvals(fdirac.numeric_jacobian(method)))
     np.testing.assert_allclose(autograd, closed, atol=1e-9)
 
 
@@ -148,7 +148,7 @@ def test_a_wrong_closed_form_would_be_caught():
     # the check compares two computations that can disagree: a factor 2 in R1 moves the spectrum
     wrong = fdirac.closed_form_eigenvalues(fdirac.Method("r1", r1_gamma=2 * 0.3))
     numeric = np.linalg.eigvals(fdirac.numeric_jacobian(fdirac.Method("r1", r1_gamma=0.3)))
-    assert np.abs(fdirac._sort(numeric) - wrong).max() > 0.1
+    assert np.abs(fdirac.sort_eigenvalues(numeric) - wrong).max() > 0.1
 
 
 def test_batched_field_equals_each_method_row_by_row():

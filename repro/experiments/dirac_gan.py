@@ -17,13 +17,13 @@ from repro.experiments import Experiment, Tables
 from repro.experiments.family.dirac import (
     Method,
     MethodTable,
-    _sort,
     batched_field,
     closed_form_eigenvalues,
     make_methods,
     map_spectral_radius,
     numeric_jacobian,
     simulate,
+    sort_eigenvalues,
     step,
 )
 from repro.invariants import require
@@ -94,7 +94,7 @@ def run(params: Mapping, seeds: list[int], device) -> Tables:
     spectra = []
     for m in methods:
         closed = closed_form_eigenvalues(m)
-        numeric = _sort(np.linalg.eigvals(numeric_jacobian(m))) if m.smooth else closed
+        numeric = sort_eigenvalues(np.linalg.eigvals(numeric_jacobian(m))) if m.smooth else closed
         spectra.append(
             {
                 "method": m.name,
@@ -130,7 +130,8 @@ def _sim_map_error(method: Method, h: float, closed: np.ndarray) -> float:
         return torch.stack([th.reshape(()), ps.reshape(())])
 
     jac = torch.autograd.functional.jacobian(one, torch.zeros(2, dtype=torch.float64)).numpy()
-    return float(np.abs(_sort(np.linalg.eigvals(jac)) - _sort(1 + h * closed)).max())
+    numeric = sort_eigenvalues(np.linalg.eigvals(jac))
+    return float(np.abs(numeric - sort_eigenvalues(1 + h * closed)).max())
 
 
 def _explode(spectra: pd.DataFrame) -> pd.DataFrame:

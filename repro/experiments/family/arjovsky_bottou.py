@@ -242,7 +242,7 @@ def label_copies(df: pd.DataFrame, seeds: Sequence[int], epochs: Sequence[int]) 
     return df
 
 
-class _Eval:
+class HeldOutEval:
     """Held-out evaluation: real test images (per-copy passes) and fresh z, own random stream."""
 
     def __init__(self, params: Mapping[str, Any], G: ConvGenerator, device: Any):
@@ -306,7 +306,7 @@ def run_fresh_d(
     k, b = len(G.seeds), p["batch_size"]
     train = EpochSampler(load_split(p, "train", device))
     gens = seed_generators(G.seeds, STREAM_FRESH_D)
-    ev = _Eval(p, G, device)
+    ev = HeldOutEval(p, G, device)
     opt = optim.make("adam", D.parameters(), p["d_lr"], betas=(0.5, 0.999))
     schedule = eval_schedule(
         p["d_iterations"], p["eval_every"], p["eval_every_early"], p["eval_early_until"]

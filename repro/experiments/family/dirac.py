@@ -293,10 +293,11 @@ def closed_form_eigenvalues(method: Method) -> np.ndarray:
     else:  # gan, ns-gan
         centre, disc = 0.0, -(F1_0**2) + 0j
     root = np.sqrt(disc)
-    return _sort(np.array([centre - root, centre + root]))
+    return sort_eigenvalues(np.array([centre - root, centre + root]))
 
 
-def _sort(ev: np.ndarray) -> np.ndarray:
+def sort_eigenvalues(ev: np.ndarray) -> np.ndarray:
+    """Eigenvalues in a fixed order (by imaginary, then real part), so two lists compare."""
     return ev[np.lexsort((ev.real, ev.imag))]
 
 
