@@ -118,7 +118,7 @@ def test_smoke_tables_and_identical_start():
     tables = _run((0,))
     seeds = tables["seeds"]
     assert list(seeds["seed"]) == [0]
-    assert np.all(np.isfinite(seeds[list(saturation.SATURATION.metrics)].to_numpy(float)))
+    assert np.all(np.isfinite(seeds[list(saturation.EXPERIMENT.metrics)].to_numpy(float)))
     c = tables["curves"]
     start = c[c.step == 0].set_index("objective").drop(columns=["step", "seed"])
     # both runs of a seed start from the same G, D and see the same evaluation draws

@@ -65,8 +65,8 @@ REGISTRY: dict[str, str] = {
     "d_perfect": "repro.experiments.gradients:D_PERFECT",
     "vanishing_gradients": "repro.experiments.gradients:VANISHING_GRADIENTS",
     "minus_log_d_instability": "repro.experiments.gradients:MINUS_LOG_D_INSTABILITY",
-    "saturation": "repro.experiments.saturation:SATURATION",
-    "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
+    "saturation": "repro.experiments.saturation:EXPERIMENT",
+    "minus_log_d_is_kl_minus_2js": "repro.experiments.minus_log_d_is_kl_minus_2js:EXPERIMENT",
     # issue 8, part B: Dirac-GAN convergence and the Wasserstein critic
     "dirac_gan": "repro.experiments.dirac:DIRAC_GAN",
     "wgan_critic_vs_discriminator": "repro.experiments.critic:WGAN_CRITIC_VS_DISCRIMINATOR",
@@ -77,8 +77,8 @@ REGISTRY: dict[str, str] = {
     "noise_bound": "repro.experiments.noise:NOISE_BOUND",
     "annealed_noise": "repro.experiments.noise:ANNEALED_NOISE",
     # issue 7 (part B): f-divergence fits and stacked-digit modes
-    "fgan_gaussian_fit": "repro.experiments.fgan_fit:FGAN_GAUSSIAN_FIT",
-    "kl_covers_reverse_kl_seeks": "repro.experiments.fgan_fit:KL_COVERS_REVERSE_KL_SEEKS",
+    "fgan_gaussian_fit": "repro.experiments.fgan_gaussian_fit:EXPERIMENT",
+    "kl_covers_reverse_kl_seeks": "repro.experiments.kl_covers_reverse_kl_seeks:EXPERIMENT",
     "stacked_digits_modes": "repro.experiments.stacked:STACKED_DIGITS_MODES",
     # issue 7 part A: mode counts on mixtures and the remedies
     "mode_collapse_mixtures": "repro.experiments.mixtures:MODE_COLLAPSE_MIXTURES",
