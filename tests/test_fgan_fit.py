@@ -199,3 +199,38 @@ def test_exact_cover_seek_is_an_invariant_that_raises_on_a_wrong_mixture(monkeyp
     }
     with pytest.raises(InvariantError, match="reverse-KL fit does not seek one mode"):
         cover_seek.require_exact_cover_seek(star, close)
+
+
+# ------------------------------------------------------------------------ convergence premise
+
+
+@pytest.mark.parametrize("name", ["kl", "reverse_kl"])
+def test_convergence_premise_fails_on_null_fits_and_passes_at_the_optimum(name):
+    """Null models of the premise '<f>_grad_ratio <= 0.1': a fit that never left its start (ratio
+    exactly 1) and a fixed wrong Gaussian stalled in the gap both fail; the exact optimum (a
+    stationary point) passes."""
+    mix, x = fdiv_fit.MIXTURES["bimodal"], np.linspace(*fdiv_fit.GRID, 6001)
+    start = (0.2, 1.0)
+    limit = fdiv_fit.CONVERGED_GRAD_RATIO
+    assert fdiv_fit.grad_ratio(name, mix, x, start, start) == pytest.approx(1.0)
+    assert fdiv_fit.grad_ratio(name, mix, x, (1.8, 0.4), start) > limit  # stalled off the mode
+    mean, std, _ = fdiv_fit.exact_fit(name, mix, x)
+    assert fdiv_fit.grad_ratio(name, mix, x, (mean, std), start) < 0.01 * limit
+
+
+def test_exact_grad_matches_the_gaussian_kl_closed_form():
+    """KL(N(m, s^2) || N(0, 1)) = (s^2 + m^2 - 1) / 2 - log s: d/dm = m, d/dlog s = s^2 - 1."""
+    one = ((1.0,), (0.0,), (1.0,))  # P = N(0, 1) as a one-component mixture
+    x = np.linspace(*fdiv_fit.GRID, 8001)
+    grad = fdiv_fit.exact_grad("reverse_kl", one, x, 0.7, 1.5)  # KL(Q || P), Q = N(0.7, 1.5^2)
+    np.testing.assert_allclose(grad, [0.7, 1.5**2 - 1.0], rtol=1e-6)
+
+
+def test_premises_are_reported_per_seed():
+    for claim_id, cols in (
+        ("kl-covers-reverse-kl-seeks", ["kl_grad_ratio", "rkl_grad_ratio"]),
+        ("fgan-gaussian-fit", ["grad_ratio_max"]),
+    ):
+        table = smoke_run(claim_id)["seeds"]
+        values = table[cols].to_numpy(float)
+        assert np.all(values >= 0) and not np.any(np.isnan(values))  # +inf allowed: not converged

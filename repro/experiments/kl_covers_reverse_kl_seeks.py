@@ -25,6 +25,8 @@ from repro.experiments.family.fdiv_fit import (
     TRAINING_PARAMS,
     Mixture,
     exact_table,
+    grad_ratio,
+    initial_thetas,
     learned_thetas,
     train_fits,
 )
@@ -79,7 +81,12 @@ def require_exact_cover_seek(star: Mapping[str, tuple[float, float]], mix: Mixtu
 
 def run_cover_seek(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     """KL and reverse-KL fits of N(mu, std^2) to a two-mode mixture, exact and trained; tables
-    ``seeds``, ``fits``, ``trajectory``, ``density``."""
+    ``seeds``, ``fits``, ``trajectory``, ``density``.
+
+    Per seed and divergence, besides the shape metrics, ``<kl|rkl>_grad_ratio``: the exact
+    divergence's gradient norm at the trained fit over that at the seed's start (the premise
+    that training converged: a fit in transit, e.g. stalled in the zero-density gap where the
+    bounded V is flat, keeps a ratio of order 1)."""
     mix = MIXTURES[check_names([params["mixture"]], MIXTURES, "mixture")[0]]
     x = np.linspace(*GRID, int(params["grid_points"]))
     exact = exact_table(mix, COVER_SEEK, x)
@@ -87,12 +94,18 @@ def run_cover_seek(params: Mapping[str, Any], seeds: list[int], device) -> Table
     require_exact_cover_seek(star, mix)
     gen, trajectory = train_fits(params, mix, COVER_SEEK, seeds, device)
     mean_hat, std_hat = learned_thetas(gen, len(COVER_SEEK), len(seeds))
+    mean0, std0 = (v.numpy() for v in initial_thetas(params, seeds))
     rows, fits = [], []
     for j, seed in enumerate(seeds):
         row: dict[str, float] = {"seed": int(seed)}
         for i, (name, short) in enumerate(zip(COVER_SEEK, ("kl", "rkl"), strict=True)):
-            row.update(shape_metrics(float(mean_hat[i, j]), float(std_hat[i, j]), mix, short))
+            hat = (float(mean_hat[i, j]), float(std_hat[i, j]))
+            row.update(shape_metrics(*hat, mix, short))
             row.update(shape_metrics(*star[name], mix, f"{short}_exact"))
+            # the premise: training reached a stationary point of its own divergence
+            row[f"{short}_grad_ratio"] = grad_ratio(
+                name, mix, x, hat, (float(mean0[j]), float(std0[j]))
+            )
             fits.append(
                 {
                     "seed": int(seed),
@@ -174,7 +187,11 @@ _SHAPES = ("center_offset", "mode_offset", "std_half_gap", "std_mode")
 EXPERIMENT = Experiment(
     run=run_cover_seek,
     params=("mixture", *TRAINING_PARAMS),
-    metrics=tuple(f"{p}_{s}" for p in ("kl", "rkl", "kl_exact", "rkl_exact") for s in _SHAPES),
+    metrics=(
+        "kl_grad_ratio",
+        "rkl_grad_ratio",
+        *(f"{p}_{s}" for p in ("kl", "rkl", "kl_exact", "rkl_exact") for s in _SHAPES),
+    ),
     figures={"cover_seek": fig_cover_seek},
     doc=__doc__ or "",
 )

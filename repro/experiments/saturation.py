@@ -213,7 +213,9 @@ def saturation_seed_table(curves: pd.DataFrame, params: Mapping[str, Any]) -> pd
     the same G, D and z). Across the runs: log10_grad_ratio_runs, the mean over the window of
     log10(||grad||, non-saturating run's own cost / minimax run's own cost);
     w1_log10_ratio_early, log10(W1 minimax / W1 non-saturating) to the held-out digits at step
-    early_steps (> 0: the non-saturating run is closer), and w1_log10_ratio_end at the last step;
+    early_steps (> 0: the non-saturating run is closer), w1_log10_ratio_run, the mean of that
+    log ratio over every evaluation after step 0 (the gap between the two learning curves over
+    the run, not one snapshot), and w1_log10_ratio_end at the last step;
     w1_start, w1_minimax_end, w1_ns_end: W1 at step 0 (both runs) and at the last step.
     """
     early, end = int(params["early_steps"]), int(curves.step.max())
@@ -224,6 +226,11 @@ def saturation_seed_table(curves: pd.DataFrame, params: Mapping[str, Any]) -> pd
     ratio = ns["grad_non_saturating"] / mm.set_index(["seed", "step"])["grad_minimax"]
     w1_mm, w1_ns = _at(curves, "minimax", end, "w1"), _at(curves, "non-saturating", end, "w1")
     w1_early = _at(curves, "minimax", early, "w1") / _at(curves, "non-saturating", early, "w1")
+    # every evaluation after the start: the gap between the two learning curves over the run
+    after = curves[curves.step > 0].pivot_table(
+        index=["seed", "step"], columns="objective", values="w1"
+    )
+    w1_run = np.log10(after["minimax"] / after["non-saturating"]).groupby(level="seed").mean()
     out = pd.DataFrame(
         {
             "d_fake_median_early": star["d_fake_median"],
@@ -233,6 +240,7 @@ def saturation_seed_table(curves: pd.DataFrame, params: Mapping[str, Any]) -> pd
             ),
             "log10_grad_ratio_runs": np.log10(ratio).groupby(level="seed").mean(),
             "w1_log10_ratio_early": np.log10(w1_early),
+            "w1_log10_ratio_run": w1_run,
             "w1_log10_ratio_end": np.log10(w1_mm / w1_ns),
             "w1_minimax_end": w1_mm,
             "w1_ns_end": w1_ns,
@@ -334,6 +342,7 @@ EXPERIMENT = Experiment(
         "log10_grad_ratio_same_state",
         "log10_grad_ratio_runs",
         "w1_log10_ratio_early",
+        "w1_log10_ratio_run",
         "w1_log10_ratio_end",
         "w1_minimax_end",
         "w1_ns_end",
