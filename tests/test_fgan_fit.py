@@ -234,3 +234,16 @@ def test_premises_are_reported_per_seed():
         table = smoke_run(claim_id)["seeds"]
         values = table[cols].to_numpy(float)
         assert np.all(values >= 0) and not np.any(np.isnan(values))  # +inf allowed: not converged
+
+
+def test_a_narrow_fit_has_a_finite_reverse_kl_not_minus_inf():
+    """Q = N(2.95, 0.13^2) against the bimodal P: its denormal tail once made p / q overflow and
+    reverse KL read -inf (the best of all models); closed form check against P = N(0, 1)."""
+    mix, x = fdiv_fit.MIXTURES["bimodal"], np.linspace(*fdiv_fit.GRID, 8001)
+    p = dv.mixture_pdf(x, *mix)
+    value = fdiv_fit.divergence_to_gaussian("reverse_kl", p, x, 2.95, 0.13)
+    assert math.isfinite(value) and value > math.log(2)  # above the optimum's log 2
+    one = ((1.0,), (0.0,), (1.0,))
+    m, s = 1.0, 0.05  # KL(N(m, s^2) || N(0, 1)) = (s^2 + m^2 - 1) / 2 - log s
+    got = fdiv_fit.divergence_to_gaussian("reverse_kl", dv.mixture_pdf(x, *one), x, m, s)
+    assert got == pytest.approx((s**2 + m**2 - 1) / 2 - math.log(s), rel=1e-6)

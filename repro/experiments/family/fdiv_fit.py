@@ -49,6 +49,9 @@ MIXTURES: dict[str, Mixture] = {
 # f-GAN Table 3's divergences (it has no squared Hellinger row)
 FIT_DIVERGENCES = ("kl", "reverse_kl", "js", "jeffrey", "pearson")
 GRID = (-20.0, 20.0)
+# smallest model density the quadrature uses (p <= 1 here, so p / q stays below 1e290 and f(p / q)
+# finite for every row); a Gaussian below it contributes q f(p / q) ~ 1e-290 * 700 per point
+Q_FLOOR = 1e-290
 
 
 def mixture_moments(mix: Mixture) -> tuple[float, float]:
@@ -61,8 +64,16 @@ def mixture_moments(mix: Mixture) -> tuple[float, float]:
 def divergence_to_gaussian(
     name: str, p: np.ndarray, x: np.ndarray, mean: float, std: float
 ) -> float:
-    """D_f(P || N(mean, std^2)) by quadrature on ``x`` (P given by its density ``p`` on x)."""
-    return dv.f_divergence(name, p, dv.gaussian_pdf(x, mean, std), x)
+    """D_f(P || N(mean, std^2)) by quadrature on ``x`` (P given by its density ``p`` on x).
+
+    Q's density is set to 0 where it is below ``Q_FLOOR``, so that the quadrature treats those
+    points as q = 0 < p (the perspective term of ``repro.divergences.f_divergence``, as it already
+    does where q underflows to exactly 0). Without it, a narrow Q's denormal tail makes p / q
+    overflow to inf and f(inf) * q gives -inf for reverse KL (or inf - inf = nan for JS): a
+    narrow fit would read as D = -inf, the best of all models.
+    """
+    q = dv.gaussian_pdf(x, mean, std)
+    return dv.f_divergence(name, p, np.where(q < Q_FLOOR, 0.0, q), x)
 
 
 def exact_fit(name: str, mix: Mixture, x: np.ndarray) -> tuple[float, float, float]:
