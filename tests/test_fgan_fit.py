@@ -20,7 +20,8 @@ from scipy import special
 
 from repro import divergences as dv
 from repro import experiments
-from repro.experiments import fgan_fit
+from repro.experiments import kl_covers_reverse_kl_seeks as cover_seek
+from repro.experiments.family import fdiv_fit
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -87,29 +88,29 @@ def test_jeffrey_bound_is_tight_at_t_star():
 
 
 def test_kl_fit_is_moment_matching():
-    mix = fgan_fit.MIXTURES["asymmetric"]
+    mix = fdiv_fit.MIXTURES["asymmetric"]
     x = np.linspace(-20.0, 20.0, 6001)
-    mean, std, _ = fgan_fit.exact_fit("kl", mix, x)
+    mean, std, _ = fdiv_fit.exact_fit("kl", mix, x)
     w, m, s = (np.asarray(v) for v in mix)
     mean_cf = float(w @ m)
     std_cf = math.sqrt(float(w @ (s**2 + m**2)) - mean_cf**2)
     assert (mean, std) == pytest.approx((mean_cf, std_cf), abs=1e-5)
-    assert fgan_fit.mixture_moments(mix) == pytest.approx((mean_cf, std_cf), abs=1e-12)
+    assert fdiv_fit.mixture_moments(mix) == pytest.approx((mean_cf, std_cf), abs=1e-12)
 
 
 @pytest.mark.parametrize("name", ["reverse_kl", "js", "jeffrey", "pearson", "squared_hellinger"])
 def test_every_fit_of_a_gaussian_target_is_the_target(name):
     target = ((1.0,), (0.4,), (1.3,))
     x = np.linspace(-20.0, 20.0, 4001)
-    mean, std, value = fgan_fit.exact_fit(name, target, x)
+    mean, std, value = fdiv_fit.exact_fit(name, target, x)
     assert (mean, std) == pytest.approx((0.4, 1.3), abs=1e-4)
     assert value == pytest.approx(0.0, abs=1e-8)
 
 
 def test_reverse_kl_fit_of_two_far_modes_sits_on_one():
-    mix = fgan_fit.MIXTURES["bimodal"]
+    mix = fdiv_fit.MIXTURES["bimodal"]
     x = np.linspace(-20.0, 20.0, 6001)
-    mean, std, value = fgan_fit.exact_fit("reverse_kl", mix, x)
+    mean, std, value = fdiv_fit.exact_fit("reverse_kl", mix, x)
     # on one mode the reverse KL is about log 2 (Q misses half of P's mass)
     assert abs(mean) == pytest.approx(3.0, abs=1e-3)
     assert std == pytest.approx(0.5, abs=1e-3)
@@ -119,19 +120,19 @@ def test_reverse_kl_fit_of_two_far_modes_sits_on_one():
 def test_fgan_bound_by_hand_for_kl_and_reverse_kl():
     v_real = torch.tensor([[[0.0], [1.0]], [[0.0], [1.0]]])  # (2 copies, 2 samples, 1)
     v_fake = torch.tensor([[[0.0], [2.0]], [[0.0], [2.0]]])
-    f = fgan_fit.fgan_bound(v_real, v_fake, ["kl", "reverse_kl"])
+    f = fdiv_fit.fgan_bound(v_real, v_fake, ["kl", "reverse_kl"])
     kl = 0.5 * (0 + 1) - 0.5 * (math.exp(-1) + math.exp(1))  # g = v, f*(t) = exp(t - 1)
     rkl = 0.5 * (-1 - math.exp(-1)) - 0.5 * (-1 + 1)  # g = -exp(-v), f*(g(v)) = v - 1
     torch.testing.assert_close(f, torch.tensor([kl, rkl]), rtol=1e-6, atol=1e-7)
 
 
 def test_shape_metrics_by_hand():
-    mix = fgan_fit.MIXTURES["bimodal"]  # modes at -3 and 3, std 0.5: half gap 3
-    covering = fgan_fit.shape_metrics(0.0, 3.0, mix, "a")
+    mix = fdiv_fit.MIXTURES["bimodal"]  # modes at -3 and 3, std 0.5: half gap 3
+    covering = cover_seek.shape_metrics(0.0, 3.0, mix, "a")
     assert covering == pytest.approx(
         {"a_center_offset": 0.0, "a_mode_offset": 1.0, "a_std_half_gap": 1.0, "a_std_mode": 6.0}
     )
-    seeking = fgan_fit.shape_metrics(-2.7, 0.5, mix, "b")
+    seeking = cover_seek.shape_metrics(-2.7, 0.5, mix, "b")
     assert seeking == pytest.approx(
         {"b_center_offset": 0.9, "b_mode_offset": 0.1, "b_std_half_gap": 1 / 6, "b_std_mode": 1.0}
     )
@@ -184,17 +185,65 @@ def test_exact_cover_seek_is_an_invariant_that_raises_on_a_wrong_mixture(monkeyp
     invariant (an error, never a vote) for a mixture whose modes overlap (both fits central)."""
     from repro.invariants import InvariantError
 
-    x = np.linspace(*fgan_fit.GRID, 2001)
-    ok = fgan_fit.MIXTURES["bimodal"]
+    x = np.linspace(*fdiv_fit.GRID, 2001)
+    ok = fdiv_fit.MIXTURES["bimodal"]
     star = {
         r.divergence: (r.mean, r.std)
-        for r in fgan_fit.exact_table(ok, fgan_fit.COVER_SEEK, x).itertuples()
+        for r in fdiv_fit.exact_table(ok, cover_seek.COVER_SEEK, x).itertuples()
     }
-    fgan_fit.require_exact_cover_seek(star, ok)  # the registered mixture passes
+    cover_seek.require_exact_cover_seek(star, ok)  # the registered mixture passes
     close = ((0.5, 0.5), (-0.3, 0.3), (1.0, 1.0))  # modes 0.6 apart, std 1: one bump
     star = {
         r.divergence: (r.mean, r.std)
-        for r in fgan_fit.exact_table(close, fgan_fit.COVER_SEEK, x).itertuples()
+        for r in fdiv_fit.exact_table(close, cover_seek.COVER_SEEK, x).itertuples()
     }
     with pytest.raises(InvariantError, match="reverse-KL fit does not seek one mode"):
-        fgan_fit.require_exact_cover_seek(star, close)
+        cover_seek.require_exact_cover_seek(star, close)
+
+
+# ------------------------------------------------------------------------ convergence premise
+
+
+@pytest.mark.parametrize("name", ["kl", "reverse_kl"])
+def test_convergence_premise_fails_on_null_fits_and_passes_at_the_optimum(name):
+    """Null models of the premise '<f>_grad_ratio <= 0.1': a fit that never left its start (ratio
+    exactly 1) and a fixed wrong Gaussian stalled in the gap both fail; the exact optimum (a
+    stationary point) passes."""
+    mix, x = fdiv_fit.MIXTURES["bimodal"], np.linspace(*fdiv_fit.GRID, 6001)
+    start = (0.2, 1.0)
+    limit = fdiv_fit.CONVERGED_GRAD_RATIO
+    assert fdiv_fit.grad_ratio(name, mix, x, start, start) == pytest.approx(1.0)
+    assert fdiv_fit.grad_ratio(name, mix, x, (1.8, 0.4), start) > limit  # stalled off the mode
+    mean, std, _ = fdiv_fit.exact_fit(name, mix, x)
+    assert fdiv_fit.grad_ratio(name, mix, x, (mean, std), start) < 0.01 * limit
+
+
+def test_exact_grad_matches_the_gaussian_kl_closed_form():
+    """KL(N(m, s^2) || N(0, 1)) = (s^2 + m^2 - 1) / 2 - log s: d/dm = m, d/dlog s = s^2 - 1."""
+    one = ((1.0,), (0.0,), (1.0,))  # P = N(0, 1) as a one-component mixture
+    x = np.linspace(*fdiv_fit.GRID, 8001)
+    grad = fdiv_fit.exact_grad("reverse_kl", one, x, 0.7, 1.5)  # KL(Q || P), Q = N(0.7, 1.5^2)
+    np.testing.assert_allclose(grad, [0.7, 1.5**2 - 1.0], rtol=1e-6)
+
+
+def test_premises_are_reported_per_seed():
+    for claim_id, cols in (
+        ("kl-covers-reverse-kl-seeks", ["kl_grad_ratio", "rkl_grad_ratio"]),
+        ("fgan-gaussian-fit", ["grad_ratio_max"]),
+    ):
+        table = smoke_run(claim_id)["seeds"]
+        values = table[cols].to_numpy(float)
+        assert np.all(values >= 0) and not np.any(np.isnan(values))  # +inf allowed: not converged
+
+
+def test_a_narrow_fit_has_a_finite_reverse_kl_not_minus_inf():
+    """Q = N(2.95, 0.13^2) against the bimodal P: its denormal tail once made p / q overflow and
+    reverse KL read -inf (the best of all models); closed form check against P = N(0, 1)."""
+    mix, x = fdiv_fit.MIXTURES["bimodal"], np.linspace(*fdiv_fit.GRID, 8001)
+    p = dv.mixture_pdf(x, *mix)
+    value = fdiv_fit.divergence_to_gaussian("reverse_kl", p, x, 2.95, 0.13)
+    assert math.isfinite(value) and value > math.log(2)  # above the optimum's log 2
+    one = ((1.0,), (0.0,), (1.0,))
+    m, s = 1.0, 0.05  # KL(N(m, s^2) || N(0, 1)) = (s^2 + m^2 - 1) / 2 - log s
+    got = fdiv_fit.divergence_to_gaussian("reverse_kl", dv.mixture_pdf(x, *one), x, m, s)
+    assert got == pytest.approx((s**2 + m**2 - 1) / 2 - math.log(s), rel=1e-6)

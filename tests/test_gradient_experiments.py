@@ -20,6 +20,7 @@ from repro.experiments import minus_log_d_instability as mld
 from repro.experiments import saturation
 from repro.experiments import vanishing_gradients as vg
 from repro.experiments.family import arjovsky_bottou as ab
+from repro.experiments import minus_log_d_is_kl_minus_2js as thm25
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = {
@@ -54,8 +55,8 @@ def test_thm_2_5_identity_quadrature_vs_finite_differences(mean0, std0):
     z = torch.linspace(-12.0, 12.0, 4001, dtype=torch.float64)
     theta0 = np.array([mean0, math.log(std0)])
     real_theta = torch.tensor([real[0], math.log(real[1])], dtype=torch.float64)
-    lhs = saturation.minus_log_d_grad_quadrature(torch.from_numpy(theta0), real_theta, z)
-    terms = saturation.divergence_grad_fd(theta0, real, x, 1e-4)  # (KL, 2 JSD) x (mean, log_std)
+    lhs = thm25.minus_log_d_grad_quadrature(torch.from_numpy(theta0), real_theta, z)
+    terms = thm25.divergence_grad_fd(theta0, real, x, 1e-4)  # (KL, 2 JSD) x (mean, log_std)
     torch.testing.assert_close(lhs, torch.from_numpy(terms[0] - terms[1]), rtol=1e-6, atol=1e-8)
     # the JSD term matters: dropping it would miss by far more than the tolerance
     assert np.linalg.norm(terms[1]) > 1e-2
@@ -77,7 +78,7 @@ def test_thm_2_5_left_side_matches_independent_quadrature():
     theta0 = torch.tensor([mg, math.log(sg)], dtype=torch.float64)
     real = torch.tensor([mr, math.log(sr)], dtype=torch.float64)
     z = torch.linspace(-12.0, 12.0, 4001, dtype=torch.float64)
-    lhs = saturation.minus_log_d_grad_quadrature(theta0, real, z)
+    lhs = thm25.minus_log_d_grad_quadrature(theta0, real, z)
     assert float(lhs[0]) == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
@@ -86,9 +87,9 @@ def test_thm_2_5_monte_carlo_per_sample_gradients_average_to_quadrature():
     real = torch.tensor([0.0, 0.0], dtype=torch.float64)
     z_grid = torch.linspace(-12.0, 12.0, 4001, dtype=torch.float64)
     z = torch.randn(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    per_sample = saturation.minus_log_d_grad_samples(theta0, real, z)  # (N, 2)
+    per_sample = thm25.minus_log_d_grad_samples(theta0, real, z)  # (N, 2)
     se = per_sample.std(0) / math.sqrt(z.numel())
-    exact = saturation.minus_log_d_grad_quadrature(theta0, real, z_grid)
+    exact = thm25.minus_log_d_grad_quadrature(theta0, real, z_grid)
     assert torch.all((per_sample.mean(0) - exact).abs() < 5 * se)
 
 
@@ -97,7 +98,7 @@ def test_thm_2_5_far_generator_log_d_star_stays_finite():
     x = torch.tensor([30.0], dtype=torch.float64)
     real = torch.tensor([0.0, 0.0], dtype=torch.float64)
     gen0 = torch.tensor([30.0, 0.0], dtype=torch.float64)
-    value = saturation.log_d_star(x, real, gen0)
+    value = thm25.log_d_star(x, real, gen0)
     assert float(value) == pytest.approx(-450.0, rel=1e-12)  # log p_r - log p_g0 = -30^2 / 2
 
 

@@ -118,7 +118,7 @@ def test_smoke_tables_and_identical_start():
     tables = _run((0,))
     seeds = tables["seeds"]
     assert list(seeds["seed"]) == [0]
-    assert np.all(np.isfinite(seeds[list(saturation.SATURATION.metrics)].to_numpy(float)))
+    assert np.all(np.isfinite(seeds[list(saturation.EXPERIMENT.metrics)].to_numpy(float)))
     c = tables["curves"]
     start = c[c.step == 0].set_index("objective").drop(columns=["step", "seed"])
     # both runs of a seed start from the same G, D and see the same evaluation draws
@@ -145,3 +145,14 @@ def test_closed_form_invariant_raises_when_violated(monkeypatch):
 def test_early_steps_must_be_an_evaluation_step():
     with pytest.raises(ValueError, match="multiple of eval_every"):
         saturation.run_saturation({**SMOKE, "early_steps": 3}, [0], CPU)
+
+
+def test_run_ratio_is_the_mean_log_ratio_over_every_evaluation_after_the_start():
+    """w1_log10_ratio_run averages log10(W1 minimax / W1 ns) over steps > 0 (not one snapshot)."""
+    curves = _curves()
+    mm = curves.objective == "minimax"
+    curves.loc[mm & (curves.step == 0), "w1"] *= 1e3  # the start does not count
+    table = saturation.saturation_seed_table(curves, {"early_steps": 20}).set_index("seed")
+    # steps 10, 20, 30: W1 7 / 5, 6 / 6, 4 / 4
+    assert table.loc[0, "w1_log10_ratio_run"] == pytest.approx(np.log10(7 / 5) / 3)
+    assert table.loc[0, "w1_log10_ratio_early"] == pytest.approx(0.0, abs=1e-15)

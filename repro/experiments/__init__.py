@@ -74,10 +74,6 @@ FAMILY = "family"  # the package of shared science: not an experiment
 # saturation, mixtures and stacked, which other branches split into one module per claim. Delete
 # this block (and its two uses below) once those modules are gone.
 _LEGACY: dict[str, str] = {
-    "fgan_gaussian_fit": "repro.experiments.fgan_fit:FGAN_GAUSSIAN_FIT",
-    "kl_covers_reverse_kl_seeks": "repro.experiments.fgan_fit:KL_COVERS_REVERSE_KL_SEEKS",
-    "saturation": "repro.experiments.saturation:SATURATION",
-    "minus_log_d_is_kl_minus_2js": "repro.experiments.saturation:KL_MINUS_2JS",
     "stacked_digits_modes": "repro.experiments.stacked:STACKED_DIGITS_MODES",
     "mode_collapse_mixtures": "repro.experiments.mixtures:MODE_COLLAPSE_MIXTURES",
     "pacgan_table1": "repro.experiments.mixtures:PACGAN_TABLE1",
