@@ -157,7 +157,10 @@ class Method:
     instance_noise: bool = False
     optimizer: str = "adam"
     betas: tuple[float, float] | None = None  # None: the experiment's betas
-    lr_key: str = "lr"  # the params entry holding this method's learning rate
+    lr_key: str = "lr"  # the params entry holding this method's learning rate (G's and D's)
+    # the params entry holding D's learning rate when it differs from G's (the Unrolled GAN
+    # notebook: G 1e-3, D 1e-4); None: D uses lr_key's
+    lr_d_key: str | None = "lr_d"
     extra: dict = field(default_factory=dict)
 
 
@@ -165,11 +168,18 @@ METHODS: dict[str, Method] = {
     "gan": Method(),
     "gan-minimax": Method(objective="minimax"),
     # WGAN: RMSProp, n_critic 5, clip 0.01 (Arjovsky et al. 2017, Algorithm 1)
-    "wgan": Method(objective="wgan", d_steps=5, optimizer="rmsprop", lr_key="wgan_lr"),
+    "wgan": Method(
+        objective="wgan", d_steps=5, optimizer="rmsprop", lr_key="wgan_lr", lr_d_key=None
+    ),
     # WGAN-GP: Adam(beta1 0, beta2 0.9), n_critic 5, lambda 10 (Gulrajani et al. 2017, Alg. 1)
-    "wgan-gp": Method(objective="wgan-gp", d_steps=5, betas=(0.0, 0.9), lr_key="wgan_gp_lr"),
+    "wgan-gp": Method(
+        objective="wgan-gp", d_steps=5, betas=(0.0, 0.9), lr_key="wgan_gp_lr", lr_d_key=None
+    ),
     "unrolled5": Method(unroll=5),
     "unrolled10": Method(unroll=10),
+    # the Unrolled GAN notebook's saddle objective: G ascends D's loss (minimax surrogate)
+    "unrolled5-minimax": Method(objective="minimax", unroll=5),
+    "unrolled10-minimax": Method(objective="minimax", unroll=10),
     "pacgan2": Method(pack=2),
     "pacgan3": Method(pack=3),
     "pacgan4": Method(pack=4),
@@ -258,9 +268,10 @@ def train_method(
     obj = get_objective(method.objective)
     G, D = build_models(method, params, seeds, device)
     lr = float(params[method.lr_key])
+    lr_d = float(params[method.lr_d_key]) if method.lr_d_key else lr
     betas = tuple(method.betas or params["betas"])
     opt_g = optim.make(method.optimizer, G.parameters(), lr, betas=betas)
-    opt_d = optim.make(method.optimizer, D.parameters(), lr, betas=betas)
+    opt_d = optim.make(method.optimizer, D.parameters(), lr_d, betas=betas)
     gens = generators(seeds, "data")
     b, z_dim = params["batch_size"] * method.pack, params["z_dim"]
     steps = params["steps"]
@@ -327,7 +338,7 @@ def _g_loss(method, obj, G, D, opt_d, params, step, gens, batch) -> torch.Tensor
             return _d_loss(obj, lambda v: functional_call(D, theta, (v,)), xi, G(zi))
 
         theta = remedies.unrolled_params(
-            d_loss, named, state, t, method.unroll, float(params["lr"]), tuple(params["betas"])
+            d_loss, named, state, t, method.unroll, float(params["lr_d"]), tuple(params["betas"])
         )
         return obj.g_loss(functional_call(D, theta, (fake,)))
     return obj.g_loss(D(_noise(method, params, step, fake, gens)))
@@ -552,6 +563,7 @@ MIXTURE_PARAMS = (
     "batch_size",
     "steps",
     "lr",
+    "lr_d",
     "betas",
     "wgan_lr",
     "wgan_gp_lr",
@@ -649,7 +661,7 @@ def run_mode_rotation(params: Mapping[str, Any], seeds: Sequence[int], device: A
     k, bins, lim = len(mix.means), params["density_bins"], 1.7 * params["ring_radius"]
     seed_cols: dict[str, Any] = {"seed": [int(s) for s in seeds]}
     hist_rows, dens_rows = [], []
-    for key, name in (("gan", "gan"), ("unrolled", params["unrolled_method"])):
+    for key, name in (("gan", params["gan_method"]), ("unrolled", params["unrolled_method"])):
         _, snaps = train_method(name, mix, params, seeds, device, params["snapshot_every"])
         steps = sorted(snaps)
         nearest = torch.stack(
@@ -755,6 +767,7 @@ MODE_ROTATION = Experiment(
     params=(
         "ring_radius",
         "ring_std",
+        "gan_method",
         "unrolled_method",
         "z_dim",
         "g_hidden",
@@ -764,6 +777,7 @@ MODE_ROTATION = Experiment(
         "batch_size",
         "steps",
         "lr",
+        "lr_d",
         "betas",
         "snapshot_every",
         "burn_in_steps",
