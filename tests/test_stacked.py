@@ -19,7 +19,7 @@ import yaml
 
 from repro import experiments
 from repro.experiments import stacked
-from repro.nets import seed_generators
+from repro.nets import BatchedMLP, seed_generators
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -148,8 +148,17 @@ def test_smoke_run_tables_and_metrics():
     seeds = tables["seeds"]
     exp = experiments.get("stacked_digits_modes")
     assert list(seeds["seed"]) == [0]
-    assert np.all(np.isfinite(seeds[list(exp.metrics)].to_numpy(dtype=float)))
+    quality = [m for m in exp.metrics if m.startswith("quality_")]
+    others = [m for m in exp.metrics if m not in quality]
+    assert np.all(np.isfinite(seeds[others].to_numpy(dtype=float)))
     row = seeds.iloc[0]
+    # quality = confident share / the real stacks' confident share: undefined (NaN, so a premise
+    # on it fails) when the smoke classifier (50 steps) labels no real stack confidently
+    for m in quality:
+        if row["confident_real"] > 0:
+            assert row[m] == row[m.replace("quality_", "confident_")] / row["confident_real"]
+        else:
+            assert math.isnan(row[m])
     assert 0 < row["modes_gan"] <= 1000 and 0 <= row["kl_gan"] <= math.log(1000) + 1e-9
     assert row["modes_gain_pacgan2"] == row["modes_pacgan2"] - row["modes_gan"]
     assert set(tables["methods"]["method"]) == set(stacked.METHODS)
@@ -210,3 +219,21 @@ def test_fashion_mnist_path_runs_on_28x28_images(monkeypatch):
     assert tables["samples"]["row"].max() == 27
     assert "Fashion-MNIST 28x28" in tables["setup"]["value"].iloc[0]
     assert np.isfinite(tables["seeds"]["kl_gan"]).all()
+
+
+def test_confident_share_counts_stacks_whose_every_channel_is_confident():
+    """A stack counts when its least confident channel reaches CONFIDENCE: a one-layer 'classifier'
+    whose logits are the pixels themselves gives each channel a known softmax."""
+    seeds = [0]
+    net = BatchedMLP((4, 10), seeds)
+    with torch.no_grad():
+        net.layers[0].weight.zero_()
+        net.layers[0].bias.zero_()
+        net.layers[0].weight[0, :4, :4] = torch.eye(4)  # logit k = pixel k for k < 4
+    sure, unsure = torch.zeros(4), torch.zeros(4)
+    sure[0] = 10.0  # softmax(10, 0 x 9) = 0.9996
+    unsure[0] = 2.0  # softmax(2, 0 x 9) = 0.45
+    stacks = torch.stack(
+        [torch.stack([sure, sure, sure]), torch.stack([sure, unsure, sure])]
+    ).reshape(1, 2, 3, 2, 2)
+    assert stacked.confident_share(net, stacks).tolist() == [0.5]

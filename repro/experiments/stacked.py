@@ -63,6 +63,8 @@ EVAL_SAMPLES = 26_000  # PacGAN Table 2 / VEEGAN Table 2 protocol
 METHODS = ("gan", "pacgan2", "minibatch")
 DATASETS = rdata.DATASETS  # and "auto" (repro.data.resolve_dataset)
 SPLIT_SEED = 20_161_130  # one fixed train / held-out split of the digits, for every seed
+# a channel is a recognisable digit when the classifier gives its label at least this probability
+CONFIDENCE = 0.9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +171,21 @@ def classify(net: BatchedMLP, images: torch.Tensor, chunk: int = 4096) -> torch.
     flat = images.reshape(s, n * N_CHANNELS, -1)
     out = [net(flat[:, i : i + chunk]).argmax(-1) for i in range(0, flat.shape[1], chunk)]
     return torch.cat(out, 1).reshape(s, n, N_CHANNELS)
+
+
+@torch.no_grad()
+def confident_share(net: BatchedMLP, images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Share of per-seed stacks (S, N, 3, H, W) whose every channel the classifier labels with
+    probability >= ``CONFIDENCE`` (max softmax): (S,) in [0, 1]. The sample-quality metric of the
+    stacks: held-out real stacks score ~0.87 with the quick classifier, uniform noise ~0.003."""
+    s, n = images.shape[:2]
+    flat = images.reshape(s, n * N_CHANNELS, -1)
+    probs = [
+        torch.softmax(net(flat[:, i : i + chunk]), -1).amax(-1)
+        for i in range(0, flat.shape[1], chunk)
+    ]
+    least = torch.cat(probs, 1).reshape(s, n, N_CHANNELS).amin(-1)  # least confident channel
+    return (least >= CONFIDENCE).double().mean(1)
 
 
 @torch.no_grad()
@@ -303,7 +320,7 @@ def train_method(method: str, sampler, params, seeds, device, side: int) -> Stac
         batch_size=int(params["batch_size"]) * m,  # PacGAN: m samples per D input
         objective="non-saturating",
         lr_g=float(params["lr"]),
-        lr_d=float(params["lr"]),
+        lr_d=float(params["lr_d"]),
         betas=(0.5, 0.999),
         log_every=max(1, int(params["steps"]) // 10),
     )
@@ -344,6 +361,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     hist_rows, method_rows, sample_rows = [], [], []
     ref = histogram_metrics(mode_histogram(mode_ids(classify(clf, real))))
     per_seed["real_modes"], per_seed["real_kl"] = ref["modes"].cpu(), ref["kl"].cpu()
+    per_seed["confident_real"] = confident_share(clf, real).cpu().numpy()
     sampler = StackedSampler(train_x.to(device))
     for method in methods:
         g = train_method(method, sampler, params, seeds, device, side)
@@ -352,6 +370,12 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
         res = histogram_metrics(counts)
         per_seed[f"modes_{method}"] = res["modes"].cpu().numpy()
         per_seed[f"kl_{method}"] = res["kl"].cpu().numpy()
+        # quality: the share of confidently labelled stacks relative to held-out real stacks'
+        per_seed[f"confident_{method}"] = confident_share(clf, fake).cpu().numpy()
+        with np.errstate(invalid="ignore"):  # 0 / 0 (no confident real stack): NaN, unmet
+            per_seed[f"quality_{method}"] = (
+                per_seed[f"confident_{method}"] / per_seed["confident_real"]
+            )
         for i, seed in enumerate(seeds):
             method_rows.append(
                 {
@@ -387,7 +411,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
                         }
                     )
                 )
-    for name in ("modes", "kl"):
+    for name in ("modes", "kl", "confident", "quality"):
         for method in methods:
             per_seed.setdefault(f"{name}_{method}", np.full(len(seeds), math.nan))
         for method in METHODS:
@@ -409,7 +433,8 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     model = (
         f"DCGAN-style G ({c_g} channels, z {params['z_dim']}) and D ({c_d} channels) for "
         f"3 x {side} x {side} stacks; {params['steps']} steps, batch {params['batch_size']}, "
-        f"Adam {params['lr']}; classifier MLP 2 x {params['classifier_hidden']} "
+        f"Adam G {params['lr']}, D {params['lr_d']}; "
+        f"classifier MLP 2 x {params['classifier_hidden']} "
         f"(held-out accuracy {float(np.min(per_seed['classifier_accuracy'])):.4f}, worst seed)"
     )
     return {
@@ -490,6 +515,7 @@ STACKED_DIGITS_MODES = Experiment(
         "steps",
         "batch_size",
         "lr",
+        "lr_d",
         "z_dim",
         "g_channels",
         "d_channels",
@@ -502,7 +528,8 @@ STACKED_DIGITS_MODES = Experiment(
         "classifier_accuracy",
         "real_modes",
         "real_kl",
-        *[f"{k}_{m}" for m in METHODS for k in ("modes", "kl")],
+        "confident_real",
+        *[f"{k}_{m}" for m in METHODS for k in ("modes", "kl", "confident", "quality")],
         "modes_gain_pacgan2",
         "kl_drop_pacgan2",
     ),
