@@ -22,7 +22,7 @@ import torch
 
 from repro import claims
 from repro.claims import OPS
-from repro.experiments import mixtures as mx
+from repro.experiments.family import mixtures as mx
 from repro.metrics import EVAL_SAMPLES, mode_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,28 +193,29 @@ def _stacked_null(kind: str) -> dict[str, list[float]]:
     as in the experiment (400 steps to save time): modes hit and quality (the share of stacks
     whose three channels the classifier labels with probability >= 0.9, over that share for
     held-out real stacks)."""
-    from repro.experiments import stacked
+    from repro.experiments import stacked_digits_modes as stacked
+    from repro.experiments.family import stacked_digits as sdata
     from repro.nets import seed_generators
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
     params = dict(_spec("stacked-digits-modes").params("quick"), classifier_steps=400)
-    train_x, train_y = stacked.load_labelled("digits", "train")
-    test_x, test_y = stacked.load_labelled("digits", "test")
-    clf = stacked.train_classifier(train_x, train_y, SEEDS, params, "cpu")
-    assert float(stacked.held_out_accuracy(clf, test_x, test_y).min()) > 0.9
-    n = stacked.EVAL_SAMPLES
-    real = stacked.StackedSampler(test_x)(seed_generators(SEEDS, 7), n)
+    train_x, train_y = sdata.load_labelled("digits", "train")
+    test_x, test_y = sdata.load_labelled("digits", "test")
+    clf = sdata.train_classifier(train_x, train_y, SEEDS, params, "cpu")
+    assert float(sdata.held_out_accuracy(clf, test_x, test_y).min()) > 0.9
+    n = sdata.EVAL_SAMPLES
+    real = sdata.StackedSampler(test_x)(seed_generators(SEEDS, 7), n)
     if kind == "uniform":
         g = torch.Generator().manual_seed(0)
         fake = torch.rand(len(SEEDS), n, 3, *train_x.shape[-2:], generator=g) * 2 - 1
     else:
         G = stacked.StackedGenerator(SEEDS, params["z_dim"], params["g_channels"], 8)
         fake = stacked.generate(G, n, SEEDS, "cpu")
-    counts = stacked.mode_histogram(stacked.mode_ids(stacked.classify(clf, fake)))
-    quality = stacked.confident_share(clf, fake) / stacked.confident_share(clf, real)
+    counts = sdata.mode_histogram(sdata.mode_ids(sdata.classify(clf, fake)))
+    quality = sdata.confident_share(clf, fake) / sdata.confident_share(clf, real)
     return {
-        "modes": stacked.histogram_metrics(counts)["modes"].tolist(),
+        "modes": sdata.histogram_metrics(counts)["modes"].tolist(),
         "quality": quality.tolist(),
     }
 

@@ -18,7 +18,8 @@ import torch
 import yaml
 
 from repro import experiments
-from repro.experiments import stacked
+from repro.experiments import stacked_digits_modes as stacked
+from repro.experiments.family import stacked_digits as sdata
 from repro.nets import BatchedMLP, seed_generators
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,18 +94,18 @@ def test_generator_shapes_for_both_image_sizes():
 
 def test_mode_ids_and_histogram_extremes():
     labels = torch.tensor([[[1, 2, 3], [0, 0, 9], [9, 9, 9]]])
-    assert stacked.mode_ids(labels).tolist() == [[123, 9, 999]]
-    one = stacked.histogram_metrics(stacked.mode_histogram(torch.full((1, 50), 7)))
+    assert sdata.mode_ids(labels).tolist() == [[123, 9, 999]]
+    one = sdata.histogram_metrics(sdata.mode_histogram(torch.full((1, 50), 7)))
     assert one["modes"].item() == 1
     assert one["kl"].item() == pytest.approx(math.log(1000))
-    every = stacked.histogram_metrics(stacked.mode_histogram(torch.arange(1000).reshape(1, -1)))
+    every = sdata.histogram_metrics(sdata.mode_histogram(torch.arange(1000).reshape(1, -1)))
     assert every["modes"].item() == 1000
     assert every["kl"].item() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_stacked_sampler_is_per_seed_and_uses_its_images():
     images = torch.arange(5, dtype=torch.float32).reshape(5, 1, 1, 1).expand(5, 1, 2, 2)
-    sampler = stacked.StackedSampler(images)
+    sampler = sdata.StackedSampler(images)
     both = sampler(seed_generators([3, 4]), 6)
     alone = sampler(seed_generators([4]), 6)
     assert both.shape == (2, 6, 3, 2, 2)
@@ -115,17 +116,17 @@ def test_stacked_sampler_is_per_seed_and_uses_its_images():
 
 
 def test_digit_split_is_fixed_and_disjoint():
-    train, _ = stacked.load_labelled("digits", "train")
-    test, test_y = stacked.load_labelled("digits", "test")
+    train, _ = sdata.load_labelled("digits", "train")
+    test, test_y = sdata.load_labelled("digits", "test")
     assert len(train) + len(test) == 1797 and len(test) == 450
-    again, again_y = stacked.load_labelled("digits", "test")
+    again, again_y = sdata.load_labelled("digits", "test")
     torch.testing.assert_close(again, test)
     assert torch.equal(again_y, test_y)
     # no held-out image appears in the training split
     flat_train = {tuple(r) for r in train.reshape(len(train), -1).tolist()}
     assert sum(tuple(r) in flat_train for r in test.reshape(len(test), -1).tolist()) < 10
     with pytest.raises(ValueError, match="valid"):
-        stacked.load_labelled("mnist", "train")
+        sdata.load_labelled("mnist", "train")
 
 
 # ------------------------------------------------------------------------------ experiment
@@ -236,4 +237,4 @@ def test_confident_share_counts_stacks_whose_every_channel_is_confident():
     stacks = torch.stack(
         [torch.stack([sure, sure, sure]), torch.stack([sure, unsure, sure])]
     ).reshape(1, 2, 3, 2, 2)
-    assert stacked.confident_share(net, stacks).tolist() == [0.5]
+    assert sdata.confident_share(net, stacks).tolist() == [0.5]

@@ -79,11 +79,11 @@ REGISTRY: dict[str, str] = {
     # issue 7 (part B): f-divergence fits and stacked-digit modes
     "fgan_gaussian_fit": "repro.experiments.fgan_fit:FGAN_GAUSSIAN_FIT",
     "kl_covers_reverse_kl_seeks": "repro.experiments.fgan_fit:KL_COVERS_REVERSE_KL_SEEKS",
-    "stacked_digits_modes": "repro.experiments.stacked:STACKED_DIGITS_MODES",
+    "stacked_digits_modes": "repro.experiments.stacked_digits_modes:EXPERIMENT",
     # issue 7 part A: mode counts on mixtures and the remedies
-    "mode_collapse_mixtures": "repro.experiments.mixtures:MODE_COLLAPSE_MIXTURES",
-    "pacgan_table1": "repro.experiments.mixtures:PACGAN_TABLE1",
-    "mode_rotation": "repro.experiments.mixtures:MODE_ROTATION",
+    "mode_collapse_mixtures": "repro.experiments.mode_collapse_mixtures:EXPERIMENT",
+    "pacgan_table1": "repro.experiments.pacgan_table1:EXPERIMENT",
+    "mode_rotation": "repro.experiments.mode_rotation:EXPERIMENT",
 }
 
 # Extra experiments from the environment, "name=module:attr" separated by commas. Tests use it to

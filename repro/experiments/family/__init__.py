@@ -1,0 +1,1 @@
+"""Science shared by a family of claims (imported by the claim modules; no Experiment here)."""
