@@ -1,10 +1,10 @@
 """Benchmark: cost of one generator step of every mixture method (NOT a test).
 
-Trains each method of ``repro.experiments.mixtures.METHODS`` for ``--steps`` generator steps on
-the grid with a claim's params at a scale (default: mode-collapse-mixtures, quick) and reports
-wall and process CPU milliseconds per generator step (all seeds together), so the quick and full
-budgets of the mixture claims can be planned per method. On a shared machine the wall time
-depends on the load: compare the CPU column across methods.
+Trains each method of ``repro.experiments.family.mixtures.METHODS`` for ``--steps`` generator
+steps on the grid with a claim's params at a scale (default: mode-collapse-mixtures, quick) and
+reports wall and process CPU milliseconds per generator step (all seeds together), so the quick
+and full budgets of the mixture claims can be planned per method. On a shared machine the wall
+time depends on the load: compare the CPU column across methods.
 
     python bench/bench_mixtures.py --steps 50 --methods gan unrolled5 pacgan2
     python bench/bench_mixtures.py --claim pacgan-table1 --steps 20
@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from repro import claims
-from repro.experiments import mixtures as mx
+from repro.experiments.family import mixtures as mx
 from repro.provenance import pick_device
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -127,8 +127,8 @@ def now_utc() -> str:
 
 # Top-level assignments to these names are left out of the code hash: a registry only names the
 # experiments, so adding one to it changes no result. REGISTRY: the hand-written registry of
-# commits before issue 15 (read when hashing an old record); _LEGACY*: its temporary remainder.
-UNHASHED_NAMES = ("REGISTRY", "_LEGACY", "_LEGACY_MODULES")
+# commits before issue 15 (read when hashing an old record).
+UNHASHED_NAMES = ("REGISTRY",)
 PACKAGE = "repro"
 
 

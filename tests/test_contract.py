@@ -32,8 +32,6 @@ def specs():
 def test_claim_module_defines_the_experiment_its_spec_names(path, specs):
     spec = specs[path.stem]
     name = module_name(spec.id)
-    if name in experiments._LEGACY:  # LEGACY (issue 15): still in a multi-claim module
-        pytest.skip(f"{name} is still held by a multi-claim module")
     module = importlib.import_module(f"repro.experiments.{name}")
     assert isinstance(module.EXPERIMENT, Experiment), f"{module.__name__}.EXPERIMENT"
     assert spec["experiment"] == name, f"{spec.id}: experiment: must be {name!r}"

@@ -1,5 +1,6 @@
-"""Mode-collapse experiments (repro.experiments.mixtures): the protocol on constructed samples,
-the tables, batched == separate seeds, and each claim's smoke run (tables, determinism)."""
+"""Mode-collapse experiments (repro.experiments.family.mixtures, its claim modules): the
+protocol on constructed samples, the tables, batched == separate seeds, and each claim's smoke
+run (tables, determinism)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import torch
 
 from repro import claims, experiments, noise
 from repro.data import grid_means
-from repro.experiments import mixtures as mx
+from repro.experiments import mode_rotation
+from repro.experiments.family import mixture_tables as mt
+from repro.experiments.family import mixtures as mx
 from repro.metrics import EVAL_SAMPLES, HIGH_QUALITY_STDS, mode_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +74,7 @@ def test_rotation_stats_on_a_constructed_histogram():
         [[8, 1, 1, 0], [8, 2, 0, 0], [2, 1, 1, 6], [1, 2, 1, 6], [0, 0, 10, 0]], dtype=torch.float64
     )
     h1 = torch.tensor([[2.0, 3.0, 2.0, 2.0]] * 5, dtype=torch.float64)  # always mode 1, share 3/9
-    out = mx.rotation_stats(torch.stack([h0, h1]))
+    out = mode_rotation.rotation_stats(torch.stack([h0, h1]))
     torch.testing.assert_close(out["switches"], torch.tensor([2.0, 0.0], dtype=torch.float64))
     torch.testing.assert_close(out["distinct"], torch.tensor([3.0, 1.0], dtype=torch.float64))
     torch.testing.assert_close(out["top_share"], torch.tensor([0.8, 1 / 3], dtype=torch.float64))
@@ -89,12 +92,12 @@ def test_seed_table_gains_and_paper_comparison():
             "w1": [0.3, 0.4, 0.2, 0.1],
         }
     )
-    table = mx.seed_table(results, [0, 1], ("gan", "pacgan2", "pacgan3"))
-    assert list(table.columns) == ["seed", *mx.metric_names(("gan", "pacgan2", "pacgan3"))]
+    table = mt.seed_table(results, [0, 1], ("gan", "pacgan2", "pacgan3"))
+    assert list(table.columns) == ["seed", *mt.metric_names(("gan", "pacgan2", "pacgan3"))]
     np.testing.assert_allclose(table["modes_gain_pacgan2_grid"], [7.0, 3.0])
     np.testing.assert_allclose(table["rkl_drop_pacgan2_grid"], [0.6, 0.3])
     assert table["modes_gain_pacgan3_grid"].isna().all() and table["modes_gan_ring"].isna().all()
-    pc = mx.paper_comparison(results, {"pacgan_grid_gan_modes": 17.3, "veegan_grid_gan_hq": 0.5})
+    pc = mt.paper_comparison(results, {"pacgan_grid_gan_modes": 17.3, "veegan_grid_gan_hq": 0.5})
     row = pc[(pc.method == "gan") & (pc.metric == "modes")].iloc[0]
     assert row.ours_mean == 18.0 and row.ours_se == pytest.approx(1.0)  # std 1.414 / sqrt 2
     assert row.pacgan == 17.3 and math.isnan(row.veegan)

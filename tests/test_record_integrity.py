@@ -428,7 +428,7 @@ def test_ctrl_c_is_forwarded_to_snakemake_once_and_exits_130(tmp_path, to_group)
 @pytest.mark.parametrize("corrupt", [False, True])
 def test_dataset_auto_says_why_it_fell_back_to_the_digits(tmp_path, monkeypatch, corrupt):
     from repro import data
-    from repro.experiments.stacked import auto_note
+    from repro.experiments.stacked_digits_modes import auto_note
 
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
     if corrupt:

@@ -18,8 +18,9 @@ import torch
 import yaml
 
 from repro import experiments
-from repro.experiments import stacked
-from repro.nets import seed_generators
+from repro.experiments import stacked_digits_modes as stacked
+from repro.experiments.family import stacked_digits as sdata
+from repro.nets import BatchedMLP, seed_generators
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -93,18 +94,18 @@ def test_generator_shapes_for_both_image_sizes():
 
 def test_mode_ids_and_histogram_extremes():
     labels = torch.tensor([[[1, 2, 3], [0, 0, 9], [9, 9, 9]]])
-    assert stacked.mode_ids(labels).tolist() == [[123, 9, 999]]
-    one = stacked.histogram_metrics(stacked.mode_histogram(torch.full((1, 50), 7)))
+    assert sdata.mode_ids(labels).tolist() == [[123, 9, 999]]
+    one = sdata.histogram_metrics(sdata.mode_histogram(torch.full((1, 50), 7)))
     assert one["modes"].item() == 1
     assert one["kl"].item() == pytest.approx(math.log(1000))
-    every = stacked.histogram_metrics(stacked.mode_histogram(torch.arange(1000).reshape(1, -1)))
+    every = sdata.histogram_metrics(sdata.mode_histogram(torch.arange(1000).reshape(1, -1)))
     assert every["modes"].item() == 1000
     assert every["kl"].item() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_stacked_sampler_is_per_seed_and_uses_its_images():
     images = torch.arange(5, dtype=torch.float32).reshape(5, 1, 1, 1).expand(5, 1, 2, 2)
-    sampler = stacked.StackedSampler(images)
+    sampler = sdata.StackedSampler(images)
     both = sampler(seed_generators([3, 4]), 6)
     alone = sampler(seed_generators([4]), 6)
     assert both.shape == (2, 6, 3, 2, 2)
@@ -115,17 +116,17 @@ def test_stacked_sampler_is_per_seed_and_uses_its_images():
 
 
 def test_digit_split_is_fixed_and_disjoint():
-    train, _ = stacked.load_labelled("digits", "train")
-    test, test_y = stacked.load_labelled("digits", "test")
+    train, _ = sdata.load_labelled("digits", "train")
+    test, test_y = sdata.load_labelled("digits", "test")
     assert len(train) + len(test) == 1797 and len(test) == 450
-    again, again_y = stacked.load_labelled("digits", "test")
+    again, again_y = sdata.load_labelled("digits", "test")
     torch.testing.assert_close(again, test)
     assert torch.equal(again_y, test_y)
     # no held-out image appears in the training split
     flat_train = {tuple(r) for r in train.reshape(len(train), -1).tolist()}
     assert sum(tuple(r) in flat_train for r in test.reshape(len(test), -1).tolist()) < 10
     with pytest.raises(ValueError, match="valid"):
-        stacked.load_labelled("mnist", "train")
+        sdata.load_labelled("mnist", "train")
 
 
 # ------------------------------------------------------------------------------ experiment
@@ -148,8 +149,17 @@ def test_smoke_run_tables_and_metrics():
     seeds = tables["seeds"]
     exp = experiments.get("stacked_digits_modes")
     assert list(seeds["seed"]) == [0]
-    assert np.all(np.isfinite(seeds[list(exp.metrics)].to_numpy(dtype=float)))
+    quality = [m for m in exp.metrics if m.startswith("quality_")]
+    others = [m for m in exp.metrics if m not in quality]
+    assert np.all(np.isfinite(seeds[others].to_numpy(dtype=float)))
     row = seeds.iloc[0]
+    # quality = confident share / the real stacks' confident share: undefined (NaN, so a premise
+    # on it fails) when the smoke classifier (50 steps) labels no real stack confidently
+    for m in quality:
+        if row["confident_real"] > 0:
+            assert row[m] == row[m.replace("quality_", "confident_")] / row["confident_real"]
+        else:
+            assert math.isnan(row[m])
     assert 0 < row["modes_gan"] <= 1000 and 0 <= row["kl_gan"] <= math.log(1000) + 1e-9
     assert row["modes_gain_pacgan2"] == row["modes_pacgan2"] - row["modes_gan"]
     assert set(tables["methods"]["method"]) == set(stacked.METHODS)
@@ -210,3 +220,21 @@ def test_fashion_mnist_path_runs_on_28x28_images(monkeypatch):
     assert tables["samples"]["row"].max() == 27
     assert "Fashion-MNIST 28x28" in tables["setup"]["value"].iloc[0]
     assert np.isfinite(tables["seeds"]["kl_gan"]).all()
+
+
+def test_confident_share_counts_stacks_whose_every_channel_is_confident():
+    """A stack counts when its least confident channel reaches CONFIDENCE: a one-layer 'classifier'
+    whose logits are the pixels themselves gives each channel a known softmax."""
+    seeds = [0]
+    net = BatchedMLP((4, 10), seeds)
+    with torch.no_grad():
+        net.layers[0].weight.zero_()
+        net.layers[0].bias.zero_()
+        net.layers[0].weight[0, :4, :4] = torch.eye(4)  # logit k = pixel k for k < 4
+    sure, unsure = torch.zeros(4), torch.zeros(4)
+    sure[0] = 10.0  # softmax(10, 0 x 9) = 0.9996
+    unsure[0] = 2.0  # softmax(2, 0 x 9) = 0.45
+    stacks = torch.stack(
+        [torch.stack([sure, sure, sure]), torch.stack([sure, unsure, sure])]
+    ).reshape(1, 2, 3, 2, 2)
+    assert sdata.confident_share(net, stacks).tolist() == [0.5]

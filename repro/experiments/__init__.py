@@ -70,17 +70,6 @@ def check_names(given: Sequence[str], valid: Mapping[str, Any], what: str) -> li
 ATTRIBUTE = "EXPERIMENT"  # the module-level name of a claim module's Experiment
 FAMILY = "family"  # the package of shared science: not an experiment
 
-# --- LEGACY (issue 15, temporary): experiments still held by the multi-claim modules fgan_fit,
-# saturation, mixtures and stacked, which other branches split into one module per claim. Delete
-# this block (and its two uses below) once those modules are gone.
-_LEGACY: dict[str, str] = {
-    "stacked_digits_modes": "repro.experiments.stacked:STACKED_DIGITS_MODES",
-    "mode_collapse_mixtures": "repro.experiments.mixtures:MODE_COLLAPSE_MIXTURES",
-    "pacgan_table1": "repro.experiments.mixtures:PACGAN_TABLE1",
-    "mode_rotation": "repro.experiments.mixtures:MODE_ROTATION",
-}
-_LEGACY_MODULES = {"fgan_fit", "saturation", "mixtures", "stacked"}
-# --- end LEGACY
 
 
 def _modules() -> list[str]:
@@ -88,7 +77,7 @@ def _modules() -> list[str]:
     return sorted(
         m.name
         for m in pkgutil.iter_modules(__path__)
-        if m.name != FAMILY and not m.name.startswith("_") and m.name not in _LEGACY_MODULES
+        if m.name != FAMILY and not m.name.startswith("_")
     )
 
 
@@ -100,7 +89,6 @@ EXTRA_ENV = "GAN_CLAIMS_EXTRA_EXPERIMENTS"
 def _table() -> dict[str, str]:
     """Experiment name -> ``"module:attribute"``: the claim modules, then the environment's."""
     table = {m: f"{__name__}.{m}:{ATTRIBUTE}" for m in _modules()}
-    table.update(_LEGACY)
     for entry in filter(None, os.environ.get(EXTRA_ENV, "").split(",")):
         name, _, target = entry.partition("=")
         table[name.strip()] = target.strip()

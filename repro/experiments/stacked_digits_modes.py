@@ -24,7 +24,7 @@ training uses the training split only; the classifier's accuracy and the real-da
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -36,9 +36,21 @@ from torch import nn
 from repro import data as rdata
 from repro import plots
 from repro.data import resolve_dataset
-from repro.engine import STREAMS, fit, generators, optim
 from repro.experiments import Experiment, Tables, setup_table
-from repro.metrics import reverse_kl_uniform
+from repro.experiments.family.stacked_digits import (
+    EVAL_SAMPLES,
+    N_CHANNELS,
+    N_MODES,
+    StackedSampler,
+    classify,
+    confident_share,
+    held_out_accuracy,
+    histogram_metrics,
+    load_labelled,
+    mode_histogram,
+    mode_ids,
+    train_classifier,
+)
 from repro.nets import (
     STREAM_D,
     STREAM_EVAL,
@@ -47,7 +59,6 @@ from repro.nets import (
     BatchedConv2d,
     BatchedConvTranspose2d,
     BatchedLinear,
-    BatchedMLP,
     BatchedModule,
     fold_seeds,
     seed_generators,
@@ -56,127 +67,7 @@ from repro.nets import (
 from repro.remedies import minibatch_features, pack
 from repro.train import TrainConfig, train_gan
 
-N_CHANNELS = 3  # digits stacked per sample
-N_CLASSES = 10
-N_MODES = N_CLASSES**N_CHANNELS
-EVAL_SAMPLES = 26_000  # PacGAN Table 2 / VEEGAN Table 2 protocol
 METHODS = ("gan", "pacgan2", "minibatch")
-DATASETS = rdata.DATASETS  # and "auto" (repro.data.resolve_dataset)
-SPLIT_SEED = 20_161_130  # one fixed train / held-out split of the digits, for every seed
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-
-
-def load_labelled(dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images in [-1, 1] (N, 1, H, W) and labels (N,) of ``split`` ("train" or "test").
-
-    digits: scikit-learn's 1,797 8x8 digits, split 75 / 25 by one fixed permutation
-    (``SPLIT_SEED``). fashion-mnist: ``repro.data.load_fashion_mnist(split)`` (60,000 / 10,000).
-    """
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}; valid: train, test")
-    if dataset == "fashion-mnist":
-        images, labels = rdata.load_fashion_mnist(split)
-        return torch.as_tensor(images, dtype=torch.get_default_dtype()), torch.as_tensor(
-            labels
-        ).long()
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
-
-    images = rdata.load_digits_images()
-    labels = torch.from_numpy(load_digits().target).long()
-    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    cut = (3 * len(images)) // 4
-    idx = perm[:cut] if split == "train" else perm[cut:]
-    return images[idx], labels[idx]
-
-
-class StackedSampler:
-    """Stacks of ``N_CHANNELS`` independent, uniformly drawn images: (S, B, 3, H, W).
-
-    Seed s draws its indices from ``gens[s]`` alone (with replacement), so batched seeds see the
-    data separate runs would. ``labels`` gives each stack's mode when asked for.
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None):
-        self.images = images  # (N, 1, H, W)
-        self.labels = labels
-
-    def indices(self, gens: Sequence[torch.Generator], batch: int) -> torch.Tensor:
-        n = len(self.images)
-        return torch.stack([torch.randint(n, (batch, N_CHANNELS), generator=g) for g in gens])
-
-    def __call__(self, gens, batch: int, device: Any = None) -> torch.Tensor:
-        idx = self.indices(gens, batch)  # (S, B, 3)
-        out = self.images[idx.to(self.images.device)].squeeze(3)  # (S, B, 3, H, W)
-        return out if device is None else out.to(device)
-
-
-def mode_ids(labels: torch.Tensor) -> torch.Tensor:
-    """Mode of a stack from its channel labels (..., 3): 100 a + 10 b + c, in 0..999."""
-    weights = N_CLASSES ** torch.arange(N_CHANNELS - 1, -1, -1, device=labels.device)
-    return (labels * weights).sum(-1)
-
-
-def mode_histogram(modes: torch.Tensor) -> torch.Tensor:
-    """Counts of every mode per seed: modes (S, N) long -> (S, 1000) float64."""
-    counts = torch.zeros(modes.shape[0], N_MODES, dtype=torch.float64, device=modes.device)
-    return counts.scatter_add_(1, modes, torch.ones_like(modes, dtype=torch.float64))
-
-
-def histogram_metrics(counts: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Modes hit at least once and KL(histogram || uniform over 1,000) (PacGAN Table 2): (S,)."""
-    return {"modes": (counts > 0).sum(1).double(), "kl": reverse_kl_uniform(counts)}
-
-
-# ---------------------------------------------------------------------------------------------
-# classifier
-
-
-def train_classifier(
-    images: torch.Tensor, labels: torch.Tensor, seeds: Sequence[int], params, device
-) -> BatchedMLP:
-    """One MLP digit classifier per seed (pixels -> hidden -> hidden -> 10), Adam on the SUM of
-    per-seed cross-entropies over minibatches of the training split."""
-    side = images.shape[-1]
-    width = int(params["classifier_hidden"])
-    net = BatchedMLP((side * side, width, width, N_CLASSES), seeds, stream=STREAMS["classifier"])
-    net.to(device)
-    gens = generators(seeds, "classifier")
-    flat, labels = images.reshape(len(images), -1).to(device), labels.to(device)
-    batch = min(128, len(flat))
-
-    def per_seed_loss(step: int) -> torch.Tensor:
-        idx = torch.stack([torch.randint(len(flat), (batch,), generator=g) for g in gens])
-        idx = idx.to(device)
-        logits = net(flat[idx])  # (S, B, 10)
-        ce = F.cross_entropy(
-            logits.reshape(-1, N_CLASSES), labels[idx].reshape(-1), reduction="none"
-        )
-        return ce.reshape(len(seeds), batch).mean(1)
-
-    fit(optim.make("adam", net.parameters(), 1e-3), per_seed_loss, int(params["classifier_steps"]))
-    return net
-
-
-@torch.no_grad()
-def classify(net: BatchedMLP, images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Class of every channel of per-seed stacks: (S, N, 3, H, W) -> (S, N, 3) long."""
-    s, n = images.shape[:2]
-    flat = images.reshape(s, n * N_CHANNELS, -1)
-    out = [net(flat[:, i : i + chunk]).argmax(-1) for i in range(0, flat.shape[1], chunk)]
-    return torch.cat(out, 1).reshape(s, n, N_CHANNELS)
-
-
-@torch.no_grad()
-def held_out_accuracy(net: BatchedMLP, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Accuracy per seed on the held-out split: (S,)."""
-    flat = images.reshape(1, len(images), -1).expand(net.n_seeds, -1, -1)
-    pred = net(flat.to(next(net.parameters()).device)).argmax(-1).cpu()
-    return (pred == labels.reshape(1, -1)).double().mean(1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +194,7 @@ def train_method(method: str, sampler, params, seeds, device, side: int) -> Stac
         batch_size=int(params["batch_size"]) * m,  # PacGAN: m samples per D input
         objective="non-saturating",
         lr_g=float(params["lr"]),
-        lr_d=float(params["lr"]),
+        lr_d=float(params["lr_d"]),
         betas=(0.5, 0.999),
         log_every=max(1, int(params["steps"]) // 10),
     )
@@ -344,6 +235,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     hist_rows, method_rows, sample_rows = [], [], []
     ref = histogram_metrics(mode_histogram(mode_ids(classify(clf, real))))
     per_seed["real_modes"], per_seed["real_kl"] = ref["modes"].cpu(), ref["kl"].cpu()
+    per_seed["confident_real"] = confident_share(clf, real).cpu().numpy()
     sampler = StackedSampler(train_x.to(device))
     for method in methods:
         g = train_method(method, sampler, params, seeds, device, side)
@@ -352,6 +244,12 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
         res = histogram_metrics(counts)
         per_seed[f"modes_{method}"] = res["modes"].cpu().numpy()
         per_seed[f"kl_{method}"] = res["kl"].cpu().numpy()
+        # quality: the share of confidently labelled stacks relative to held-out real stacks'
+        per_seed[f"confident_{method}"] = confident_share(clf, fake).cpu().numpy()
+        with np.errstate(invalid="ignore"):  # 0 / 0 (no confident real stack): NaN, unmet
+            per_seed[f"quality_{method}"] = (
+                per_seed[f"confident_{method}"] / per_seed["confident_real"]
+            )
         for i, seed in enumerate(seeds):
             method_rows.append(
                 {
@@ -387,7 +285,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
                         }
                     )
                 )
-    for name in ("modes", "kl"):
+    for name in ("modes", "kl", "confident", "quality"):
         for method in methods:
             per_seed.setdefault(f"{name}_{method}", np.full(len(seeds), math.nan))
         for method in METHODS:
@@ -409,7 +307,8 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     model = (
         f"DCGAN-style G ({c_g} channels, z {params['z_dim']}) and D ({c_d} channels) for "
         f"3 x {side} x {side} stacks; {params['steps']} steps, batch {params['batch_size']}, "
-        f"Adam {params['lr']}; classifier MLP 2 x {params['classifier_hidden']} "
+        f"Adam G {params['lr']}, D {params['lr_d']}; "
+        f"classifier MLP 2 x {params['classifier_hidden']} "
         f"(held-out accuracy {float(np.min(per_seed['classifier_accuracy'])):.4f}, worst seed)"
     )
     return {
@@ -482,7 +381,7 @@ def fig_samples(tables: Tables, params: Mapping[str, Any], reported: Mapping[str
     return fig
 
 
-STACKED_DIGITS_MODES = Experiment(
+EXPERIMENT = Experiment(
     run=run,
     params=(
         "dataset",
@@ -490,6 +389,7 @@ STACKED_DIGITS_MODES = Experiment(
         "steps",
         "batch_size",
         "lr",
+        "lr_d",
         "z_dim",
         "g_channels",
         "d_channels",
@@ -502,7 +402,8 @@ STACKED_DIGITS_MODES = Experiment(
         "classifier_accuracy",
         "real_modes",
         "real_kl",
-        *[f"{k}_{m}" for m in METHODS for k in ("modes", "kl")],
+        "confident_real",
+        *[f"{k}_{m}" for m in METHODS for k in ("modes", "kl", "confident", "quality")],
         "modes_gain_pacgan2",
         "kl_drop_pacgan2",
     ),
