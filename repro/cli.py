@@ -93,7 +93,7 @@ def cores_arg(value: str) -> str:
 
 def load_summary(claim: str, scale: str, results: Path) -> dict[str, Any] | None:
     """The claim's current summary at ``scale``; None if absent or stale (no matching run)."""
-    from repro.pipeline import fresh_summary
+    from repro.records import fresh_summary
 
     return fresh_summary(results / scale / claim)
 
@@ -260,7 +260,7 @@ def cmd_readme(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Code hashes for records made before run.json had them, from their recorded commit."""
-    from repro.pipeline import backfill_code_hash, outdated_reason, read_record
+    from repro.records import backfill_code_hash, outdated_reason, read_record
 
     specs = load_all()
     folder = args.results / args.scale

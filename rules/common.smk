@@ -18,14 +18,9 @@ from repro.claims import (
     resolve_ids,
 )
 from repro.data import require_dataset
-from repro.pipeline import (
-    fresh_summary,
-    heal,
-    missing_outputs,
-    rebuild_views,
-    rerun_reason,
-    seeds_budget_problem,
-)
+from repro.heal import heal, rebuild_views
+from repro.pipeline import seeds_budget_problem
+from repro.records import fresh_summary, missing_outputs, rerun_reason
 from repro.report import check_rst, landing_rst, rst_escape
 
 # The rules call `python -m repro...`: the interpreter running Snakemake (it has the package and
@@ -179,7 +174,7 @@ RETRY_STAMP.touch()
 
 def retry_if_failed(wildcards):
     """The stamp for a record that must rerun although it exists: failed, corrupt, its seeds.csv
-    missing or not matching, or made by other code or params (repro.pipeline.rerun_reason)."""
+    missing or not matching, or made by other code or params (repro.records.rerun_reason)."""
     claim, variant = split_run(wildcards.claim)
     run_dir = Path(f"{RESULTS}/{wildcards.scale}/{wildcards.claim}")
     return [str(RETRY_STAMP)] if rerun_reason(run_dir, SPECS[claim], variant) else []

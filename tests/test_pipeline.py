@@ -235,7 +235,7 @@ def slow_spec(toy_claims, seconds: int) -> list[str]:
 def test_interrupted_forced_rerun_never_leaves_the_old_verdict_trusted(
     tmp_path, toy_claims, toy_env
 ):
-    from repro.pipeline import fresh_summary
+    from repro.records import fresh_summary
 
     cfg = slow_spec(toy_claims, 0)
     snakemake(tmp_path, *cfg, env=toy_env)
@@ -276,7 +276,7 @@ def test_interrupted_forced_rerun_never_leaves_the_old_verdict_trusted(
 def test_corrupt_run_record_is_treated_as_absent_and_the_claim_reruns(
     tmp_path, toy_claims, toy_env
 ):
-    from repro.pipeline import fresh_summary
+    from repro.records import fresh_summary
 
     cfg = ["--config", "scale=quick", f"claims_dir={toy_claims}"]
     snakemake(tmp_path, *cfg, env=toy_env)
