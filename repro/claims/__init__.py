@@ -83,6 +83,7 @@ from repro.claims.verdict import (
     evaluate_premises,
     valid_seeds_mask,
     verdict,
+    voting_seeds,
 )
 
 __all__ = [
@@ -91,5 +92,6 @@ __all__ = [
     "aggregate", "bib_keys", "check_rule", "checks_hash", "committed_lock", "evaluate_check",
     "evaluate_checks", "evaluate_premise", "evaluate_premises", "load_all", "load_spec",
     "lock_problems", "read_lock", "registration_problems", "resolve_ids", "spec_paths",
-    "valid_seeds_mask", "validate_meaning", "validate_structure", "verdict", "write_lock",
+    "valid_seeds_mask", "validate_meaning", "validate_structure", "verdict", "voting_seeds",
+    "write_lock",
 ]  # fmt: skip

@@ -137,6 +137,19 @@ def evaluate_premises(spec: Spec, seeds_table: pd.DataFrame) -> list[dict[str, A
     return [evaluate_premise(p, seeds_table) for p in spec.premises]
 
 
+def voting_seeds(premises: list[dict[str, Any]], seeds: list[int]) -> list[int] | None:
+    """The seeds that met every evaluated premise (:func:`evaluate_premise`): those that vote in
+    the checks. All ``seeds`` when there is no premise; None when a premise was not judged per
+    seed (a summary from before per-seed premises)."""
+    if any("met" not in p for p in premises):
+        return None
+    voting = list(seeds)
+    for p in premises:
+        met = {int(s) for s, m in zip(p.get("seeds") or seeds, p["met"], strict=True) if m}
+        voting = [s for s in voting if s in met]
+    return voting
+
+
 def _fmt_values(values) -> str:
     return ", ".join("nan" if not math.isfinite(v) else f"{v:.4g}" for v in values)
 
