@@ -45,13 +45,14 @@ from repro.report.readme import (
     readme_table,
     update_readme,
 )
-from repro.report.rst import check_rst, landing_rst, rst_escape
+from repro.report.rst import check_rst, departures_rst, landing_rst, rst_escape
 from repro.report.tables import fmt, metric_table, to_latex, to_markdown, write_claim_tables
 
 __all__ = [
     "HISTORY_COLUMNS", "HISTORY_TEXT", "KIND_TITLE", "NOT_RUN", "README_END", "README_START",
     "ROOT_README", "ROOT_RESULTS", "VERDICT_MARK", "VERDICT_RULES", "basis_lines", "bib_entries",
-    "build_report", "check_rst", "claims_frame", "collect", "cpu_line", "departures_lines", "fmt",
+    "build_report", "check_rst", "claims_frame", "collect", "cpu_line", "departures_lines",
+    "departures_rst", "fmt",
     "landing_rst", "measured_text", "metric_table", "premises_text", "read_history",
     "readme_table", "registration_commits", "repository_url", "result_outdated", "rst_escape",
     "short_cite", "summary_checks_hash", "to_latex", "to_markdown", "update_history",

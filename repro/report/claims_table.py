@@ -30,6 +30,17 @@ VERDICT_MARK = {
     "outdated (params changed)": "⏳ outdated (params changed since this result)",
     "outdated (code not recorded)": "⏳ outdated (the code it ran was not recorded)",
 }
+# what the claims table says instead of an outdated result's numbers (the claim's section in
+# REPORT.md keeps them as a record, with the reason)
+OUTDATED_MEASURED = {
+    "outdated": "outdated: judged by earlier checks; rerun for a current result",
+    "outdated (code changed)": "outdated: the experiment's code changed since this result; "
+    "rerun for a current result",
+    "outdated (params changed)": "outdated: the spec's params changed since this result; "
+    "rerun for a current result",
+    "outdated (code not recorded)": "outdated: the code this result ran was not recorded; "
+    "rerun for a current result",
+}
 KIND_TITLE = {
     "identity": "Identities checked numerically (kind: identity)",
     "empirical": "Empirical claims: the papers' experiments and observations (kind: empirical)",
@@ -128,8 +139,8 @@ def claims_frame(rows, commits: dict[str, str] | None = None) -> pd.DataFrame:
     for spec, variant, s in rows:
         prov = (s or {}).get("provenance", {})
         shown = verdict_label(spec, s)
-        if shown == "outdated":  # judged by other checks: its numbers must not be read as current
-            measured = "outdated: judged by earlier checks; rerun for a current result"
+        if shown.startswith("outdated"):  # its numbers must not be read as current ones
+            measured = OUTDATED_MEASURED[shown]
         else:
             measured = measured_text(s) if s else ""
         out.append(

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from repro import provenance
-from repro.claims import CLAIMS_DIR, load_all
+from repro.claims import CLAIMS_DIR, Spec, load_all
 from repro.report.claims_table import (
     KIND_TITLE,
     VERDICT_RULES,
@@ -84,14 +84,18 @@ def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None =
         if part.empty:
             lines += [f"**{rst_escape(KIND_TITLE[kind])}**: none.", ""]
             continue
+        # empirical claims: how many declared departures from the paper's setup (each listed in
+        # the caption of the claim's metric table, under Claims, and in REPORT.md)
+        departures = kind == "empirical"
         lines += [
             f".. list-table:: {rst_escape(KIND_TITLE[kind])} ({said})",
             "   :header-rows: 1",
-            "   :widths: 18 18 10 27 27",
+            "   :widths: " + ("16 16 10 8 25 25" if departures else "18 18 10 27 27"),
             "",
             "   * - claim",
             "     - paper, where",
             "     - verdict",
+            *(["     - departures"] if departures else []),
             "     - measured",
             "     - reported (in full in REPORT.md)",
         ]
@@ -100,6 +104,7 @@ def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None =
             cells = [
                 f"{row.paper}, {row.where}",
                 row.verdict,
+                *([str(row.departures)] if departures else []),
                 _short(row.measured or "—", 200),
                 _short(row.reported, 140),
             ]
@@ -107,9 +112,37 @@ def landing_rst(scale: str, results: str | Path, claims_dir: str | Path | None =
             lines += [f"     - {rst_escape(c) or '—'}" for c in cells]
         lines.append("")
     lines += [
-        "Each claim's figures and metric tables are under *Claims* (one subcategory per claim); "
+        "Each claim's figures and metric tables are under *Claims* (one subcategory per claim; "
+        "the metric table's caption lists the claim's departures from the paper's setup); "
         "REPORT.md (under *Report*) holds every check with its per-seed values, the paper's "
         "quote, and the history of verdicts.",
         "",
     ]
     return "\n".join(lines)
+
+
+def departures_rst(spec: Spec) -> str:
+    """An empirical claim's declared departures from the paper's setup as RST, for the caption
+    of its metric table in the HTML report (REPORT.md's section shows the same table); '' for an
+    identity, which has no setup to depart from."""
+    deps = spec.data.get("departures")
+    if spec.kind != "empirical" or deps is None:
+        return ""
+    if not deps:
+        return "**Departures from the paper's setup:** none declared."
+    lines = [
+        f".. list-table:: Departures from the paper's setup ({len(deps)}; the verdict speaks "
+        "about the setup run here)",
+        "   :header-rows: 1",
+        "   :widths: 16 28 28 28",
+        "",
+        "   * - what",
+        "     - paper",
+        "     - here",
+        "     - why",
+    ]
+    for d in deps:
+        cells = [d["what"], d["paper"], d["here"], d["why"]]
+        lines.append(f"   * - {rst_escape(cells[0]) or '—'}")
+        lines += [f"     - {rst_escape(c) or '—'}" for c in cells[1:]]
+    return "\n".join(lines) + "\n"
