@@ -2,7 +2,7 @@
 
 repro list [--scale S]                 every claim with its latest verdict at S
 repro run ID [ID ...] [--scale S]      rerun just these claims (and their variants) via Snakemake
-repro show ID [--scale S] [--json]     spec, measured vs reported, verdict
+repro show ID [--scale S] [--json]     spec, premises per seed (which seeds vote), checks, verdict
 repro validate                         check every spec and claims/checks.lock; train nothing
 repro lock                             register new claims' checks in claims/checks.lock
 repro report [--scale S]               Snakemake's HTML report of S from the results present
