@@ -2,7 +2,7 @@
 
 repro list [--scale S]                 every claim with its latest verdict at S
 repro run ID [ID ...] [--scale S]      rerun just these claims (and their variants) via Snakemake
-repro show ID [--scale S] [--json]     spec, measured vs reported, verdict
+repro show ID [--scale S] [--json]     spec, premises per seed (which seeds vote), checks, verdict
 repro validate                         check every spec and claims/checks.lock; train nothing
 repro lock                             register new claims' checks in claims/checks.lock
 repro report [--scale S]               Snakemake's HTML report of S from the results present
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -23,7 +24,15 @@ from typing import Any
 
 import yaml
 
-from repro.claims import ROOT, SCALES, SpecError, UnknownClaimError, load_all, resolve_ids
+from repro.claims import (
+    ROOT,
+    SCALES,
+    SpecError,
+    UnknownClaimError,
+    load_all,
+    resolve_ids,
+    voting_seeds,
+)
 
 CONFIG = ROOT / "config" / "config.yaml"
 
@@ -93,7 +102,7 @@ def cores_arg(value: str) -> str:
 
 def load_summary(claim: str, scale: str, results: Path) -> dict[str, Any] | None:
     """The claim's current summary at ``scale``; None if absent or stale (no matching run)."""
-    from repro.pipeline import fresh_summary
+    from repro.records import fresh_summary
 
     return fresh_summary(results / scale / claim)
 
@@ -172,6 +181,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             from repro.report import verdict_label
 
             out = {**out, "verdict": verdict_label(spec, summary), "last_verdict": out["verdict"]}
+            voting = voting_seeds(summary.get("premises") or [], summary["seeds"])
+            if voting is not None:  # the seeds that met every premise
+                out["voting_seeds"] = voting
         out = {**out, "spec": dict(spec.data)}
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -190,21 +202,76 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  last verdict: {summary['verdict']} ({summary['reason']})")
     else:
         print(f"  verdict ({args.scale}): {summary['verdict']} ({summary['reason']})")
-    for group in ("premises", "checks"):
-        for c in summary.get(group, []):
-            mark = {True: "holds", False: "fails", None: "n/a"}[c["passed"]]
-            rule = c.get("rule") or f"{c['aggregate']} {c['op']} {c['value']}"
-            print(
-                f"  {group[:-1] if group == 'checks' else 'premise'} {c['id']}: {c['metric']}: "
-                f"measured {fmt(c['measured'])} ({rule}) -> {mark}; "
-                f"reported: {c.get('reported', '—')}"
-            )
+    for line in premise_lines(summary):
+        print(f"  {line}")
+    for c in summary.get("checks", []):
+        mark = {True: "holds", False: "fails", None: "n/a"}[c["passed"]]
+        rule = c.get("rule") or f"{c['aggregate']} {c['op']} {c['value']}"
+        voters = "voting " if summary.get("premises") else ""
+        over = f" over {c['n_seeds']} {voters}seed(s)" if "n_seeds" in c else ""
+        print(
+            f"  check {c['id']}: {c['metric']}: measured {fmt(c['measured'])}{over} ({rule}) "
+            f"-> {mark}; reported: {c.get('reported', '—')}"
+        )
     prov = summary["provenance"]
     print(
         f"  seeds: {summary['seeds']}; device: {prov.get('device_name')}; "
         f"commit: {str(prov.get('commit'))[:10]} (dirty: {prov.get('dirty')})"
     )
     return 0
+
+
+# at most this many seeds are listed one by one under a premise; beyond, their range
+LIST_SEEDS = 12
+
+
+def premise_lines(summary: dict[str, Any]) -> list[str]:
+    """What `show` says of the premises: as the verdict used them, per seed.
+
+    Per premise, how many seeds met it and each seed's value (their range beyond LIST_SEEDS
+    seeds, with the seeds that missed it); then which seeds vote in the checks (those that met
+    every premise). A summary from before per-seed premises (no ``met`` field) was judged on an
+    aggregate, and is shown so.
+    """
+    from repro.report import fmt
+
+    premises = summary.get("premises") or []
+    lines = []
+    for p in premises:
+        if "met" not in p:  # an older summary: the premise was one aggregate over seeds
+            mark = {True: "holds", False: "fails", None: "n/a"}[p["passed"]]
+            rule = p.get("rule") or f"{p['aggregate']} {p['op']} {p['value']}"
+            lines.append(
+                f"premise {p['id']}: {p['metric']}: measured {fmt(p['measured'])} ({rule}) -> "
+                f"{mark} (judged on an aggregate over seeds: rerun for per-seed premises)"
+            )
+            continue
+        seeds = p.get("seeds") or summary["seeds"]
+        lines.append(
+            f"premise {p['id']}: {p['metric']} ({p['rule']}): {p['n_met']} of {p['n_seeds']} "
+            "seeds met it"
+        )
+        if len(seeds) <= LIST_SEEDS:
+            per_seed = ", ".join(
+                f"{s}: {fmt(v)} {'✓' if m else '✗'}"
+                for s, v, m in zip(seeds, p["per_seed"], p["met"], strict=True)
+            )
+            lines.append(f"  per seed (seed: value, met): {per_seed}")
+        else:
+            finite = [v for v in p["per_seed"] if math.isfinite(v)]
+            span = f"{fmt(min(finite))} to {fmt(max(finite))}" if finite else "none finite"
+            missed = [s for s, m in zip(seeds, p["met"], strict=True) if not m]
+            lines.append(
+                f"  per-seed values {span} (range); missed by seeds "
+                f"{', '.join(map(str, missed)) or 'none'}"
+            )
+    voting = voting_seeds(premises, summary["seeds"])
+    if premises and voting is not None:
+        lines.append(
+            f"seeds that vote in the checks (met every premise): "
+            f"{', '.join(map(str, voting)) or 'none'} ({len(voting)} of {len(summary['seeds'])})"
+        )
+    return lines
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -260,7 +327,7 @@ def cmd_readme(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Code hashes for records made before run.json had them, from their recorded commit."""
-    from repro.pipeline import backfill_code_hash, outdated_reason, read_record
+    from repro.records import backfill_code_hash, outdated_reason, read_record
 
     specs = load_all()
     folder = args.results / args.scale

@@ -10,6 +10,9 @@ Compute and plotting are separate steps, so editing a figure never retrains. Eve
 written atomically. An experiment that raises yields a run record with ``status: error`` (and
 the traceback in the log) instead of killing the workflow, so the other claims complete and the
 report shows ``error``; the workflow retries such records on its next run (rules/common.smk).
+
+Reading and trusting run records is :mod:`repro.records`; deleting what no longer matches them
+and rebuilding REPORT.md is :mod:`repro.heal`; the tables and REPORT.md are :mod:`repro.report`.
 """
 
 from __future__ import annotations
@@ -19,13 +22,12 @@ import logging
 import time
 import traceback
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from repro import experiments, io, provenance
+from repro import experiments, io, provenance, report
 from repro.claims import (
     SCALES,
     Spec,
@@ -34,6 +36,8 @@ from repro.claims import (
     load_spec,
     verdict,
 )
+from repro.heal import report_lock, retract
+from repro.records import load_run, read_record, run_key
 
 log = logging.getLogger("repro.pipeline")
 
@@ -157,299 +161,6 @@ def _write_run(out: Path, record: dict[str, Any], tables: dict[str, pd.DataFrame
     io.write_json(out / "run.json", record)
 
 
-def run_key(record: dict[str, Any]) -> str | None:
-    """What ties a summary to the run it summarises (records before run ids: the finish time)."""
-    return record.get("run_id") or record.get("finished")
-
-
-# what a run record must hold to be read at all (older records have these too)
-RECORD_FIELDS = ("claim", "scale", "status", "seeds", "params")
-
-
-def read_record(run_json: str | Path) -> dict[str, Any] | None:
-    """A run record, or None if it is absent, does not parse or lacks a field of RECORD_FIELDS
-    (a truncated or hand-edited record counts as absent)."""
-    try:
-        record = io.read_json(run_json)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or any(k not in record for k in RECORD_FIELDS):
-        return None
-    return record if run_key(record) else None
-
-
-def seeds_problem(run_dir: str | Path, record: dict[str, Any]) -> str | None:
-    """Why seeds.csv is not the evidence ``record`` says it is (None when it is)."""
-    path = Path(run_dir) / "seeds.csv"
-    try:
-        table = pd.read_csv(path)
-    except FileNotFoundError:
-        return f"{path}: missing"
-    except (OSError, ValueError) as e:
-        return f"{path}: unreadable ({type(e).__name__})"
-    if "seed" not in table.columns:
-        return f"{path}: field 'seed': no such column"
-    got, want = table["seed"].tolist(), list(record["seeds"])
-    if sorted(got) != sorted(want):
-        return f"{path}: field 'seed': rows for seeds {got}, but run.json ran seeds {want}"
-    return None
-
-
-def record_problem(run_dir: str | Path) -> str | None:
-    """Why the run record in ``run_dir`` cannot be trusted, or None (also when there is none):
-    unreadable, missing fields, or its seeds.csv missing or not matching its seeds."""
-    path = Path(run_dir) / "run.json"
-    if not path.exists():
-        return None
-    record = read_record(path)
-    if record is None:
-        return f"{path}: unreadable or missing one of the fields {', '.join(RECORD_FIELDS)}"
-    return seeds_problem(run_dir, record)
-
-
-def outdated_reason(spec: Spec, record: dict[str, Any], variant: str | None = None) -> str | None:
-    """'code changed' or 'params changed' when a run (record, or a summary's provenance plus
-    params) no longer matches the experiment's code or the spec's params; None when current."""
-    code = record.get("code_hash")
-    if code != provenance.current_code(spec["experiment"])["code_hash"]:
-        return "code changed" if code else "code not recorded"
-    try:
-        params = spec.params(record["scale"], variant)
-    except KeyError:
-        return "params changed"
-    if record.get("params") is not None and record["params"] != params:
-        return "params changed"
-    return None
-
-
-def rerun_reason(run_dir: str | Path, spec: Spec, variant: str | None) -> str | None:
-    """Why the run in ``run_dir`` must run again although its run.json exists (None if not):
-    a failed or untrustworthy record, or one made by other code or params."""
-    path = Path(run_dir) / "run.json"
-    if not path.exists():
-        return None
-    problem = record_problem(run_dir)
-    if problem:
-        return problem
-    record = read_record(path)
-    if record["status"] != "ok":
-        return "the last run failed"
-    stale = outdated_reason(spec, record, variant)
-    return f"outdated ({stale})" if stale else None
-
-
-def fresh_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    """The summary in ``run_dir`` if it summarises the run record there now, else None.
-
-    A summary whose run record is missing, corrupt or from another run (an interrupted forced
-    rerun deletes run.json but leaves the old summary) is stale and must never be shown.
-    """
-    run_dir = Path(run_dir)
-    record = read_record(run_dir / "run.json")
-    try:
-        summary = io.read_json(run_dir / "summary.json")
-    except (OSError, ValueError):
-        return None
-    if record is None or not isinstance(summary, dict):
-        return None
-    if not (run_dir / "seeds.csv").exists():  # the evidence is gone
-        return None
-    if summary.get("run_key", summary.get("provenance", {}).get("finished")) != run_key(record):
-        return None
-    return summary
-
-
-SUMMARY_FILES = ("summary.json", "summary.csv", "summary.md", "summary.tex")
-
-
-def missing_outputs(run_dir: str | Path, fig_dir: str | Path, figures: list[str]) -> list[Path]:
-    """The summary files and figures (PNG and PDF) of a run that are not on disk."""
-    run_dir, fig_dir = Path(run_dir), Path(fig_dir)
-    wanted = [run_dir / n for n in SUMMARY_FILES]
-    wanted += [fig_dir / f"{name}.{ext}" for name in figures for ext in ("png", "pdf")]
-    return [p for p in wanted if not p.exists()]
-
-
-def heal(
-    results: str | Path,
-    figures: str | Path,
-    scale: str,
-    claims_dir: str | Path | None = None,
-    dry_run: bool = False,
-) -> list[Path]:
-    """Delete what no longer matches a run record at ``scale``; return what was (or, with
-    ``dry_run``, would be) deleted.
-
-    - a run.json that does not parse, lacks a field, or whose seeds.csv is missing or holds
-      other seeds is treated as absent (deleted, with its seeds.csv), so the claim reruns;
-    - a summary (and the run's figures) whose run record is absent or from another run is
-      deleted, so it is rebuilt and can never be cited; so is a current summary.json one of whose
-      companion files (summary.csv, .md, .tex) is missing, and a PNG whose PDF is missing;
-    - if anything was deleted, the scale's REPORT.md and claims.csv are rebuilt from what is
-      current (``claims_dir`` given), or else deleted.
-    Snakemake alone would keep them: it does not rebuild a missing intermediate file whose
-    downstream outputs exist. A dry run deletes nothing.
-    """
-    results, figures = Path(results) / scale, Path(figures) / scale
-    doomed: list[tuple[Path, str]] = []
-    if not results.is_dir():
-        return []
-    for run_dir in sorted(p for p in results.iterdir() if p.is_dir() and p.name != "logs"):
-        record_path = run_dir / "run.json"
-        problem = record_problem(run_dir)
-        if problem:
-            doomed += [(p, problem) for p in (record_path, run_dir / "seeds.csv") if p.exists()]
-        gone = {p for p, _ in doomed}
-        has_summary = any((run_dir / n).exists() for n in SUMMARY_FILES)
-        fig_dir = figures / run_dir.name
-        figs = sorted([*fig_dir.glob("*.png"), *fig_dir.glob("*.pdf")]) if fig_dir.is_dir() else []
-        summary_ok = record_path not in gone and fresh_summary(run_dir) is not None
-        if has_summary and not summary_ok:
-            why = "its run record is missing, corrupt or from another run"
-            doomed += [(run_dir / n, why) for n in SUMMARY_FILES if (run_dir / n).exists()]
-            doomed += [(f, why) for f in figs]
-        elif has_summary and not all((run_dir / n).exists() for n in SUMMARY_FILES):
-            doomed.append((run_dir / "summary.json", "a summary file beside it is missing"))
-        if summary_ok or not has_summary:
-            for png in (f for f in figs if f.suffix == ".png"):
-                if not png.with_suffix(".pdf").exists():
-                    doomed.append((png, "its PDF is missing"))
-    for path, why in doomed:
-        log.warning("%s stale %s (%s)", "would remove" if dry_run else "removed", path, why)
-    if dry_run or not doomed:
-        return [p for p, _ in doomed]
-    removed = _unlink(*(p for p, _ in doomed))
-    if claims_dir is not None:
-        rebuild_views(results.parent, figures.parent, scale, claims_dir)
-    else:
-        removed += _unlink(results / "REPORT.md", results / "claims.csv")
-    return removed
-
-
-@contextmanager
-def report_lock(results_scale: str | Path):
-    """Serialise the jobs that rewrite a scale's REPORT.md/claims.csv (an exclusive flock)."""
-    import fcntl
-
-    path = Path(results_scale) / ".report.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def rebuild_views(
-    results: str | Path, figures: str | Path, scale: str, claims_dir: str | Path | None
-) -> bool:
-    """Rewrite the scale's REPORT.md and claims.csv from the current results, if either exists
-    (a claim whose record went away shows ``not run``); history.csv is left alone. True if
-    rebuilt."""
-    from repro import report
-
-    out = Path(results) / scale
-    with report_lock(out):
-        if not ((out / "REPORT.md").exists() or (out / "claims.csv").exists()):
-            return False
-        report.build_report(scale, out, results, Path(figures) / scale, claims_dir, history=False)
-    log.info("rebuilt %s and claims.csv from the current results", out / "REPORT.md")
-    return True
-
-
-def retract(run_dir: str | Path, figures_run_dir: str | Path, claims_dir=None) -> list[Path]:
-    """Before a run replaces its record: its old summary and figures go, and the scale's
-    REPORT.md and claims.csv are rebuilt without them (also when the run is then killed)."""
-    run_dir, fig_dir = Path(run_dir), Path(figures_run_dir)
-    figs = [*fig_dir.glob("*.png"), *fig_dir.glob("*.pdf")] if fig_dir.is_dir() else []
-    removed = _unlink(*(run_dir / n for n in SUMMARY_FILES), *figs)
-    listed = _listed_verdict(run_dir.parent / "claims.csv", run_dir.name)
-    if removed or listed not in (None, "not run"):
-        rebuild_views(run_dir.parent.parent, fig_dir.parent.parent, run_dir.parent.name, claims_dir)
-    return removed
-
-
-def _listed_verdict(claims_csv: Path, run: str) -> str | None:
-    """The verdict claims.csv shows for ``run`` (<claim> or <claim>@<variant>), or None."""
-    from repro.claims import VARIANT_SEP
-
-    try:
-        table = pd.read_csv(claims_csv, dtype=str, keep_default_na=False)
-    except (OSError, ValueError):
-        return None
-    claim, _, variant = run.partition(VARIANT_SEP)
-    if not {"id", "variant", "verdict"} <= set(table.columns):
-        return None
-    rows = table[(table["id"] == claim) & (table["variant"] == variant)]
-    return rows["verdict"].iloc[0] if len(rows) else None
-
-
-def backfill_code_hash(run_dir: str | Path) -> dict[str, Any] | None:
-    """Give a run record that predates code hashes its ``code_hash`` and ``code_files``, computed
-    from the files at the commit it records (``git show``), in run.json and its summary.json.
-
-    Returns the fields written, or None when the record has them already or is unreadable.
-    The files keep their modification times, so Snakemake sees nothing new.
-    """
-    import os
-
-    run_dir = Path(run_dir)
-    record = read_record(run_dir / "run.json")
-    if record is None or "code_hash" in record:
-        return None
-    commit = str(record.get("commit", "unknown"))
-    fields: dict[str, Any] = {"code_hash": None, "code_files": []}
-    if commit != "unknown":
-        try:
-            read = provenance.git_reader(commit)
-            fields = provenance.code_state(record["experiment"], read)
-        except (FileNotFoundError, KeyError, SyntaxError) as e:
-            log.warning("%s: code at %s not found (%s)", run_dir, commit[:10], e)
-    dirty = " (its tree was dirty: uncommitted changes are not in the hash)"
-    fields["code_hash_source"] = f"recorded afterwards from commit {commit[:10]}'s files" + (
-        dirty if record.get("dirty") else ""
-    )
-    summary = fresh_summary(run_dir)
-    for name, obj in (("run.json", record), ("summary.json", summary)):
-        if obj is None:
-            continue
-        target = obj if name == "run.json" else obj["provenance"]
-        target.update(fields)
-        path = run_dir / name
-        stat = path.stat()
-        io.write_json(path, obj)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    return fields
-
-
-def _unlink(*paths: Path) -> list[Path]:
-    gone = []
-    for path in paths:
-        if path.exists():
-            path.unlink()
-            gone.append(path)
-    return gone
-
-
-def load_run(run_json: str | Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """The run record and its tables (``seeds`` included)."""
-    run_json = Path(run_json)
-    record = read_record(run_json)
-    if record is None:
-        raise ValueError(
-            f"{run_json}: unreadable or missing one of the fields {', '.join(RECORD_FIELDS)}; "
-            "rerun the claim"
-        )
-    problem = seeds_problem(run_json.parent, record)
-    if problem:
-        raise ValueError(f"{problem}; rerun the claim")
-    tables = {"seeds": pd.read_csv(run_json.parent / "seeds.csv")}
-    for name in record.get("tables", []):
-        tables[name] = pd.read_csv(run_json.parent / "tables" / f"{name}.csv")
-    return record, tables
-
-
 # ---------------------------------------------------------------- summarise
 
 
@@ -466,8 +177,6 @@ def setup_of(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
 
 def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, Any]:
     """Verdict and metric table for one claim, written beside its run record."""
-    from repro import report
-
     spec = load_spec(spec_path)
     record, tables = load_run(run_json)
     scale = record["scale"]
@@ -595,8 +304,6 @@ def main(argv: list[str] | None = None) -> None:
     elif args.step == "plot":
         plot_figure(args.spec, args.run_json, args.figure, args.out)
     elif args.step == "report":
-        from repro import report
-
         results = Path(args.results).parent  # collect() adds the scale
         with report_lock(args.out):
             report.build_report(args.scale, args.out, results, args.figures, args.claims_dir)

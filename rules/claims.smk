@@ -47,6 +47,9 @@ rule summarise_claim:
         tex=f"{RESULTS}/{{scale}}/{{claim}}/summary.tex",
     log:
         f"{RESULTS}/{{scale}}/{{claim}}/logs/summarise.log",
+    params:
+        # shown in the HTML report: the caption of the claim's metric table lists them
+        departures=claim_departures,
     threads: 1
     conda:
         "envs/gan-claims.yaml"

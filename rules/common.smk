@@ -18,15 +18,10 @@ from repro.claims import (
     resolve_ids,
 )
 from repro.data import require_dataset
-from repro.pipeline import (
-    fresh_summary,
-    heal,
-    missing_outputs,
-    rebuild_views,
-    rerun_reason,
-    seeds_budget_problem,
-)
-from repro.report import check_rst, landing_rst, rst_escape
+from repro.heal import heal, rebuild_views
+from repro.pipeline import seeds_budget_problem
+from repro.records import fresh_summary, missing_outputs, rerun_reason
+from repro.report import check_rst, departures_rst, landing_rst, rst_escape
 
 # The rules call `python -m repro...`: the interpreter running Snakemake (it has the package and
 # its dependencies) goes first on PATH, so no local interpreter path appears in the rules, the
@@ -179,7 +174,7 @@ RETRY_STAMP.touch()
 
 def retry_if_failed(wildcards):
     """The stamp for a record that must rerun although it exists: failed, corrupt, its seeds.csv
-    missing or not matching, or made by other code or params (repro.pipeline.rerun_reason)."""
+    missing or not matching, or made by other code or params (repro.records.rerun_reason)."""
     claim, variant = split_run(wildcards.claim)
     run_dir = Path(f"{RESULTS}/{wildcards.scale}/{wildcards.claim}")
     return [str(RETRY_STAMP)] if rerun_reason(run_dir, SPECS[claim], variant) else []
@@ -238,6 +233,12 @@ def figure_caption(wildcards):
     return rst_escape(caption)
 
 
+def claim_departures(wildcards):
+    """The claim's declared departures from the paper's setup, as RST for the caption of its
+    metric table in the HTML report (repro.report.departures_rst; '' for an identity)."""
+    return departures_rst(SPECS[split_run(wildcards.claim)[0]])
+
+
 def landing_page():
     """The HTML report's landing page: in report mode, the claims table with verdicts, built
     from the results present and checked by docutils (any warning or error stops the report)."""
@@ -248,6 +249,7 @@ def landing_page():
     try:
         check_rst(text, "the report's landing page")
         for claim, variant in map(split_run, RUNS):
+            check_rst(departures_rst(SPECS[claim]), f"{SPECS[claim].path}: departures")
             for fig in SPECS[claim].figures:
                 wc = type("W", (), {"claim": run_id(claim, variant), "figure": fig["name"]})
                 check_rst(figure_caption(wc), f"{SPECS[claim].path}: figure {fig['name']}")

@@ -481,6 +481,13 @@ def test_two_premises_a_seed_must_meet_both(spec):
     table = premise_table([0.1, 0.9, 0.2, 0.3], [0.01, 0.02, 0.05, 0.03])
     checks = evaluate_checks(p, table)
     assert checks[0]["seeds"] == [0, 3]  # seed 1 misses the first, seed 2 the second
+    # what `repro show` reads from a summary names the same voting seeds as the checks used
+    premises = claims.evaluate_premises(p, table)
+    assert claims.voting_seeds(premises, [0, 1, 2, 3]) == [0, 3]
+    assert list(np.flatnonzero(claims.valid_seeds_mask(p, table))) == [0, 3]
+    assert claims.voting_seeds([], [0, 1, 2]) == [0, 1, 2]  # no premise: every seed votes
+    aggregate_premise = {"id": "old", "metric": "mean", "measured": 0.2, "passed": True}
+    assert claims.voting_seeds([aggregate_premise], [0, 1]) is None  # judged before per seed
 
 
 def test_within_check_is_two_sided(spec):

@@ -6,8 +6,13 @@ import json
 import subprocess
 import sys
 
-from repro import claims
+import numpy as np
+import yaml
+
+from repro import claims, cli, pipeline
 from repro.cli import main
+
+from .conftest import FIXTURES
 
 
 def repro(*args: str) -> subprocess.CompletedProcess:
@@ -85,3 +90,67 @@ def test_missing_workdir_is_an_error(tmp_path):
 def test_validate_checks_the_lock(capsys):
     assert main(["validate"]) == 0
     assert "claim specs valid" in capsys.readouterr().out
+
+
+def _toy_means(seeds, n=10_000):
+    """The toy experiment's per-seed sample means (tests/fixtures/toy_experiments.py)."""
+    return [float(np.random.default_rng(s).normal(1.0, 1.0, size=n).mean()) for s in seeds]
+
+
+def test_show_prints_premises_as_the_verdict_used_them(tmp_path, toy_env, monkeypatch, capsys):
+    """Premises are judged per seed: `show` says how many seeds met each, every seed's value,
+    and which seeds vote, not one aggregate."""
+    data = yaml.safe_load((FIXTURES / "toy-mean.yaml").read_text())
+    data["premises"] = [{"id": "above_mu", "metric": "mean", "op": ">", "value": 1.0,
+                         "description": "d", "basis": "b"}]  # fmt: skip
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    path = folder / "toy-mean.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "results" / "quick" / "toy-mean"
+    pipeline.run_claim(path, "quick", out, device="cpu", n_seeds=5)
+    summary = pipeline.summarise_claim(path, out / "run.json")
+    means = _toy_means(range(5))
+    met = [m > 1.0 for m in means]
+    assert met == [True, False, True, False, True]  # the closed-form draws of seeds 0-4
+    assert summary["verdict"] == "partial"
+    assert summary["reason"] == "1 of 2 checks hold (on the 3 of 5 seeds that met every premise)"
+    monkeypatch.setattr(cli, "load_all", lambda: {"toy-mean": claims.load_spec(path)})
+
+    assert main(["--workdir", str(tmp_path), "show", "toy-mean", "--scale", "quick"]) == 0
+    shown = capsys.readouterr().out
+    assert "  premise above_mu: mean (per seed: > 1): 3 of 5 seeds met it\n" in shown
+    marks = ["✓" if ok else "✗" for ok in met]
+    per_seed = ", ".join(f"{s}: {m:.4g} {marks[s]}" for s, m in enumerate(means))
+    assert f"    per seed (seed: value, met): {per_seed}\n" in shown
+    assert "  seeds that vote in the checks (met every premise): 0, 2, 4 (3 of 5)\n" in shown
+    errors = [abs(m - 1.0) for m in means]
+    worst = max(errors[s] for s in (0, 2, 4))  # the check's max over the voting seeds only
+    assert f"  check close: abs_error: measured {worst:.4g} over 3 voting seed(s) (max < 0.04)" in (
+        shown
+    )
+    assert "measured 3 (" not in shown  # the premise is not shown as one aggregate
+
+    # many seeds: their range and the seeds that missed the premise
+    monkeypatch.setattr(cli, "LIST_SEEDS", 2)
+    assert main(["--workdir", str(tmp_path), "show", "toy-mean", "--scale", "quick"]) == 0
+    shown = capsys.readouterr().out
+    span = f"{min(means):.4g} to {max(means):.4g}"
+    assert f"per-seed values {span} (range); missed by seeds 1, 3" in shown
+
+    assert main(["--workdir", str(tmp_path), "show", "toy-mean", "--scale", "quick", "--json"]) == 0
+    as_json = json.loads(capsys.readouterr().out)
+    assert as_json["voting_seeds"] == [0, 2, 4]
+    assert as_json["premises"][0]["met"] == met
+
+
+def test_show_says_when_a_premise_was_judged_on_an_aggregate():
+    """A summary from before per-seed premises: its premise is shown as what it was."""
+    old = {"seeds": [0, 1, 2], "premises": [
+        {"id": "d_confident", "metric": "d_fake", "aggregate": "median", "op": "<=", "value": 0.01,
+         "rule": "median <= 0.01", "measured": 0.008, "passed": True}]}  # fmt: skip
+    (line,) = cli.premise_lines(old)
+    assert line == (
+        "premise d_confident: d_fake: measured 0.008 (median <= 0.01) -> holds (judged on an "
+        "aggregate over seeds: rerun for per-seed premises)"
+    )

@@ -235,7 +235,7 @@ def slow_spec(toy_claims, seconds: int) -> list[str]:
 def test_interrupted_forced_rerun_never_leaves_the_old_verdict_trusted(
     tmp_path, toy_claims, toy_env
 ):
-    from repro.pipeline import fresh_summary
+    from repro.records import fresh_summary
 
     cfg = slow_spec(toy_claims, 0)
     snakemake(tmp_path, *cfg, env=toy_env)
@@ -276,7 +276,7 @@ def test_interrupted_forced_rerun_never_leaves_the_old_verdict_trusted(
 def test_corrupt_run_record_is_treated_as_absent_and_the_claim_reruns(
     tmp_path, toy_claims, toy_env
 ):
-    from repro.pipeline import fresh_summary
+    from repro.records import fresh_summary
 
     cfg = ["--config", "scale=quick", f"claims_dir={toy_claims}"]
     snakemake(tmp_path, *cfg, env=toy_env)
@@ -297,8 +297,10 @@ def test_subset_run_report_still_covers_every_claim_and_report_builds_without_al
     tmp_path, toy_claims, toy_env
 ):
     # toy-mean gets a variant that runs at smoke scale
+    # and a departure, which the HTML report must show (issue 14)
     spec = toy_claims / "toy-mean.yaml"
-    spec.write_text(spec.read_text() + (
+    departure = "departures:\n  - {what: steps, paper: 4000 steps, here: 40 steps, why: CPU time}\n"
+    spec.write_text(spec.read_text().replace("departures: []\n", departure) + (
         "variants:\n  big-n:\n    description: ten times the draws\n"
         "    scales: [smoke]\n    params: {n: 1000}\n"))  # fmt: skip
     cfg = ["--config", "scale=smoke", f"claims_dir={toy_claims}", "claims=[toy-mean]"]
@@ -319,6 +321,10 @@ def test_subset_run_report_still_covers_every_claim_and_report_builds_without_al
     assert html.stat().st_size > 10_000
     landing = (tmp_path / ".snakemake/gan-claims-landing.rst").read_text()
     assert "toy-boom" in landing and "not run" in landing and "toy-mean @ big-n" in landing
+    assert "     - departures\n" in landing and "     - inconclusive\n     - 1\n" in landing
+    # the caption of toy-mean's metric table (its section) lists the departure, rendered as a
+    # table (the job's params, also in the page, hold it as raw text only)
+    assert "<td>40 steps</td>\\n<td>CPU time</td>" in html.read_text()
 
 
 @pytest.mark.parametrize(

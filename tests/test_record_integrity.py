@@ -15,7 +15,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from repro import claims, pipeline, provenance, report
+from repro import claims, heal, pipeline, provenance, records, report
 
 from .conftest import FIXTURES, ROOT, register
 
@@ -100,15 +100,15 @@ def test_changed_experiment_code_makes_the_result_outdated_in_every_view(
     assert record["code_hash"] == provenance.current_code("editable")["code_hash"]
     spec = claims.load_spec(toy_claims / "toy-mean.yaml")
     assert listed(results)["toy-mean"] == "partial"
-    assert pipeline.rerun_reason(out, spec, None) is None
+    assert records.rerun_reason(out, spec, None) is None
     # a "bug fix": the metric is now ten times larger
     src = editable_experiment.read_text()
     editable_experiment.write_text(src.replace('"abs_error": abs(', '"abs_error": 10 * abs('))
     provenance._CODE_CACHE.clear()
-    summary = pipeline.fresh_summary(out)
+    summary = records.fresh_summary(out)
     assert report.verdict_label(spec, summary) == "outdated (code changed)"
-    assert pipeline.rerun_reason(out, spec, None) == "outdated (code changed)"  # Snakemake reruns
-    pipeline.rebuild_views(results, figures, "quick", toy_claims)
+    assert records.rerun_reason(out, spec, None) == "outdated (code changed)"  # Snakemake reruns
+    heal.rebuild_views(results, figures, "quick", toy_claims)
     assert listed(results)["toy-mean"] == "outdated (code changed)"
     md = (results / "quick/REPORT.md").read_text()
     assert "⏳ outdated (code changed since this result)" in md
@@ -121,8 +121,8 @@ def test_changed_params_make_the_result_outdated(tmp_path, toy_claims):
     path = toy_claims / "toy-mean.yaml"
     path.write_text(path.read_text().replace("n: 10000}", "n: 20000}"))
     spec = claims.load_spec(path)
-    assert report.verdict_label(spec, pipeline.fresh_summary(out)) == "outdated (params changed)"
-    assert pipeline.rerun_reason(out, spec, None) == "outdated (params changed)"
+    assert report.verdict_label(spec, records.fresh_summary(out)) == "outdated (params changed)"
+    assert records.rerun_reason(out, spec, None) == "outdated (params changed)"
 
 
 def test_a_record_without_a_code_hash_is_outdated_and_backfill_computes_it_from_its_commit(
@@ -143,15 +143,15 @@ def test_a_record_without_a_code_hash_is_outdated_and_backfill_computes_it_from_
         summary["provenance"].pop(key)
     (run_dir / "summary.json").write_text(json.dumps(summary))
     spec = claims.load_all()["optimal-discriminator"]
-    assert report.verdict_label(spec, pipeline.fresh_summary(run_dir)).startswith("outdated (code")
-    fields = pipeline.backfill_code_hash(run_dir)
+    assert report.verdict_label(spec, records.fresh_summary(run_dir)).startswith("outdated (code")
+    fields = records.backfill_code_hash(run_dir)
     assert fields["code_hash"] == expected
     # the recorded commit's code equals HEAD's for this experiment (git diff agrees)
     files = provenance.current_code("optimal_discriminator")["code_files"]
     same = subprocess.run(["git", "diff", "--quiet", record["commit"], "HEAD", "--", *files],
                           cwd=ROOT).returncode == 0  # fmt: skip
     assert same == (expected == provenance.current_code("optimal_discriminator")["code_hash"])
-    assert pipeline.backfill_code_hash(run_dir) is None  # idempotent
+    assert records.backfill_code_hash(run_dir) is None  # idempotent
 
 
 def test_committed_full_record_is_marked_against_the_current_code():
@@ -239,7 +239,7 @@ def test_a_rerun_retracts_the_old_verdict_from_report_and_claims_csv_before_trai
     # a forced rerun: Snakemake deletes run.json and seeds.csv, then the job starts
     (out / "run.json").unlink()
     (out / "seeds.csv").unlink()
-    removed = pipeline.retract(out, figures / "quick/toy-mean", toy_claims)
+    removed = heal.retract(out, figures / "quick/toy-mean", toy_claims)
     assert out / "summary.json" in removed and not (figures / "quick/toy-mean/curve.png").exists()
     # ... and is killed here: every view says "not run" already
     assert listed(results)["toy-mean"] == "not run"
@@ -257,7 +257,7 @@ def test_after_a_failed_job_the_views_are_rebuilt_for_every_claim(tmp_path, toy_
     run_and_report(toy_claims, results, figures, "toy-two")
     out = run_and_report(toy_claims, results, figures, "toy-mean")
     (out / "run.json").unlink()  # its rerun was killed; the report rule never ran
-    assert pipeline.rebuild_views(results, figures, "quick", toy_claims)  # Snakefile's onerror
+    assert heal.rebuild_views(results, figures, "quick", toy_claims)  # Snakefile's onerror
     assert listed(results) == {"toy-boom": "not run", "toy-mean": "not run", "toy-two": "partial"}
 
 
@@ -266,10 +266,10 @@ def test_heal_on_a_dry_run_deletes_nothing(tmp_path, toy_claims):
     out = run_and_report(toy_claims, results, figures)
     (out / "run.json").unlink()
     before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
-    would = pipeline.heal(results, figures, "quick", toy_claims, dry_run=True)
+    would = heal.heal(results, figures, "quick", toy_claims, dry_run=True)
     assert out / "summary.json" in would
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == before
-    pipeline.heal(results, figures, "quick", toy_claims)
+    heal.heal(results, figures, "quick", toy_claims)
     assert not (out / "summary.json").exists()
     assert listed(results)["toy-mean"] == "not run"  # rebuilt, not deleted
     assert (results / "quick/REPORT.md").exists()
@@ -286,9 +286,9 @@ def test_seeds_csv_with_missing_rows_is_refused_and_the_claim_reruns(tmp_path, t
     spec = toy_claims / "toy-mean.yaml"
     with pytest.raises(ValueError, match=r"seeds.csv: field 'seed': rows for seeds \[0, 1\], but"):
         pipeline.summarise_claim(spec, out / "run.json")
-    assert "run.json ran seeds [0, 1, 2]" in pipeline.record_problem(out)
-    assert pipeline.rerun_reason(out, claims.load_spec(spec), None)
-    pipeline.heal(results, figures, "quick", toy_claims)
+    assert "run.json ran seeds [0, 1, 2]" in records.record_problem(out)
+    assert records.rerun_reason(out, claims.load_spec(spec), None)
+    heal.heal(results, figures, "quick", toy_claims)
     assert not (out / "run.json").exists() and not (out / "summary.json").exists()
     assert listed(results)["toy-mean"] == "not run"
 
@@ -299,11 +299,11 @@ def test_a_run_record_missing_a_field_counts_as_corrupt(tmp_path, toy_claims):
     record = json.loads((out / "run.json").read_text())
     del record["scale"]
     (out / "run.json").write_text(json.dumps(record))
-    assert pipeline.read_record(out / "run.json") is None
-    assert pipeline.fresh_summary(out) is None
+    assert records.read_record(out / "run.json") is None
+    assert records.fresh_summary(out) is None
     with pytest.raises(ValueError, match="run.json: unreadable or missing one of the fields"):
         pipeline.summarise_claim(toy_claims / "toy-mean.yaml", out / "run.json")
-    pipeline.heal(results, figures, "quick", toy_claims)
+    heal.heal(results, figures, "quick", toy_claims)
     assert not (out / "run.json").exists()
 
 
@@ -311,11 +311,11 @@ def test_a_missing_seeds_csv_hides_the_verdict_and_makes_the_claim_rerun(tmp_pat
     results, figures = tmp_path / "results", tmp_path / "figures"
     out = run_and_report(toy_claims, results, figures)
     (out / "seeds.csv").unlink()
-    assert pipeline.fresh_summary(out) is None  # repro list / show: not run
-    assert "seeds.csv: missing" in pipeline.rerun_reason(
+    assert records.fresh_summary(out) is None  # repro list / show: not run
+    assert "seeds.csv: missing" in records.rerun_reason(
         out, claims.load_spec(toy_claims / "toy-mean.yaml"), None
     )
-    pipeline.heal(results, figures, "quick", toy_claims)
+    heal.heal(results, figures, "quick", toy_claims)
     assert not (out / "run.json").exists() and listed(results)["toy-mean"] == "not run"
 
 
@@ -325,7 +325,7 @@ def test_a_missing_summary_file_or_pdf_is_rebuilt(tmp_path, toy_claims, missing)
     out = run_and_report(toy_claims, results, figures)
     fig = figures / "quick/toy-mean"
     (fig / missing if missing.endswith(".pdf") else out / missing).unlink()
-    removed = pipeline.heal(results, figures, "quick", toy_claims)
+    removed = heal.heal(results, figures, "quick", toy_claims)
     # Snakemake then rebuilds the deleted target (summary.json or the PNG) and its companions
     assert removed == [fig / "curve.png" if missing.endswith(".pdf") else out / "summary.json"]
     assert (out / "run.json").exists()  # the evidence is kept: nothing retrains
@@ -468,7 +468,7 @@ def test_the_report_names_a_missing_summary_file_or_pdf(tmp_path, toy_claims):
     results, figures = tmp_path / "results", tmp_path / "figures"
     out = run_and_report(toy_claims, results, figures)
     fig = figures / "quick/toy-mean"
-    assert pipeline.missing_outputs(out, fig, ["curve"]) == []
+    assert records.missing_outputs(out, fig, ["curve"]) == []
     (out / "summary.csv").unlink()
     (fig / "curve.pdf").unlink()
-    assert pipeline.missing_outputs(out, fig, ["curve"]) == [out / "summary.csv", fig / "curve.pdf"]
+    assert records.missing_outputs(out, fig, ["curve"]) == [out / "summary.csv", fig / "curve.pdf"]

@@ -10,6 +10,8 @@ import pytest
 
 from repro import claims, io, report
 
+from .conftest import ROOT
+
 
 def test_fmt_numbers_for_humans():
     assert report.fmt(0.123456) == "0.1235"
@@ -169,3 +171,27 @@ def test_cpu_provenance_names_model_vendor_and_vector_isa():
     intel = {"cpu_model": "Intel Xeon", "cpu_vendor": "GenuineIntel", "cpu_isa": "AVX512",
              "cpu_flags": "avx512f avx2 fma"}  # fmt: skip
     assert report.cpu_line(intel) != report.cpu_line(cpu | {"cpu_isa": "AVX2"})
+
+
+def test_workflow_modules_import_one_way_and_stay_short():
+    """pipeline -> heal -> report -> records -> claims, never back (issue 15: the pipeline <->
+    report cycle); imports inside functions count too. No module over ~500 lines."""
+    from repro import provenance
+
+    workflow = ("repro.records", "repro.report", "repro.heal", "repro.pipeline")
+    below = {  # module file -> the workflow modules it must not import
+        "repro/records.py": ("repro.report", "repro.heal", "repro.pipeline"),
+        "repro/heal.py": ("repro.pipeline",),
+        **{
+            f"repro/report/{p.name}": ("repro.heal", "repro.pipeline")
+            for p in (ROOT / "repro" / "report").glob("*.py")
+        },
+        **{f"repro/claims/{p.name}": workflow for p in (ROOT / "repro" / "claims").glob("*.py")},
+    }
+    for rel, banned in below.items():
+        imported = provenance._imported_modules((ROOT / rel).read_text(), rel)
+        wrong = sorted(m for m in imported if any(m == b or m.startswith(b + ".") for b in banned))
+        assert not wrong, f"{rel} imports {wrong}"
+    for rel in [*below, "repro/pipeline.py", "repro/cli.py"]:
+        n = len((ROOT / rel).read_text().splitlines())
+        assert n <= 500, f"{rel}: {n} lines"

@@ -1,12 +1,15 @@
-"""Issue 14 in the report: departures, per-seed premises, outdated results without numbers."""
+"""Issue 14 in the report: departures (REPORT.md and the HTML report), per-seed premises,
+outdated results without numbers, unmet premises as inconclusive."""
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
-from repro import pipeline, report
+from repro import claims, pipeline, report
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, ROOT
 
 DEPARTURES = [
     {"what": "lr", "paper": "Adam 1e-4", "here": "Adam 1e-3", "why": "CPU budget"},
@@ -71,3 +74,92 @@ def test_identity_claim_has_no_departure_count(tmp_path, toy_env):
     md = report.build_report("quick", tmp_path / "r", results, tmp_path / "f", folder).read_text()
     assert "| — | — |" in _claims_row(md, "toy-mean")  # departures and variants: none
     assert "Departures from the paper's setup" not in md
+
+
+def _run(tmp_path, **changes):
+    """toy-mean (2 departures, premise mean > 0.5 unless changed) run and summarised at quick."""
+    folder, path = _claims_dir(tmp_path, **changes)
+    results = tmp_path / "results"
+    out = results / "quick" / "toy-mean"
+    pipeline.run_claim(path, "quick", out)
+    summary = pipeline.summarise_claim(path, out / "run.json")
+    return folder, results, out, summary
+
+
+def test_result_outdated_by_code_or_params_shows_no_number_in_the_claims_table(tmp_path, toy_env):
+    folder, results, out, summary = _run(tmp_path)
+    measured = report.fmt(summary["checks"][0]["measured"])
+    md = report.build_report("quick", tmp_path / "r", results, tmp_path / "f", folder).read_text()
+    assert f"abs_error max = {measured}" in _claims_row(md, "toy-mean")  # current: its numbers
+    for field, value, label, said in (
+        ("code_hash", "000000000000", "outdated (code changed)", "code changed since"),
+        ("params", {"mu": 1.0, "n": 7}, "outdated (params changed)", "params changed since"),
+    ):
+        edited = json.loads((out / "summary.json").read_text())
+        if field == "params":
+            edited["params"] = value
+        else:
+            edited["provenance"][field] = value
+        (out / "summary.json").write_text(json.dumps(edited))
+        md = report.build_report("quick", tmp_path / "r", results, tmp_path / "f", folder)
+        md = md.read_text()
+        row = _claims_row(md, "toy-mean")
+        assert report.VERDICT_MARK[label] in row and said in row and "rerun" in row
+        assert measured not in row and "abs_error max" not in row and "seeds met it" not in row
+        # the claim's section keeps the old result as a record, saying why it is outdated
+        section = md.split("## toy-mean", 1)[1]
+        assert f"| close | abs_error | max < 0.04 | {measured} |" in section
+        assert "rerun the claim for a current verdict" in section
+        (out / "summary.json").write_text(json.dumps(summary))  # back to the current result
+
+
+def test_unmet_premise_is_inconclusive_naming_it_with_the_seeds_that_met_it(tmp_path, toy_env):
+    premise = {"id": "mean_large", "metric": "mean", "op": ">", "value": 5.0,
+               "description": "d", "basis": "b"}  # fmt: skip
+    folder, results, _, summary = _run(tmp_path, premises=[premise])
+    assert summary["verdict"] == "inconclusive"
+    assert summary["reason"].startswith(
+        "premise not met: mean_large (per seed: > 5): 0 of 3 seeds met it; per-seed values "
+    )
+    md = report.build_report("quick", tmp_path / "r", results, tmp_path / "f", folder).read_text()
+    row = _claims_row(md, "toy-mean")
+    assert "⚪ inconclusive" in row and "premise mean_large: 0 of 3 seeds met it" in row
+    assert "*Verdict:* **inconclusive** (premise not met: mean_large (per seed: > 5): 0 of 3" in md
+    assert "| mean_large | mean | per seed: > 5 | 0 of 3 |" in md
+
+
+def test_html_report_shows_departures_in_the_claims_table_and_the_claims_section(tmp_path, toy_env):
+    folder, results, _, _ = _run(tmp_path)
+    spec = claims.load_all(folder)["toy-mean"]
+    # the landing page's claims table: a departures column with the count
+    landing = report.landing_rst("quick", results, folder)
+    report.check_rst(landing, "landing")
+    head = landing.split(".. list-table:: Empirical claims", 1)[1]
+    header = [line.strip() for line in head.splitlines()[4:11]]
+    assert header[:4] == ["* - claim", "- paper, where", "- verdict", "- departures"]
+    row = head.split("* - toy-mean", 1)[1].splitlines()
+    assert row[2].strip() == "- partial" and row[3].strip() == "- 2"
+    # the claim's section (the caption of its metric table) lists each departure
+    caption = report.departures_rst(spec)
+    report.check_rst(caption, "caption")
+    assert caption.startswith(".. list-table:: Departures from the paper's setup (2; ")
+    for d in DEPARTURES:
+        cells = "\n".join(f"     - {d[k]}" for k in ("paper", "here", "why"))
+        assert f"   * - {d['what']}\n{cells}\n" in caption
+    html = docutils_html(caption)
+    assert "<td>Adam 1e-3</td>" in html.replace("<p>", "").replace("</p>", "")
+    # the template Snakemake renders the caption from (report/claim_table.rst) reads it
+    template = (ROOT / "report" / "claim_table.rst").read_text()
+    assert "{{ snakemake.params.departures }}" in template
+    rules = (ROOT / "rules" / "claims.smk").read_text()
+    assert "departures=claim_departures" in rules.split("rule summarise_claim:", 1)[1]
+    none = claims.Spec(path=spec.path, data=dict(spec.data, departures=[]))
+    assert report.departures_rst(none) == "**Departures from the paper's setup:** none declared."
+    identity = claims.Spec(path=spec.path, data=dict(spec.data, kind="identity"))
+    assert report.departures_rst(identity) == ""
+
+
+def docutils_html(text: str) -> str:
+    from docutils.core import publish_parts
+
+    return publish_parts(text, writer="html")["body"]
