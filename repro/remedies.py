@@ -8,7 +8,8 @@ Every piece acts per seed (leading dimension S) so a batched run over S seeds eq
     feature_matching_loss(f_r, f_g)    feature matching G loss (Salimans et al. 2016, Sec. 3.1)
     adam_step(params, grads, state)    one functional, differentiable Adam update (torch's rule)
     unrolled_params(...)               K unrolled D updates with higher-order gradients, the
-                                       surrogate D of Unrolled GAN (Metz et al. 2017, Eq. 5-7)
+                                       surrogate D of Unrolled GAN (Metz et al. 2017, Eq. 5-7);
+                                       flat=True: the same Adam on one flat buffer (few kernels)
     Maxout                             a batched maxout layer (Goodfellow et al. 2013), PacGAN's D
     BatchNorm1d                        per-seed batch norm over the batch, PacGAN's G
 
@@ -192,6 +193,8 @@ def unrolled_params(
     lr: float,
     betas: tuple[float, float],
     eps: float = 1e-8,
+    *,
+    flat: bool = False,
 ) -> Params:
     """theta_D^K: K Adam updates of D unrolled with ``create_graph``, Metz et al. 2017, Eq. 5-7.
 
@@ -206,10 +209,18 @@ def unrolled_params(
         params: D's current parameters (name -> tensor); the optimiser state in ``state``.
         step: how many updates the optimiser has made so far (the unrolled ones are step+1...).
         k: number of unrolled steps K (0 returns ``params`` unchanged).
+        flat: run the K updates on ONE flat buffer holding every parameter (and one each for
+            Adam's two moments) instead of one tensor per parameter: each op of the update is
+            then one kernel for all of D, and the gradient w.r.t. the buffer is one ``cat`` of
+            the per-parameter ones (``_unrolled_flat``). Same arithmetic, op for op; only the
+            order in which autograd sums gradient contributions can differ, so results agree to
+            rounding (tests/test_remedies.py measures it), not always bit for bit.
 
     Returns:
-        name -> theta_D^K.
+        name -> theta_D^K (with ``flat``: views into the last flat buffer).
     """
+    if flat:
+        return _unrolled_flat(d_loss, params, state, step, k, lr, betas, eps)
     theta, st = dict(params), {n: dict(v) for n, v in state.items()}
     for i in range(k):
         names = list(theta)
@@ -220,6 +231,39 @@ def unrolled_params(
             theta, dict(zip(names, grads, strict=True)), st, step + i + 1, lr, betas, eps
         )
     return theta
+
+
+def _unflatten(flat: torch.Tensor, names, shapes, sizes) -> Params:
+    """name -> a view of ``flat`` with the parameter's shape (no copy, no kernel)."""
+    parts = flat.split(sizes)
+    return {n: part.view(shape) for n, part, shape in zip(names, parts, shapes, strict=True)}
+
+
+def _unrolled_flat(d_loss, params, state, step, k, lr, betas, eps) -> Params:
+    """``unrolled_params`` on flat buffers: theta, m, v each one 1-D tensor over all of D.
+
+    The update is ``adam_step``'s, op for op (so each element is computed with the same
+    roundings), applied once to the whole buffer instead of once per parameter.
+    """
+    names = list(params)
+    if k == 0 or not names:
+        return dict(params)
+    shapes = [params[n].shape for n in names]
+    sizes = [params[n].numel() for n in names]
+    b1, b2 = betas
+    flat = torch.cat([params[n].reshape(-1) for n in names])  # differentiable in params
+    m = torch.cat([state[n]["exp_avg"].reshape(-1) for n in names])
+    v = torch.cat([state[n]["exp_avg_sq"].reshape(-1) for n in names])
+    for i in range(k):
+        theta = _unflatten(flat, names, shapes, sizes)
+        (g,) = torch.autograd.grad(d_loss(theta, i).sum(), flat, create_graph=True)
+        t = step + i + 1
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        denom = v.clamp_min(1e-30).sqrt() / math.sqrt(c2) + eps
+        flat = flat - lr * (m / c1) / denom
+    return _unflatten(flat, names, shapes, sizes)
 
 
 # ---------------------------------------------------------------------------------------------
