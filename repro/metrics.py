@@ -15,6 +15,7 @@ Public API:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -237,6 +238,9 @@ def w1_pool(
         to the worker's exception (``__cause__``).
     """
     pairs = [(_numpy(x), _numpy(y)) for x, y in pairs]
+    if _dry_run is not None:  # the budget counts the solves instead (``w1_dry_run``)
+        _dry_run.extend((_points(x).shape, _points(y).shape) for x, y in pairs)
+        return [0.0] * len(pairs)
     if workers is None:
         workers = min(len(pairs), os.cpu_count() or 1)
     workers = max(1, min(int(workers), len(pairs) or 1))
@@ -259,6 +263,26 @@ def w1_pool(
                     f.cancel()
                 raise _pair_error(i, err) from err
         return out
+
+
+_dry_run: list | None = None
+
+
+@contextlib.contextmanager
+def w1_dry_run():
+    """Within this context ``w1_pool`` solves nothing: it records each pair's shapes
+    ((n, d), (m, d)) in the yielded list and returns 0.0 per pair. For bench/budget.py, which
+    runs experiments on the meta device (no data) and prices the solves from timings."""
+    global _dry_run
+    saved, _dry_run = _dry_run, []
+    try:
+        yield _dry_run
+    finally:
+        _dry_run = saved
+
+
+def _points(a: np.ndarray) -> np.ndarray:
+    return a.reshape(len(a), -1)
 
 
 def _numpy(a) -> np.ndarray:

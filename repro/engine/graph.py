@@ -39,6 +39,16 @@ from collections.abc import Callable
 
 import torch
 
+# For the budget (bench/counting.py): how many static steps have run in this process, and
+# whether one is running now (its kernels are a graph replay's on CUDA, not eager launches).
+static_calls = 0
+_depth = 0
+
+
+def in_static_step() -> bool:
+    """True while a ``StaticStep`` runs its step (eagerly, in warm-up, capture or replay)."""
+    return _depth > 0
+
 
 class StaticStep:
     """Runs ``fn`` (no arguments) on static buffers; CUDA: warm-up, capture once, replay.
@@ -90,17 +100,23 @@ class StaticStep:
     def __call__(self, **values: torch.Tensor) -> None:
         """One step: copy ``values`` into the buffers, then run (eager / warm-up), capture and
         replay (CUDA, once), or replay."""
+        global static_calls, _depth
         self.set_inputs(**values)
         self.calls += 1
-        if not self.cuda:
-            self.fn()
-        elif self.graph is not None:
-            self.graph.replay()
-        elif self.calls <= self.warmup:
-            self._warm()
-        else:
-            self._capture()
-            self.graph.replay()  # capturing records the kernels; this call's step runs here
+        static_calls += 1
+        _depth += 1
+        try:
+            if not self.cuda:
+                self.fn()
+            elif self.graph is not None:
+                self.graph.replay()
+            elif self.calls <= self.warmup:
+                self._warm()
+            else:
+                self._capture()
+                self.graph.replay()  # capturing records the kernels; this call's step runs here
+        finally:
+            _depth -= 1
 
     # ---- CUDA only --------------------------------------------------------------------------
 
