@@ -188,9 +188,9 @@ def unrolled_params(
     d_loss: Callable[[Params, int], torch.Tensor],
     params: Mapping[str, torch.Tensor],
     state: Mapping[str, Mapping[str, torch.Tensor]],
-    step: int,
+    step: int | torch.Tensor,
     k: int,
-    lr: float,
+    lr: float | torch.Tensor,
     betas: tuple[float, float],
     eps: float = 1e-8,
     *,
@@ -207,7 +207,10 @@ def unrolled_params(
     Args:
         d_loss: (params, i) -> (S,) D's loss at the i-th unrolled step (its batch for step i).
         params: D's current parameters (name -> tensor); the optimiser state in ``state``.
-        step: how many updates the optimiser has made so far (the unrolled ones are step+1...).
+        step: how many updates the optimiser has made so far (the unrolled ones are step+1...);
+            with ``flat``, also a 0-d device tensor (``opt_d.step_t`` of a capturable
+            optimiser), read on the device: a graph-captured G step needs no host count.
+        lr: a float (with ``flat``, also a 0-d device tensor written in place by a schedule).
         k: number of unrolled steps K (0 returns ``params`` unchanged).
         flat: run the K updates on ONE flat buffer holding every parameter (and one each for
             Adam's two moments) instead of one tensor per parameter: each op of the update is
@@ -243,7 +246,10 @@ def _unrolled_flat(d_loss, params, state, step, k, lr, betas, eps) -> Params:
     """``unrolled_params`` on flat buffers: theta, m, v each one 1-D tensor over all of D.
 
     The update is ``adam_step``'s, op for op (so each element is computed with the same
-    roundings), applied once to the whole buffer instead of once per parameter.
+    roundings), applied once to the whole buffer instead of once per parameter. ``step`` may be
+    a 0-d device tensor (a capturable optimiser's ``step_t``): the bias corrections are then
+    computed on the device in float64 (same values as the host's), so a captured CUDA graph of
+    the G step stays right as the count grows.
     """
     names = list(params)
     if k == 0 or not names:
@@ -257,11 +263,17 @@ def _unrolled_flat(d_loss, params, state, step, k, lr, betas, eps) -> Params:
     for i in range(k):
         theta = _unflatten(flat, names, shapes, sizes)
         (g,) = torch.autograd.grad(d_loss(theta, i).sum(), flat, create_graph=True)
-        t = step + i + 1
-        c1, c2 = 1 - b1**t, 1 - b2**t
+        if isinstance(step, torch.Tensor):  # a device count: the bias corrections stay there
+            t = step.to(torch.float64) + (i + 1)
+            c1, c2 = 1 - torch.pow(b1, t), 1 - torch.pow(b2, t)
+            sqrt_c2 = c2.sqrt()
+        else:
+            t = step + i + 1
+            c1, c2 = 1 - b1**t, 1 - b2**t
+            sqrt_c2 = math.sqrt(c2)
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        denom = v.clamp_min(1e-30).sqrt() / math.sqrt(c2) + eps
+        denom = v.clamp_min(1e-30).sqrt() / sqrt_c2 + eps
         flat = flat - lr * (m / c1) / denom
     return _unflatten(flat, names, shapes, sizes)
 

@@ -154,7 +154,9 @@ def test_batch_norm_per_seed_and_unit():
 # the unrolled GAN's inner Adam on one flat buffer
 
 
-def _unrolled_g_step(flat: bool, dtype, device="cpu", k=3, outer=2, s=2, h=8, b=16):
+def _unrolled_g_step(
+    flat: bool, dtype, device="cpu", k=3, outer=2, s=2, h=8, b=16, tensor_step=False
+):
     """Unrolled-GAN G steps as the mixtures experiment takes them (K unrolled D updates on
     fresh batches, then the surrogate loss through theta_D^K); returns theta_D^K, the surrogate
     loss and G's gradients of every outer step."""
@@ -184,9 +186,9 @@ def _unrolled_g_step(flat: bool, dtype, device="cpu", k=3, outer=2, s=2, h=8, b=
             x, z = batches[i]
             return obj.d_loss(functional_call(D, theta, (x,)), functional_call(D, theta, (G(z),)))
 
-        theta = remedies.unrolled_params(
-            d_loss, named, state, 3 + o, k, 5e-3, (0.5, 0.999), flat=flat
-        )
+        step = torch.tensor(3.0 + o, dtype=torch.float64, device=device) if tensor_step else 3 + o
+        lr = torch.tensor(5e-3, dtype=torch.float64, device=device) if tensor_step else 5e-3
+        theta = remedies.unrolled_params(d_loss, named, state, step, k, lr, (0.5, 0.999), flat=flat)
         loss = obj.g_loss(functional_call(D, theta, (G(rand(s, b, 2)),)))
         thetas += [t.detach() for t in theta.values()]
         losses.append(loss.detach())
@@ -224,3 +226,18 @@ def test_flat_unrolled_adam_launches_fewer_kernels():
         assert mode.counts.syncs == 0
     # 6 parameters: 6 x 15 = 90 Adam kernels -> 15 (+1 cat) per unrolled step, 4 steps
     assert counts[False].kernels - counts[True].kernels >= 4 * (90 - 16)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_flat_unrolled_adam_takes_the_step_and_lr_from_device_tensors(dtype):
+    """A capturable D optimiser's step_t and lr (0-d float64 tensors) give the host-int
+    results bit for bit, so a captured G step stays right as the count grows."""
+    host = _unrolled_g_step(True, dtype)
+    device = _unrolled_g_step(True, dtype, tensor_step=True)
+    for a, b in zip(sum(host, []), sum(device, []), strict=True):
+        assert torch.equal(a, b)
+    from bench.counting import Counting
+
+    with Counting() as mode:
+        _unrolled_g_step(True, torch.float32, device="meta", k=2, outer=1, tensor_step=True)
+    assert mode.counts.syncs == 0
