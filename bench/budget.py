@@ -9,9 +9,18 @@ anything outside the loop (initialisation, the final evaluation) cancels out.
 
 Time model per step (constants from ../shared/BUDGET.md, host op measured here, see below):
 
-    host = KERNEL_US * kernels + host_op_us * host_ops + COPY_US * copies + SYNC_US * syncs
-    gpu  = FLOPs / GPU_FLOPS
+    host = KERNEL_US * eager kernels + REPLAY_US * graph replays
+           + host_op_us * eager host ops + COPY_US * copies + SYNC_US * syncs
+    gpu  = FLOPs / GPU_FLOPS + GRAPH_KERNEL_US * graph kernels
     step = max(host, gpu);   predicted_h100_s = sum over phases of step * full-scale steps
+           + exact W1 solves of ``repro.metrics.w1_pool`` / POOL_WORKERS
+
+Graph kernels are the ops a step issues inside ``repro.engine.graph.StaticStep`` (counted by
+``Counting``): only code that actually runs through it gets the replay price, so nothing is
+predicted for a path an experiment does not use yet. Likewise the W1 term: only solves that go
+through ``w1_pool`` are seen (a serial ``w1_samples`` loop is numpy work the count does not
+see); they are recorded without solving (``repro.metrics.w1_dry_run``), extrapolated linearly
+in the loop length like the kernels, and priced by timing one solve of each shape on this CPU.
 
 ``host_op_us`` is calibrated on the machine running this script (``--host-op-us`` overrides):
 the time per op of the per-seed sampling that makes up most host ops (``calibrate_host_op_us``).
@@ -57,6 +66,9 @@ COPY_US = 15.0  # one host -> device copy
 SYNC_US = 30.0  # one device -> host sync
 GPU_FLOPS = 30e12  # FP32 batched matmul on an H100 (grouped convs: 30-100 TFLOP/s plausible)
 LIMIT_S = 480.0  # issue 15: the whole record from one run of at most 8 minutes
+GRAPH_KERNEL_US = 4.0  # GPU time of one small kernel replayed inside a CUDA graph (BUDGET.md)
+REPLAY_US = 10.0  # host cost of one graph launch (assumed: one eager launch)
+POOL_WORKERS = 16  # CPU cores of the lent H100 machine: w1_pool's default workers there
 
 
 @dataclass(frozen=True)
@@ -238,12 +250,49 @@ def fashion_stand_in():
         data.require_dataset, data._fashion_arrays, ab.require_dataset = saved
 
 
-def count_run(spec, params: dict[str, Any], seeds: list[int]) -> tuple[Counts, str | None]:
+_SOLVE_S: dict[tuple, float] = {}
+
+
+def w1_solve_seconds(shapes: tuple) -> float:
+    """Seconds of one exact W1 (``repro.divergences.w1_samples``) of point sets of these shapes
+    ((n, d), (m, d)) on this CPU: one timed solve of standard normal points, cached per shape."""
+    if shapes not in _SOLVE_S:
+        import numpy as np
+
+        from repro.divergences import w1_samples
+
+        rng = np.random.default_rng(0)
+        x, y = rng.normal(size=shapes[0]), rng.normal(0.5, 1.0, size=shapes[1])
+        w1_samples(x[:2], y[:2])  # POT's import is not the solve
+        t0 = time.perf_counter()
+        w1_samples(x, y)
+        _SOLVE_S[shapes] = time.perf_counter() - t0
+    return _SOLVE_S[shapes]
+
+
+def w1_cpu_seconds(solves: list[tuple], solve_s=None) -> tuple[float, float]:
+    """(sum, longest) of the solves' seconds on this CPU (``solve_s``: shapes -> seconds)."""
+    times = [(solve_s or w1_solve_seconds)(tuple(sh)) for sh in solves]
+    return sum(times), max(times, default=0.0)
+
+
+def pool_wall_seconds(cpu_s: float, longest_s: float, workers: int = POOL_WORKERS) -> float:
+    """Wall time of solves worth ``cpu_s`` CPU-seconds on ``workers`` processes: the work
+    spread evenly, but never less than the longest single solve."""
+    return max(cpu_s / workers, longest_s) if cpu_s > 0 else 0.0
+
+
+def count_run(
+    spec, params: dict[str, Any], seeds: list[int]
+) -> tuple[Counts, str | None, list[tuple]]:
     """Run the experiment on meta under ``Counting``; an exception ends the run (noted).
-    Warnings (numpy on the all-zero results of meta tensors) are silenced."""
+    Warnings (numpy on the all-zero results of meta tensors) are silenced. Returns the counts,
+    the error and the shapes of the exact W1 solves the run handed to ``w1_pool``."""
+    from repro.metrics import w1_dry_run
+
     mode = Counting()
     err = None
-    with mode, warnings.catch_warnings():
+    with w1_dry_run() as solves, mode, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             experiments.get(spec["experiment"]).run(params, seeds, torch.device("meta"))
@@ -251,7 +300,7 @@ def count_run(spec, params: dict[str, Any], seeds: list[int]) -> tuple[Counts, s
             err = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
             tb = traceback.extract_tb(e.__traceback__)[-1]
             err += f" (at {Path(tb.filename).name}:{tb.lineno})"
-    return mode.counts, err
+    return mode.counts, err, list(solves)
 
 
 @dataclass
@@ -266,16 +315,25 @@ class Row:
     gflop_per_step: float = 0.0
     full_steps: int = 0
     note: str = ""
+    graph_kernels_per_step: float = 0.0
+    w1_pool_s: float = 0.0
+
+
+COUNTED = ("kernels", "host_ops", "copies", "syncs", "flops", "graph_kernels", "graph_host_ops",
+           "replays")  # fmt: skip
 
 
 def step_seconds(per: dict[str, float], host_op_us: float) -> tuple[float, str]:
+    """One step's predicted seconds, max(host, gpu), and which bound it is (module doc)."""
+    graph_k, graph_h = per.get("graph_kernels", 0.0), per.get("graph_host_ops", 0.0)
     host = (
-        KERNEL_US * per["kernels"]
-        + host_op_us * per["host_ops"]
+        KERNEL_US * (per["kernels"] - graph_k)
+        + REPLAY_US * per.get("replays", 0.0)
+        + host_op_us * (per["host_ops"] - graph_h)
         + COPY_US * per["copies"]
         + SYNC_US * per["syncs"]
     ) * 1e-6
-    gpu = per["flops"] / GPU_FLOPS
+    gpu = per["flops"] / GPU_FLOPS + GRAPH_KERNEL_US * graph_k * 1e-6
     return max(host, gpu), ("gpu" if gpu > host else "host")
 
 
@@ -293,26 +351,40 @@ def budget_claim(spec, variant: str | None, host_op_us: float) -> Row:
             row.note = "no PHASES entry: not counted"
         return row
     notes, missing = [], not fashion_present()
+    w1_cpu, w1_longest = 0.0, 0.0  # exact W1 handed to w1_pool, at full length (CPU seconds)
     for i, ph in enumerate(phases):
-        counts, errs = [], []
+        counts, errs, solves = [], [], []
         for value in (ph.lo, ph.hi):
             # the other loops at their short length, so only this one grows
             others = {o.param: o.lo for o in phases if o is not ph}
             params = {**copy.deepcopy(base), **others, **ph.fixed, ph.param: value}
             fake = missing and params.get("dataset") in FASHION_NAMES
             with fashion_stand_in() if fake else contextlib.nullcontext():
-                c, err = count_run(spec, params, seeds)
+                c, err, w1 = count_run(spec, params, seeds)
             counts.append(c)
             errs.append(err)
+            solves.append(w1)
         d = counts[1] - counts[0]
         n = ph.hi_steps - ph.lo_steps
         if ph.unit == "epoch" and missing and base.get("dataset") in FASHION_NAMES:
             b = int(base["batch_size"])
             n = n * (STAND_IN_TRAIN // b) / (FASHION_TRAIN // b)  # a stand-in epoch is shorter
-        per = {k: getattr(d, k) / n for k in ("kernels", "host_ops", "copies", "syncs", "flops")}
+        per = {k: getattr(d, k) / n for k in COUNTED}
         full = ph.full_steps(base)
         sec, bound = step_seconds(per, host_op_us)
         row.predicted_h100_s += sec * full
+        if solves[0] or solves[1]:
+            # exact W1 in the pool: the short run's solves (i == 0 only: the other phases' runs
+            # hold the same ones) plus the loop's extra solves, extrapolated to full length
+            (lo_s, lo_max), (hi_s, hi_max) = w1_cpu_seconds(solves[0]), w1_cpu_seconds(solves[1])
+            w1_cpu += (lo_s if i == 0 else 0.0) + (hi_s - lo_s) / n * (full - ph.lo_steps)
+            w1_longest = max(w1_longest, lo_max, hi_max)
+            notes.append(f"W1 pool ({ph.param}): {len(solves[1])} solves at {ph.hi} {ph.unit}s")
+        if per["graph_kernels"]:
+            notes.append(
+                f"{ph.param}: {per['graph_kernels']:.0f} of {per['kernels']:.0f} kernels in a"
+                f" CUDA graph ({per['replays']:.1f} replays)"
+            )
         if i == 0:  # the main loop's counts go into the columns
             row.kernels_per_step = per["kernels"]
             row.host_ops_per_step = per["host_ops"]
@@ -320,6 +392,7 @@ def budget_claim(spec, variant: str | None, host_op_us: float) -> Row:
             row.copies_per_step = per["copies"]
             row.gflop_per_step = per["flops"] / 1e9
             row.full_steps = full
+            row.graph_kernels_per_step = per["graph_kernels"]
             notes.append(f"per {ph.unit} ({ph.param}): {bound}-bound")
         else:
             notes.append(
@@ -334,6 +407,13 @@ def budget_claim(spec, variant: str | None, host_op_us: float) -> Row:
             notes.append(f"run stopped: {errs[1] or errs[0]}")
             if errs[0] != errs[1]:
                 notes.append("(the two runs stopped differently: counts unreliable)")
+    if w1_cpu > 0:
+        row.w1_pool_s = pool_wall_seconds(w1_cpu, w1_longest)
+        row.predicted_h100_s += row.w1_pool_s
+        notes.append(
+            f"W1 pool: {w1_cpu:.0f} CPU-s (timed here) / {POOL_WORKERS} workers ="
+            f" {row.w1_pool_s:.1f} s"
+        )
     if missing and base.get("dataset") in FASHION_NAMES:
         notes.append("Fashion-MNIST absent: counted on a stand-in of its shapes")
     row.note = "; ".join(notes)
@@ -398,8 +478,10 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame([r.__dict__ for r in rows])
     total = table["predicted_h100_s"].sum()
     constants = (
-        f"model: max(host, gpu); host = {KERNEL_US} us/kernel + {host_op_us:.2f} us/host op"
-        f" (calibrated) + {COPY_US} us/copy + {SYNC_US} us/sync; gpu = FLOPs / {GPU_FLOPS:.0e}"
+        f"model: max(host, gpu); host = {KERNEL_US} us/eager kernel + {REPLAY_US} us/graph"
+        f" replay + {host_op_us:.2f} us/host op (calibrated) + {COPY_US} us/copy + {SYNC_US}"
+        f" us/sync; gpu = FLOPs / {GPU_FLOPS:.0e} + {GRAPH_KERNEL_US} us/graph kernel;"
+        f" + w1_pool solves / {POOL_WORKERS} workers"
     )
     table.loc[len(table)] = {"claim": "total", "variant": "", "predicted_h100_s": total,
                              "note": constants}  # fmt: skip

@@ -9,6 +9,10 @@ FLOPs come from ``torch.utils.flop_counter``'s formulas, except the convolution 
 formula ignores ``groups`` (it over-counts a grouped conv ~S-fold): we count it as the forward
 conv's FLOPs per requested gradient (input, weight), from the weight's real (C_out, C_in/g, k, k)
 shape.
+
+Graph-captured steps: ops issued while a ``repro.engine.graph.StaticStep`` runs its step are
+also counted in ``graph_kernels`` / ``graph_host_ops`` (on CUDA they are one graph replay, not
+eager launches and Python), and ``replays`` counts the static steps run under the mode.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import conv_flop_count, flop_registry
+
+from repro.engine import graph
 
 aten = torch.ops.aten
 
@@ -71,6 +77,9 @@ class Counts:
     syncs: int = 0
     flops: int = 0
     by_op: _Counter = field(default_factory=_Counter)
+    graph_kernels: int = 0  # of ``kernels``: inside a StaticStep (a CUDA graph replay)
+    graph_host_ops: int = 0  # of ``host_ops``: inside a StaticStep (skipped by a replay)
+    replays: int = 0  # StaticStep calls (one graph launch each on CUDA)
 
     def __sub__(self, other: Counts) -> Counts:
         return Counts(
@@ -80,6 +89,9 @@ class Counts:
             self.syncs - other.syncs,
             self.flops - other.flops,
             self.by_op - other.by_op,
+            self.graph_kernels - other.graph_kernels,
+            self.graph_host_ops - other.graph_host_ops,
+            self.replays - other.replays,
         )
 
 
@@ -89,6 +101,14 @@ class Counting(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.counts = Counts()
+
+    def __enter__(self):
+        self._calls0 = graph.static_calls
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        self.counts.replays += graph.static_calls - self._calls0
+        return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -119,6 +139,7 @@ class Counting(TorchDispatchMode):
         devs = in_dev | _devices((), {}, out)
         if "meta" in devs:
             c.kernels += 1
+            c.graph_kernels += graph.in_static_step()
             c.by_op[str(func)] += 1
             packet = func._overloadpacket
             if func == aten.convolution_backward.default:
@@ -127,6 +148,7 @@ class Counting(TorchDispatchMode):
                 c.flops += flop_registry[packet](*args, **kwargs, out_val=out)
         elif "cpu" in devs:
             c.host_ops += 1
+            c.graph_host_ops += graph.in_static_step()
             c.by_op["host:" + str(func)] += 1
         return out
 

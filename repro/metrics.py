@@ -9,13 +9,20 @@ Public API:
         high_quality_frac, reverse_kl (VEEGAN / PacGAN protocol, 2,500 samples: EVAL_SAMPLES)
     reverse_kl_uniform(counts) -> (S,)                  KL(mode histogram || uniform)
     frechet_distance(m1, C1, m2, C2), feature_gaussian(f)   FD between fitted Gaussians (FID)
+    w1_pool(pairs, workers=None) -> list[float]         exact W1 of many point-set pairs, solved
+        after training in a process pool (issue 15, item 3)
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import torch
 
 EVAL_SAMPLES = 2500  # samples per mode evaluation (VEEGAN Table 1, PacGAN Table 1)
@@ -183,3 +190,102 @@ def feature_gaussian(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     """Mean (F,) and covariance (F, F) (ddof = 1) of features (N, F), in float64."""
     f = features.double()
     return f.mean(0), torch.cov(f.T)
+
+
+# ---------------------------------------------------------------------------------------------
+# exact W1 of many pairs, in a process pool
+
+
+def _w1_job(x: np.ndarray, y: np.ndarray) -> float:
+    """One exact W1 (a worker's task; module level so that the pool can pickle it)."""
+    from repro.divergences import w1_samples  # preloaded in the forkserver
+
+    return w1_samples(x, y)
+
+
+def _pool_context():
+    """forkserver where available: workers fork from a clean server process (not from this
+    multi-threaded torch one) that has imported POT once (its import takes seconds), not once
+    per worker; else spawn."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["repro.metrics", "repro.divergences", "ot"])
+    return ctx
+
+
+def _pair_error(index: int, err: BaseException) -> RuntimeError:
+    return RuntimeError(f"exact W1 of pair {index} failed: {type(err).__name__}: {err}")
+
+
+def w1_pool(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]], workers: int | None = None
+) -> list[float]:
+    """Exact W1 of every (x, y) pair: ``repro.divergences.w1_samples`` (POT's network simplex),
+    the pairs solved in parallel in a process pool.
+
+    Returns exactly what ``[w1_samples(x, y) for x, y in pairs]`` returns (same solver, same
+    inputs: bit-identical floats), in the order of ``pairs``. Meant for after training: hand it
+    the samples an evaluation kept (``repro.engine.Result.evals``) as numpy arrays.
+
+    Args:
+        pairs: (x, y) point sets, each (n, d) (1-D read as d = 1), numpy arrays or CPU tensors.
+        workers: processes; None -> min(len(pairs), os.cpu_count()). 1 (or a single pair)
+            solves in this process, no pool.
+
+    Raises:
+        RuntimeError naming the index of the first pair (in order) whose solve failed, chained
+        to the worker's exception (``__cause__``).
+    """
+    pairs = [(_numpy(x), _numpy(y)) for x, y in pairs]
+    if _dry_run is not None:  # the budget counts the solves instead (``w1_dry_run``)
+        _dry_run.extend((_points(x).shape, _points(y).shape) for x, y in pairs)
+        return [0.0] * len(pairs)
+    if workers is None:
+        workers = min(len(pairs), os.cpu_count() or 1)
+    workers = max(1, min(int(workers), len(pairs) or 1))
+    if workers == 1:
+        out = []
+        for i, (x, y) in enumerate(pairs):
+            try:
+                out.append(_w1_job(x, y))
+            except Exception as err:
+                raise _pair_error(i, err) from err
+        return out
+    with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
+        futures = [pool.submit(_w1_job, x, y) for x, y in pairs]
+        out = []
+        for i, fut in enumerate(futures):
+            try:
+                out.append(fut.result())
+            except Exception as err:
+                for f in futures[i + 1 :]:
+                    f.cancel()
+                raise _pair_error(i, err) from err
+        return out
+
+
+_dry_run: list | None = None
+
+
+@contextlib.contextmanager
+def w1_dry_run():
+    """Within this context ``w1_pool`` solves nothing: it records each pair's shapes
+    ((n, d), (m, d)) in the yielded list and returns 0.0 per pair. For bench/budget.py, which
+    runs experiments on the meta device (no data) and prices the solves from timings."""
+    global _dry_run
+    saved, _dry_run = _dry_run, []
+    try:
+        yield _dry_run
+    finally:
+        _dry_run = saved
+
+
+def _points(a: np.ndarray) -> np.ndarray:
+    return a.reshape(len(a), -1)
+
+
+def _numpy(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)

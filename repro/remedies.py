@@ -8,7 +8,8 @@ Every piece acts per seed (leading dimension S) so a batched run over S seeds eq
     feature_matching_loss(f_r, f_g)    feature matching G loss (Salimans et al. 2016, Sec. 3.1)
     adam_step(params, grads, state)    one functional, differentiable Adam update (torch's rule)
     unrolled_params(...)               K unrolled D updates with higher-order gradients, the
-                                       surrogate D of Unrolled GAN (Metz et al. 2017, Eq. 5-7)
+                                       surrogate D of Unrolled GAN (Metz et al. 2017, Eq. 5-7);
+                                       flat=True: the same Adam on one flat buffer (few kernels)
     Maxout                             a batched maxout layer (Goodfellow et al. 2013), PacGAN's D
     BatchNorm1d                        per-seed batch norm over the batch, PacGAN's G
 
@@ -187,11 +188,13 @@ def unrolled_params(
     d_loss: Callable[[Params, int], torch.Tensor],
     params: Mapping[str, torch.Tensor],
     state: Mapping[str, Mapping[str, torch.Tensor]],
-    step: int,
+    step: int | torch.Tensor,
     k: int,
-    lr: float,
+    lr: float | torch.Tensor,
     betas: tuple[float, float],
     eps: float = 1e-8,
+    *,
+    flat: bool = False,
 ) -> Params:
     """theta_D^K: K Adam updates of D unrolled with ``create_graph``, Metz et al. 2017, Eq. 5-7.
 
@@ -204,12 +207,23 @@ def unrolled_params(
     Args:
         d_loss: (params, i) -> (S,) D's loss at the i-th unrolled step (its batch for step i).
         params: D's current parameters (name -> tensor); the optimiser state in ``state``.
-        step: how many updates the optimiser has made so far (the unrolled ones are step+1...).
+        step: how many updates the optimiser has made so far (the unrolled ones are step+1...);
+            with ``flat``, also a 0-d device tensor (``opt_d.step_t`` of a capturable
+            optimiser), read on the device: a graph-captured G step needs no host count.
+        lr: a float (with ``flat``, also a 0-d device tensor written in place by a schedule).
         k: number of unrolled steps K (0 returns ``params`` unchanged).
+        flat: run the K updates on ONE flat buffer holding every parameter (and one each for
+            Adam's two moments) instead of one tensor per parameter: each op of the update is
+            then one kernel for all of D, and the gradient w.r.t. the buffer is one ``cat`` of
+            the per-parameter ones (``_unrolled_flat``). Same arithmetic, op for op; only the
+            order in which autograd sums gradient contributions can differ, so results agree to
+            rounding (tests/test_remedies.py measures it), not always bit for bit.
 
     Returns:
-        name -> theta_D^K.
+        name -> theta_D^K (with ``flat``: views into the last flat buffer).
     """
+    if flat:
+        return _unrolled_flat(d_loss, params, state, step, k, lr, betas, eps)
     theta, st = dict(params), {n: dict(v) for n, v in state.items()}
     for i in range(k):
         names = list(theta)
@@ -220,6 +234,48 @@ def unrolled_params(
             theta, dict(zip(names, grads, strict=True)), st, step + i + 1, lr, betas, eps
         )
     return theta
+
+
+def _unflatten(flat: torch.Tensor, names, shapes, sizes) -> Params:
+    """name -> a view of ``flat`` with the parameter's shape (no copy, no kernel)."""
+    parts = flat.split(sizes)
+    return {n: part.view(shape) for n, part, shape in zip(names, parts, shapes, strict=True)}
+
+
+def _unrolled_flat(d_loss, params, state, step, k, lr, betas, eps) -> Params:
+    """``unrolled_params`` on flat buffers: theta, m, v each one 1-D tensor over all of D.
+
+    The update is ``adam_step``'s, op for op (so each element is computed with the same
+    roundings), applied once to the whole buffer instead of once per parameter. ``step`` may be
+    a 0-d device tensor (a capturable optimiser's ``step_t``): the bias corrections are then
+    computed on the device in float64 (same values as the host's), so a captured CUDA graph of
+    the G step stays right as the count grows.
+    """
+    names = list(params)
+    if k == 0 or not names:
+        return dict(params)
+    shapes = [params[n].shape for n in names]
+    sizes = [params[n].numel() for n in names]
+    b1, b2 = betas
+    flat = torch.cat([params[n].reshape(-1) for n in names])  # differentiable in params
+    m = torch.cat([state[n]["exp_avg"].reshape(-1) for n in names])
+    v = torch.cat([state[n]["exp_avg_sq"].reshape(-1) for n in names])
+    for i in range(k):
+        theta = _unflatten(flat, names, shapes, sizes)
+        (g,) = torch.autograd.grad(d_loss(theta, i).sum(), flat, create_graph=True)
+        if isinstance(step, torch.Tensor):  # a device count: the bias corrections stay there
+            t = step.to(torch.float64) + (i + 1)
+            c1, c2 = 1 - torch.pow(b1, t), 1 - torch.pow(b2, t)
+            sqrt_c2 = c2.sqrt()
+        else:
+            t = step + i + 1
+            c1, c2 = 1 - b1**t, 1 - b2**t
+            sqrt_c2 = math.sqrt(c2)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        denom = v.clamp_min(1e-30).sqrt() / sqrt_c2 + eps
+        flat = flat - lr * (m / c1) / denom
+    return _unflatten(flat, names, shapes, sizes)
 
 
 # ---------------------------------------------------------------------------------------------

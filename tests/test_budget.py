@@ -94,3 +94,88 @@ def test_markdown_table_from_a_written_csv(tmp_path):
     text = budget.markdown(out)
     assert text.splitlines()[0].startswith("| claim | variant | kernels")
     assert "| **total** |" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# graph-captured steps and the W1 pool: priced only where the code actually uses them
+
+
+def test_kernels_of_a_static_step_are_counted_as_graph_kernels():
+    from repro.engine.graph import StaticStep
+
+    w = torch.zeros(4, 3, device="meta")
+    x = torch.zeros(4, 8, 4, device="meta")
+
+    def fn():
+        w.add_((x @ w).sum(1).mul(0.1))  # 3 kernels: bmm, sum, mul; add_ a fourth
+
+    runner = StaticStep(fn, {"x": x})
+    eager = Counting()
+    with eager:
+        for _ in range(3):
+            fn()
+    static = Counting()
+    batches = [torch.zeros(4, 8, 4) for _ in range(3)]
+    with static:
+        for b in batches:
+            runner(x=b)  # a host batch copied in: a copy, outside the graph
+    assert eager.counts.graph_kernels == 0 and eager.counts.replays == 0
+    assert static.counts.replays == 3 and static.counts.copies == 3
+    assert static.counts.graph_kernels == static.counts.kernels == eager.counts.kernels == 12
+    per_eager = {k: getattr(eager.counts, k) / 3 for k in budget.COUNTED}
+    per_static = {k: getattr(static.counts, k) / 3 for k in budget.COUNTED}
+    # eager: 4 launches x 10 us; static: on the host one replay (10 us) and one copy (15 us),
+    # on the GPU 4 graph kernels x 4 us = 16 us: the host bounds it at 25 us
+    assert budget.step_seconds(per_eager, 5.0) == (
+        pytest.approx(4 * budget.KERNEL_US * 1e-6),
+        "host",
+    )
+    static_s = (budget.REPLAY_US + budget.COPY_US) * 1e-6
+    assert budget.step_seconds(per_static, 5.0) == (pytest.approx(static_s), "host")
+    per_static["copies"] = 0  # batches drawn on the device: the graph's GPU time bounds it
+    gpu_s = 4 * budget.GRAPH_KERNEL_US * 1e-6 + per_static["flops"] / budget.GPU_FLOPS
+    assert budget.step_seconds(per_static, 5.0) == (pytest.approx(gpu_s), "gpu")
+
+
+def test_w1_dry_run_records_the_solves_and_solves_nothing():
+    import numpy as np
+
+    from repro.metrics import w1_dry_run, w1_pool
+
+    pairs = [(np.zeros((5, 2)), np.zeros((7, 2))), (torch.zeros(3), np.zeros(4))]
+    with w1_dry_run() as solves:
+        assert w1_pool(pairs) == [0.0, 0.0]
+    assert solves == [((5, 2), (7, 2)), ((3, 1), (4, 1))]
+    assert budget.pool_wall_seconds(32.0, 1.0, workers=16) == 2.0  # work spread evenly
+    assert budget.pool_wall_seconds(32.0, 5.0, workers=16) == 5.0  # the longest solve bounds it
+    assert budget.pool_wall_seconds(0.0, 0.0) == 0.0
+
+
+def test_budget_prices_the_w1_pool_only_where_it_is_called(monkeypatch):
+    """A fake experiment that solves one W1 per step plus 3 at the end through w1_pool: at
+    6,000 full steps that is 6,003 solves of 0.1 s on 16 workers; without w1_pool, nothing."""
+    from bench.counting import Counts
+    from repro.claims import load_all
+
+    spec = load_all()["optimal-discriminator"]
+    full = int(spec.params("full")["steps"])
+
+    def fake_run(uses_pool):
+        def count_run(spec, params, seeds):
+            n = int(params["steps"])
+            solves = [((100, 2), (100, 2))] * (n + 3) if uses_pool else []
+            return Counts(kernels=10 * n, host_ops=0), None, solves
+
+        return count_run
+
+    monkeypatch.setattr(budget, "w1_solve_seconds", lambda shapes: 0.1)
+    monkeypatch.setattr(budget, "count_run", fake_run(True))
+    with_pool = budget.budget_claim(spec, None, 5.0)
+    monkeypatch.setattr(budget, "count_run", fake_run(False))
+    without = budget.budget_claim(spec, None, 5.0)
+    assert without.w1_pool_s == 0.0
+    assert without.predicted_h100_s == pytest.approx(full * 10 * budget.KERNEL_US * 1e-6)
+    assert with_pool.w1_pool_s == pytest.approx((full + 3) * 0.1 / budget.POOL_WORKERS)
+    assert with_pool.predicted_h100_s == pytest.approx(
+        without.predicted_h100_s + with_pool.w1_pool_s
+    )

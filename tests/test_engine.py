@@ -284,3 +284,57 @@ def test_adam_state_of_reads_the_engine_adam_like_torch_adam():
     assert t_ref == t_ours == 3
     for k in ("exp_avg", "exp_avg_sq"):
         assert torch.equal(s_ref["w"][k], s_ours["w"][k])
+
+
+# ---------------------------------------------------------------------------------------------
+# capturable optimisers: lr and step count on the device, bit-identical to the float-lr path
+
+
+@pytest.mark.parametrize("name", sorted(TORCH))
+@pytest.mark.parametrize("per_copy", [False, True])
+def test_capturable_optimizer_equals_the_float_lr_one_bitwise(name, per_copy):
+    """A schedule written into the device lr tensor (in place, as between graph replays) gives
+    the same parameters, bit for bit, as the float lr set on the host each step."""
+    _, hyper = TORCH[name]
+    start = torch.randn(3, 7, 2, generator=torch.Generator().manual_seed(0))
+    a, b = start.clone().requires_grad_(), start.clone().requires_grad_()
+    sched = cosine(3e-2, 12)
+    ref = optim.make(name, [a], sched(0), **hyper)
+    lr0 = torch.full((3,), sched(0), dtype=torch.float64) if per_copy else torch.tensor(sched(0))
+    ours = optim.make(name, [b], lr0, capturable=True, **hyper)
+    assert ours.capturable and ours.step_t is not None
+    lr_buffer, step_buffer = ours.lr, ours.step_t
+    for t, g in enumerate(_grads(12, start.shape)):
+        ref.set_lr(sched(t))
+        ours.set_lr(torch.full((3,), sched(t), dtype=torch.float64) if per_copy else sched(t))
+        a.grad, b.grad = g.clone(), g.clone()
+        ref.step()
+        ours.step()
+        assert torch.equal(a, b), f"step {t}"
+    assert ours.lr is lr_buffer and ours.step_t is step_buffer  # written in place, not rebound
+    assert ours.step_t.item() == 12 and ours.step_count == 12
+    for k in ref.state[0]:
+        assert torch.equal(ref.state[0][k], ours.state[0][k])
+
+
+def test_zero_dim_tensor_lr_makes_a_capturable_optimizer():
+    w = torch.zeros(2, 3, requires_grad=True)
+    opt = optim.make("adam", [w], torch.tensor(1e-3))
+    assert opt.capturable and opt.lr.dtype == torch.float64 and opt.lr.dim() == 0
+    assert not opt.fused  # fused is CUDA-only
+    assert not optim.make("adam", [w], 1e-3).capturable
+
+
+def test_capturable_step_reads_no_host_value():
+    """No .item() / device->host copy in a capturable step (on meta: a read would be counted)."""
+    from bench.counting import Counting
+
+    w = torch.zeros(4, 3, device="meta", requires_grad=True)
+    for name in sorted(TORCH):
+        opt = optim.make(name, [w], torch.tensor(1e-3), **TORCH[name][1])
+        with Counting() as mode:
+            for _ in range(3):
+                w.grad = torch.ones_like(w)
+                opt.step()
+                opt.set_lr(torch.tensor(2e-3))  # a schedule's value, written in place
+        assert mode.counts.syncs == 0, (name, mode.counts.by_op)
