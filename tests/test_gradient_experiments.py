@@ -17,10 +17,10 @@ from scipy import integrate
 from repro import experiments, losses
 from repro.experiments import d_perfect as dp
 from repro.experiments import minus_log_d_instability as mld
+from repro.experiments import minus_log_d_is_kl_minus_2js as thm25
 from repro.experiments import saturation
 from repro.experiments import vanishing_gradients as vg
 from repro.experiments.family import arjovsky_bottou as ab
-from repro.experiments import minus_log_d_is_kl_minus_2js as thm25
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = {
