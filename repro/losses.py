@@ -157,7 +157,28 @@ def gradient_penalty(
     """
     if real.shape != fake.shape:
         raise ValueError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} differ")
-    u = _uniform_per_sample(gens, real.shape[1], real)
+    return penalty_at(critic, real, fake, _uniform_per_sample(gens, real.shape[1], real))
+
+
+def penalty_at(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    u: torch.Tensor,
+) -> torch.Tensor:
+    """The WGAN-GP penalty E (||grad_x f(xhat)||_2 - 1)^2 per copy at given mixing weights ``u``.
+
+    The one implementation of the penalty (``gradient_penalty`` draws ``u`` and calls it; the
+    experiments that draw ``u`` from their own streams call it directly).
+
+    Args:
+        critic: (S, B, ...) -> (S, B, 1).
+        real, fake: (S, B, ...) batches of equal shape.
+        u: (S, B, 1, ...) mixing weights in [0, 1], broadcast over the sample's other dimensions.
+
+    Returns:
+        (S,) penalty per copy.
+    """
     xhat = (u * real + (1 - u) * fake).detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(xhat).sum(), xhat, create_graph=True)
     norms = grad.reshape(real.shape[0], real.shape[1], -1).norm(dim=2)  # (S, B)

@@ -33,7 +33,7 @@ from repro import plots
 from repro.data import sample_line_pairs
 from repro.engine import STREAMS, Copies, fit, generators, optim
 from repro.experiments import Experiment, Tables
-from repro.losses import gan_d_loss
+from repro.losses import gan_d_loss, penalty_at
 from repro.nets import BatchedMLP
 
 # A ReLU critic can die: once every unit is off, f is constant, the penalty is lambda and its
@@ -50,9 +50,7 @@ def critic_loss(
     x_hat = u real + (1 - u) fake with u ~ U[0, 1] per sample (Gulrajani et al. 2017, Alg. 1).
     real, fake: (C, B, 2); u: (C, B, 1). Returns (C,).
     """
-    x_hat = (u * real + (1.0 - u) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)  # (C, B, 2)
-    penalty = (grad.norm(dim=-1) - 1.0).pow(2).mean(1)
+    penalty = penalty_at(critic, real, fake, u)
     return -(critic(real).mean((1, 2)) - critic(fake).mean((1, 2))) + gp_lambda * penalty
 
 
