@@ -29,13 +29,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repro import divergences as dv
 from repro import plots
 from repro.data import grid_means, ring_means, sample_mixture
 from repro.engine import STREAMS, Copies, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.losses import wgan_d_loss
+from repro.metrics import w1_pool
 from repro.nets import BatchedMLP
 
 SWISS_SCALE = 7.5  # WGAN-GP toy code: make_swiss_roll(noise=0.25) columns (0, 2) / 7.5
@@ -223,7 +223,9 @@ def log_slope(norms: np.ndarray) -> np.ndarray:
 def efficiency(
     net: BatchedMLP, sampler, gens, params: Mapping[str, Any], device
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(E_data f - E_G f) / (L_hat W1) per copy on held-out samples; returns (eff, est, w1)."""
+    """(E_data f - E_G f) / (L_hat W1) per copy on held-out samples; returns (eff, est, w1).
+
+    The solves go through ``repro.metrics.w1_pool`` (one per copy, all at once)."""
     n = int(params["n_w1"])
     real, fake = data_and_fake(sampler, gens, n, float(params["fake_noise_std"]), device)
     u = torch.stack([torch.rand(n, 1, generator=g) for g in gens]).to(real)
@@ -233,7 +235,7 @@ def efficiency(
     with torch.no_grad():
         est = (net(real).mean((1, 2)) - net(fake).mean((1, 2))).double().cpu().numpy()
     r, f = real.double().cpu().numpy(), fake.double().cpu().numpy()
-    w1 = np.array([dv.w1_samples(r[i], f[i]) for i in range(len(gens))])
+    w1 = np.array(w1_pool([(r[i], f[i]) for i in range(len(gens))]))
     return est / (lip * w1), est, w1
 
 
