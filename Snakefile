@@ -34,6 +34,7 @@ include: "rules/common.smk"
 report: landing_page()
 
 
+include: "rules/shared.smk"
 include: "rules/claims.smk"
 include: "rules/report.smk"
 

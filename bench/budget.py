@@ -22,6 +22,10 @@ through ``w1_pool`` are seen (a serial ``w1_samples`` loop is numpy work the cou
 see); they are recorded without solving (``repro.metrics.w1_dry_run``), extrapolated linearly
 in the loop length like the kernels, and priced by timing one solve of each shape on this CPU.
 
+The Arjovsky-Bottou GAN run is one Snakemake job per distinct file (rules/shared.smk), not one
+per claim job: its ``g_epochs`` phase is priced in the first row that reads each file and skipped
+in the others (column ``shared_gan_s``: the seconds they would have spent retraining it).
+
 ``host_op_us`` is calibrated on the machine running this script (``--host-op-us`` overrides):
 the time per op of the per-seed sampling that makes up most host ops (``calibrate_host_op_us``).
 
@@ -30,7 +34,7 @@ host_ops_per_step, syncs_per_step, predicted_h100_s, then copies_per_step, gflop
 full_steps, note; the last row (claim = total) sums the predictions. Exit status 1 when a step
 syncs or the total exceeds ``LIMIT_S`` (480 s: the whole record in 8 minutes of one GPU).
 
-    python bench/budget.py                          # every claim (a few minutes on one core)
+    python bench/budget.py                          # every claim (tens of minutes on one core)
     python bench/budget.py --claims js-disjoint-supports optimal-discriminator --out /tmp/b.csv
 """
 
@@ -56,6 +60,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from bench.counting import Counting, Counts  # noqa: E402
 from repro import experiments  # noqa: E402
 from repro.claims import load_all  # noqa: E402
+from repro.experiments.family.shared_runs import (  # noqa: E402
+    ARJOVSKY_BOTTOU_USERS,
+    shared_gan_name,
+)
 
 OUT = Path(__file__).resolve().parent / "out" / "budget.csv"
 
@@ -317,6 +325,13 @@ class Row:
     note: str = ""
     graph_kernels_per_step: float = 0.0
     w1_pool_s: float = 0.0
+    # seconds of the Arjovsky-Bottou GAN run this row does not pay: another run of the record
+    # trains the shared file it reads (rules/shared.smk); 0 for the run that trains it
+    shared_gan_s: float = 0.0
+
+
+# shared GAN file name -> (the row that trains it, its predicted seconds), in counting order
+_SHARED_GAN: dict[str, tuple[str, float]] = {}
 
 
 COUNTED = ("kernels", "host_ops", "copies", "syncs", "flops", "graph_kernels", "graph_host_ops",
@@ -352,7 +367,16 @@ def budget_claim(spec, variant: str | None, host_op_us: float) -> Row:
         return row
     notes, missing = [], not fashion_present()
     w1_cpu, w1_longest = 0.0, 0.0  # exact W1 handed to w1_pool, at full length (CPU seconds)
+    shared = None  # the shared GAN file this run reads (its g_epochs phase), if any
+    if spec["experiment"] in ARJOVSKY_BOTTOU_USERS:
+        shared = shared_gan_name(base, seeds, "auto")
+    label = spec.id + (f"@{variant}" if variant else "")
     for i, ph in enumerate(phases):
+        if ph.param == "g_epochs" and shared in _SHARED_GAN and _SHARED_GAN[shared][0] != label:
+            owner, owner_s = _SHARED_GAN[shared]
+            row.shared_gan_s = owner_s  # same GAN params and seeds: the same count
+            notes.append(f"+ g_epochs: the GAN run of {owner}, shared ({owner_s:.1f} s there)")
+            continue
         counts, errs, solves = [], [], []
         for value in (ph.lo, ph.hi):
             # the other loops at their short length, so only this one grows
@@ -373,6 +397,9 @@ def budget_claim(spec, variant: str | None, host_op_us: float) -> Row:
         full = ph.full_steps(base)
         sec, bound = step_seconds(per, host_op_us)
         row.predicted_h100_s += sec * full
+        if ph.param == "g_epochs" and shared is not None:
+            _SHARED_GAN[shared] = (label, sec * full)
+            notes.append(f"GAN run ({sec * full:.1f} s) shared by every run with its GAN params")
         if solves[0] or solves[1]:
             # exact W1 in the pool: the short run's solves (i == 0 only: the other phases' runs
             # hold the same ones) plus the loop's extra solves, extrapolated to full length

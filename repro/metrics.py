@@ -218,6 +218,21 @@ def _pair_error(index: int, err: BaseException) -> RuntimeError:
     return RuntimeError(f"exact W1 of pair {index} failed: {type(err).__name__}: {err}")
 
 
+# The one place the pool's size comes from (document changes in README's pipeline section).
+W1_WORKERS_ENV = "GAN_CLAIMS_W1_WORKERS"
+
+
+def w1_workers() -> int:
+    """How many processes ``w1_pool`` uses by default: ``$GAN_CLAIMS_W1_WORKERS`` if set, else
+    torch's intra-op thread count, which ``repro.pipeline run --threads`` sets to the cores
+    Snakemake gives the claim's job (the rule's ``threads``, config ``threads``). A job never
+    takes more cores for its W1 solves than for its training."""
+    env = os.environ.get(W1_WORKERS_ENV)
+    if env:
+        return max(1, int(env))
+    return max(1, torch.get_num_threads())
+
+
 def w1_pool(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]], workers: int | None = None
 ) -> list[float]:
@@ -230,8 +245,8 @@ def w1_pool(
 
     Args:
         pairs: (x, y) point sets, each (n, d) (1-D read as d = 1), numpy arrays or CPU tensors.
-        workers: processes; None -> min(len(pairs), os.cpu_count()). 1 (or a single pair)
-            solves in this process, no pool.
+        workers: processes; None -> ``w1_workers()`` (at most one per pair). 1 (or a single
+            pair) solves in this process, no pool.
 
     Raises:
         RuntimeError naming the index of the first pair (in order) whose solve failed, chained
@@ -242,7 +257,7 @@ def w1_pool(
         _dry_run.extend((_points(x).shape, _points(y).shape) for x, y in pairs)
         return [0.0] * len(pairs)
     if workers is None:
-        workers = min(len(pairs), os.cpu_count() or 1)
+        workers = w1_workers()
     workers = max(1, min(int(workers), len(pairs) or 1))
     if workers == 1:
         out = []

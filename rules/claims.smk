@@ -6,6 +6,8 @@ rule run_claim:
     input:
         spec=spec_path,
         retry=retry_if_failed,
+        # the Arjovsky-Bottou claims: the GAN run they share (rules/shared.smk); [] for others
+        shared=shared_gan_input,
     output:
         record=f"{RESULTS}/{{scale}}/{{claim}}/run.json",
         seeds=f"{RESULTS}/{{scale}}/{{claim}}/seeds.csv",
@@ -23,6 +25,7 @@ rule run_claim:
         "envs/gan-claims.yaml"
     # the log also goes to the terminal (one line per logging interval, prefixed by the run id)
     shell:
+        "GAN_CLAIMS_SHARED_GAN='{input.shared}' "
         "python -m repro.pipeline run {input.spec} --scale {wildcards.scale} "
         "--out {params.out} --device {params.device} {params.seeds} {params.variant} "
         "--threads {threads} --figures {params.figures} --claims-dir {params.claims_dir} "

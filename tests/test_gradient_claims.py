@@ -205,3 +205,61 @@ def test_theorem_model_invariant_raises_on_gaussian_tails():
     with pytest.raises(InvariantError, match="not heavy-tailed"):
         mld.require_theorem_model_heavy(bad, 2000)
     mld.require_theorem_model_heavy(bad, 200)  # too few draws to judge
+
+
+# ---------------------------------------------------------------- the shared GAN run (rules/shared.smk)
+
+
+def _smoke(claim: str, variant: str | None = None):
+    from repro.claims import load_all
+
+    spec = load_all()[claim]
+    return spec.params("smoke", variant), spec.seeds("smoke", 2)
+
+
+def test_shared_gan_file_equals_the_in_process_run_bitwise(tmp_path, monkeypatch):
+    from repro.experiments.family import arjovsky_bottou_gan as abg
+    from repro.experiments.family.shared_runs import SHARED_GAN_ENV, shared_gan_name
+
+    params, seeds = _smoke("vanishing-gradients")
+    path = tmp_path / shared_gan_name(params, seeds, "cpu")
+    abg.save_shared(path, params, seeds, "cpu")
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    monkeypatch.delenv(SHARED_GAN_ENV, raising=False)
+    here = ab.train_snapshots(params, seeds, "cpu")  # no file named: trained in-process
+    monkeypatch.setenv(SHARED_GAN_ENV, str(path))
+    loaded = ab.train_snapshots(params, seeds, "cpu")  # what a claim job under Snakemake gets
+    assert len(loaded) == len(here) == len(params["g_epochs"])
+    for a, b in zip(here, loaded, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+    # a run with other GAN params refuses the file instead of using another run's snapshots
+    with pytest.raises(ValueError, match="other params"):
+        ab.train_snapshots(params | {"lr": params["lr"] * 2}, seeds, "cpu")
+    with pytest.raises(ValueError, match="other seeds"):
+        ab.train_snapshots(params, [*seeds, 99], "cpu")
+
+
+def test_shared_gan_name_changes_with_gan_params_seeds_and_device_only():
+    from repro.experiments.family.shared_runs import shared_gan_name
+
+    params, seeds = _smoke("d-perfect")
+    name = shared_gan_name(params, seeds, "auto")
+    assert name.startswith("arjovsky-bottou-") and name.endswith(".pt")
+    # the three claims share it at smoke (same GAN), fresh-D settings do not matter
+    assert shared_gan_name(_smoke("minus-log-d-instability")[0], seeds, "auto") == name
+    assert shared_gan_name(params | {"d_lr": 1.0, "d_norm": "none"}, seeds, "auto") == name
+    assert shared_gan_name(params | {"lr": params["lr"] * 2}, seeds, "auto") != name
+    assert shared_gan_name(params | {"g_epochs": [0, 1]}, seeds, "auto") != name
+    assert shared_gan_name(params, [*seeds, 99], "auto") != name
+    assert shared_gan_name(params, seeds, "cpu") != name
+
+
+def test_the_gan_run_enters_the_claims_code_hash():
+    from repro.provenance import code_state
+
+    for exp in ("d_perfect", "vanishing_gradients", "minus_log_d_instability"):
+        files = code_state(exp)["code_files"]
+        assert "repro/experiments/family/arjovsky_bottou_gan.py" in files
+        assert "repro/train.py" in files  # train_gan, the loop the shared run uses

@@ -38,15 +38,21 @@ def test_slurm_profile_requests_no_gpu_and_one_job_per_claim():
     assert prof["cores"] == 1
 
 
-def test_slurm_gpu_profile_asks_one_gpu_for_the_claim_job_only():
+# the jobs that train: a claim's run, and the GAN run shared by the Arjovsky-Bottou claims (its
+# device must be the claim jobs' device: they refuse a GAN trained on another)
+GPU_RULES = ("run_claim", "arjovsky_bottou_gan")
+
+
+def test_slurm_gpu_profile_asks_one_gpu_for_the_training_jobs_only():
     prof = _profile("slurm-gpu")
     res = prof["set-resources"]
-    assert res["run_claim"]["gpu"] == 1
-    assert not any(_mentions_gpu(v) for k, v in res.items() if k != "run_claim")
+    assert all(res[r]["gpu"] == 1 for r in GPU_RULES)
+    assert not any(_mentions_gpu(v) for k, v in res.items() if k not in GPU_RULES)
     assert not _mentions_gpu(prof["default-resources"])
     # apart from the GPU, the same settings as profiles/slurm
     plain = _profile("slurm")
-    del res["run_claim"]["gpu"]
+    for r in GPU_RULES:
+        del res[r]["gpu"]
     assert prof == plain
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -167,6 +168,24 @@ def test_malformed_spec_stops_before_any_job(tmp_path, toy_claims, toy_env):
     assert out.returncode != 0
     assert f"{toy_claims / 'toy-mean.yaml'}: field 'checks[0].op'" in out.stderr
     assert not (tmp_path / "results").exists()
+
+
+AB_CLAIMS = ["d-perfect", "vanishing-gradients", "minus-log-d-instability"]
+
+
+def test_arjovsky_bottou_claims_read_one_shared_gan_run(tmp_path):
+    """rules/shared.smk: one arjovsky_bottou_gan job, its file an input of each claim's run job."""
+    cfg = ["--config", "scale=smoke", f"claims={AB_CLAIMS}".replace("'", "")]
+    out = snakemake(tmp_path, "-n", *cfg)
+    plan = out.stdout + out.stderr
+    files = set(re.findall(r"results/smoke/_shared/arjovsky-bottou-[0-9a-f]{16}\.pt", plan))
+    assert len(files) == 1, files
+    (shared,) = files
+    jobs = plan.split("rule ")
+    assert sum(j.startswith("arjovsky_bottou_gan:") for j in jobs) == 1
+    for cid in AB_CLAIMS:
+        (job,) = [j for j in jobs if j.startswith("run_claim:") and f"smoke/{cid}/run.json" in j]
+        assert shared in job.split("output:")[0]  # an input of the claim's run job
 
 
 @pytest.mark.parametrize(

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repro import divergences as dv
 from repro import plots
 from repro.engine import STREAMS, gan, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.noise import half_circle
 from repro.losses import gan_d_loss, get_objective
+from repro.metrics import w1_pool
 from repro.nets import BatchedMLP
 from repro.noise import add_instance_noise, noise_std_at
 
@@ -70,13 +70,19 @@ def _eval_samples(target: str, G, gens, n: int, device) -> dict[str, torch.Tenso
     return {"fake": fake, "real": sample_target(target, gens, n)}
 
 
-def _w1_to_target(target: str, ev: dict[str, torch.Tensor]) -> np.ndarray:
-    """W1 from each copy's G to the target: |theta| exactly (lines), POT on n samples (curve)."""
+def _w1_to_target(target: str, evals: Sequence[dict[str, torch.Tensor]]) -> list[np.ndarray]:
+    """W1 from each copy's G to the target at every evaluation: |theta| exactly (lines), POT on
+    n samples (curve), every evaluation's solves at once through ``repro.metrics.w1_pool``."""
     if target == "lines":
-        return ev["abs_theta"].double().cpu().numpy()
-    fake, real = ev["fake"].double().cpu().numpy(), ev["real"].double().numpy()
-    n_s = len(real)
-    return np.array([dv.w1_samples(fake[c], real[c % n_s]) for c in range(2 * n_s)])
+        return [ev["abs_theta"].double().cpu().numpy() for ev in evals]
+    pairs = []
+    for ev in evals:
+        fake, real = ev["fake"].double().cpu().numpy(), ev["real"].double().numpy()
+        n_s = len(real)
+        pairs += [(fake[c], real[c % n_s]) for c in range(2 * n_s)]
+    w1 = w1_pool(pairs)
+    k = len(pairs) // max(1, len(evals))
+    return [np.array(w1[j * k : (j + 1) * k]) for j in range(len(evals))]
 
 
 def train_annealed(target: str, params: Mapping[str, Any], seeds: Sequence[int], device):
@@ -132,10 +138,10 @@ def train_annealed(target: str, params: Mapping[str, Any], seeds: Sequence[int],
         evaluate=evaluate,
         eval_at=[t for t in range(steps + 1) if t % every == 0 or t == steps],
     )
+    w1_all = _w1_to_target(target, [ev for _, ev in result.evals])
     rows = []
-    for step, ev in result.evals:
+    for (step, _), w1 in zip(result.evals, w1_all, strict=True):
         std = noise_std_at(step, anneal, schedule)
-        w1 = _w1_to_target(target, ev)
         for c in range(2 * n_s):
             rows.append(
                 {

@@ -29,49 +29,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repro import divergences as dv
 from repro import plots
-from repro.data import grid_means, ring_means, sample_mixture
+from repro.data import (  # the WGAN-GP toy data sets
+    SWISS_SCALE,  # noqa: F401
+    grid_means,
+    ring_means,
+    sample_swiss_roll,  # noqa: F401
+    toy_sampler,
+)
 from repro.engine import STREAMS, Copies, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.losses import wgan_d_loss
+from repro.metrics import w1_pool
 from repro.nets import BatchedMLP
-
-SWISS_SCALE = 7.5  # WGAN-GP toy code: make_swiss_roll(noise=0.25) columns (0, 2) / 7.5
-
-
-def sample_swiss_roll(
-    gens: Sequence[torch.Generator], batch: int, noise_std: float = 0.25, device=None
-) -> torch.Tensor:
-    """scikit-learn's ``make_swiss_roll`` columns (0, 2), divided by 7.5, drawn per seed:
-
-    t = 1.5 pi (1 + 2 u), u ~ U[0, 1]; x = (t cos t, t sin t) + noise_std N(0, I), then / 7.5.
-    (sklearn also draws the unused height column; the distribution of (0, 2) is the same.)
-    Returns (S, B, 2).
-    """
-    out = []
-    for g in gens:
-        t = 1.5 * math.pi * (1 + 2 * torch.rand(batch, generator=g, dtype=torch.float64))
-        eps = torch.randn(batch, 2, generator=g, dtype=torch.float64)
-        xy = torch.stack([t * torch.cos(t), t * torch.sin(t)], -1) + noise_std * eps
-        out.append((xy / SWISS_SCALE).to(torch.get_default_dtype()))
-    x = torch.stack(out)
-    return x if device is None else x.to(device)
-
-
-def toy_sampler(name: str):
-    """WGAN-GP's toy sets: "swissroll", "8gaussians" (ring radius 2, std 0.02, all / 1.414),
-    "25gaussians" (grid 2 (i, j), i, j in -2..2, std 0.05, all / 2.828)."""
-    if name == "swissroll":
-        return sample_swiss_roll
-    if name == "8gaussians":
-        means, std = ring_means(8, 2.0) / 1.414, 0.02 / 1.414
-    elif name == "25gaussians":
-        means, std = grid_means(5, 2.0) / 2.828, 0.05 / 2.828
-    else:
-        raise ValueError(f"unknown data set {name!r}; valid: swissroll, 8gaussians, 25gaussians")
-    return lambda gens, batch, device=None: sample_mixture(gens, batch, means, std, device=device)
 
 
 def data_and_fake(sampler, gens, batch: int, fake_noise_std: float, device):
@@ -223,7 +194,9 @@ def log_slope(norms: np.ndarray) -> np.ndarray:
 def efficiency(
     net: BatchedMLP, sampler, gens, params: Mapping[str, Any], device
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(E_data f - E_G f) / (L_hat W1) per copy on held-out samples; returns (eff, est, w1)."""
+    """(E_data f - E_G f) / (L_hat W1) per copy on held-out samples; returns (eff, est, w1).
+
+    The solves go through ``repro.metrics.w1_pool`` (one per copy, all at once)."""
     n = int(params["n_w1"])
     real, fake = data_and_fake(sampler, gens, n, float(params["fake_noise_std"]), device)
     u = torch.stack([torch.rand(n, 1, generator=g) for g in gens]).to(real)
@@ -233,7 +206,7 @@ def efficiency(
     with torch.no_grad():
         est = (net(real).mean((1, 2)) - net(fake).mean((1, 2))).double().cpu().numpy()
     r, f = real.double().cpu().numpy(), fake.double().cpu().numpy()
-    w1 = np.array([dv.w1_samples(r[i], f[i]) for i in range(len(gens))])
+    w1 = np.array(w1_pool([(r[i], f[i]) for i in range(len(gens))]))
     return est / (lip * w1), est, w1
 
 

@@ -21,6 +21,7 @@ from repro.data import ring_means, sample_mixture, sample_normal
 from repro.engine import STREAMS, gan, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.losses import get_objective
+from repro.metrics import w1_pool
 from repro.nets import BatchedMLP
 from repro.train import clip_parameters_
 
@@ -72,12 +73,15 @@ def evaluate_checkpoint(
 
 
 def w1_after(evals, seeds: Sequence[int]) -> list[np.ndarray]:
-    """Exact W1 (POT) per seed at every evaluation, from the samples kept during training."""
-    out = []
+    """Exact W1 (POT) per seed at every evaluation, from the samples kept during training,
+    solved through ``repro.metrics.w1_pool``."""
+    n = len(seeds)
+    pairs = []
     for _, ev in evals:
         r, f = ev["real"].double().cpu().numpy(), ev["fake"].double().cpu().numpy()
-        out.append(np.array([dv.w1_samples(r[i], f[i]) for i in range(len(seeds))]))
-    return out
+        pairs += [(r[i], f[i]) for i in range(n)]
+    w1 = w1_pool(pairs)  # every evaluation's solves at once, in a process pool
+    return [np.array(w1[j * n : (j + 1) * n]) for j in range(len(evals))]
 
 
 def critic_steps(params: Mapping[str, Any], kind: str, g_step: int) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repro import divergences, losses, metrics
+from repro import losses, metrics
 from repro.data import EpochSampler, load_digits_images, sample_normal
 from repro.engine import gan, generators, optim
 from repro.experiments import Experiment, Tables
@@ -93,8 +93,19 @@ def w1_to_data(fake: torch.Tensor, real: np.ndarray) -> np.ndarray:
 
     fake (K, n, 1, 8, 8), real (n, 64): ``repro.divergences.w1_samples`` per copy -> (K,).
     """
-    flat = fake.detach().double().cpu().reshape(fake.shape[0], fake.shape[1], -1).numpy()
-    return np.array([divergences.w1_samples(f, real) for f in flat])
+    return w1_to_data_all([fake], real)[0]
+
+
+def w1_to_data_all(fakes: Sequence[torch.Tensor], real: np.ndarray) -> list[np.ndarray]:
+    """Exact W1 (pixel space, Euclidean) between each copy's samples and the held-out digits, at
+    every evaluation: all solves at once through ``metrics.w1_pool`` (after training).
+
+    fakes: one (K, n, 1, 8, 8) per evaluation, real (n, 64) -> one (K,) array per evaluation.
+    """
+    flat = [f.detach().double().cpu().reshape(f.shape[0], f.shape[1], -1).numpy() for f in fakes]
+    w1 = metrics.w1_pool([(f, real) for per_eval in flat for f in per_eval])
+    k = [len(per_eval) for per_eval in flat]
+    return [np.array(w1[sum(k[:i]) : sum(k[: i + 1])]) for i in range(len(k))]
 
 
 def _evaluate(G, D, params, held_out: torch.Tensor, eval_gens, device) -> dict[str, torch.Tensor]:
@@ -182,10 +193,11 @@ def train_pair(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
         eval_at=[t for t in range(steps + 1) if t % every == 0 or t == steps],
     )
     held = held_out.reshape(len(held_out), -1).double().numpy()
+    w1 = w1_to_data_all([ev["fake"] for _, ev in result.evals], held)
     rows = []
-    for step, ev in result.evals:
+    for (step, ev), w1_step in zip(result.evals, w1, strict=True):
         stats = {k: v.double().cpu().numpy() for k, v in ev.items() if k != "fake"}
-        stats["w1"] = w1_to_data(ev["fake"], held)
+        stats["w1"] = w1_step
         for c in range(2 * s):
             rows.append(
                 {

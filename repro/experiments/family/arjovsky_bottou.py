@@ -23,12 +23,8 @@ through the one copy of G (``minus_log_d_instability.per_d_gradients``).
 from __future__ import annotations
 
 import copy
-import hashlib
-import inspect
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,12 +40,18 @@ from repro.data import (
     EpochSampler,
     digits_split_indices,
     image_size,
-    load_images,
-    require_dataset,
     sample_normal,
 )
 from repro.engine import fit, optim
 from repro.experiments import setup_table
+from repro.experiments.family.arjovsky_bottou_gan import (  # the shared GAN run (re-exported)
+    CHECKPOINT_DIR_ENV,  # noqa: F401
+    load_split,
+    make_generator,
+    snapshot_checkpoint,  # noqa: F401
+    train_snapshots,
+)
+from repro.experiments.family.shared_runs import GAN_PARAMS  # noqa: F401
 from repro.losses import gan_d_loss, minimax_g_loss, non_saturating_g_loss
 from repro.metrics import d_accuracy, per_seed_grad_norm
 from repro.nets import (
@@ -60,7 +62,6 @@ from repro.nets import (
     seed_generators,
     stream_seed,
 )
-from repro.train import TrainConfig, epoch_steps, train_gan
 
 log = logging.getLogger(__name__)
 
@@ -104,93 +105,6 @@ def eval_schedule(iterations: int, every: int, every_early: int, early_until: in
     every ``every``, and the last one."""
     early = range(0, min(early_until, iterations) + 1, every_early)
     return sorted(set(early) | set(range(0, iterations + 1, every)) | {iterations})
-
-
-def load_split(params: Mapping[str, Any], split: str, device: Any) -> torch.Tensor:
-    require_dataset(params["dataset"])
-    return load_images(params["dataset"], split).to(device)
-
-
-def make_generator(params: Mapping[str, Any], seeds: Sequence[int], size: int) -> ConvGenerator:
-    p = params
-    return ConvGenerator(
-        seeds, z_dim=p["z_dim"], channels=p["g_channels"], image_size=size, norm=p["g_norm"]
-    )
-
-
-# GAN settings that determine the snapshots (the fresh-D settings d_norm, d_lr, ... do not)
-GAN_PARAMS = (
-    "dataset",
-    "g_epochs",
-    "batch_size",
-    "z_dim",
-    "g_channels",
-    "d_channels",
-    "g_norm",
-    "g_objective",
-    "lr",
-)
-
-
-CHECKPOINT_DIR_ENV = "GAN_CLAIMS_CHECKPOINT_DIR"
-
-
-def snapshot_checkpoint(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
-    """Where the GAN run behind the snapshots is checkpointed, or None (the default).
-
-    With $GAN_CLAIMS_CHECKPOINT_DIR set, ``train_gan`` resumes from / writes
-    ``<dir>/gradients-gan-<key>.pt``; the key hashes the GAN settings, the seeds, the device
-    type, torch's version and the source of the code that trains the GAN, so the three claims
-    and their fresh-D variants (d-bn-off, d-lr-1e-3) share one GAN run per data set and an
-    interrupted run resumes; any change to that code or those settings gives a new file.
-    """
-    root = os.environ.get(CHECKPOINT_DIR_ENV)
-    if not root:
-        return None
-    code = [train_gan, train_snapshots, ConvGenerator, ConvDiscriminator, EpochSampler]
-    key = {
-        "params": {k: params[k] for k in GAN_PARAMS},
-        "seeds": [int(s) for s in seeds],
-        "device": torch.device(device).type,
-        "torch": torch.__version__,
-        "code": hashlib.sha256("".join(inspect.getsource(f) for f in code).encode()).hexdigest(),
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return os.path.join(root, f"gradients-gan-{digest}.pt")
-
-
-def train_snapshots(
-    params: Mapping[str, Any], seeds: Sequence[int], device: Any
-) -> list[dict[str, torch.Tensor]]:
-    """One batched GAN run on the training split; G's state after each of ``g_epochs`` epochs.
-
-    The GAN is the standard DCGAN (D with batch norm, Adam lr, beta1 0.5, the g_objective cost,
-    k = 1). Epoch 0 is G at initialisation. Returns one state_dict (seed dim S) per entry.
-    """
-    p = params
-    real = EpochSampler(load_split(p, "train", device))
-    size = real.data.shape[-1]
-    G = make_generator(p, seeds, size)
-    D = ConvDiscriminator(seeds, channels=p["d_channels"], image_size=size, norm="batch")
-    initial = copy.deepcopy(G.state_dict())
-    steps = epoch_steps(p["g_epochs"], len(real.data), p["batch_size"])
-    snaps: dict[int, dict[str, torch.Tensor]] = {}
-    if max(steps) > 0:
-        cfg = TrainConfig(
-            steps=max(steps),
-            batch_size=p["batch_size"],
-            objective=p["g_objective"],
-            lr_g=p["lr"],
-            lr_d=p["lr"],
-            log_every=max(1, max(steps) // 10),
-            snapshot_steps=tuple(s for s in steps if s > 0),
-            checkpoint_every=2000,
-        )
-        ckpt = snapshot_checkpoint(p, seeds, device)
-        snaps = train_gan(
-            G, D, real, cfg, z_dim=p["z_dim"], device=device, checkpoint=ckpt
-        ).snapshots
-    return [initial if s == 0 else snaps[s] for s in steps]
 
 
 def stack_snapshots(

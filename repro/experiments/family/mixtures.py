@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -25,10 +26,9 @@ from torch.func import functional_call
 
 from repro import remedies
 from repro.data import grid_means, ring_means, sample_mixture, sample_normal
-from repro.divergences import w1_samples
 from repro.engine import gan, generators, optim
 from repro.losses import Objective, get_objective
-from repro.metrics import mode_metrics
+from repro.metrics import mode_metrics, w1_pool
 from repro.nets import (
     STREAM_D,
     STREAM_EVAL,
@@ -348,9 +348,19 @@ def sample_generator(G: nn.Module, params, seeds, device, n: int | None = None) 
 
 def evaluate(samples: torch.Tensor, mixture: Mixture, seeds, params) -> pd.DataFrame:
     """The VEEGAN / PacGAN metrics and the exact W1 to fresh data, one row per seed."""
+    table, pairs = evaluate_deferred(samples, mixture, seeds, params)
+    return table.assign(w1=w1_pool(pairs))
+
+
+def evaluate_deferred(
+    samples: torch.Tensor, mixture: Mixture, seeds, params
+) -> tuple[pd.DataFrame, list[tuple[np.ndarray, np.ndarray]]]:
+    """``evaluate`` without solving: the table with ``w1`` NaN, and the (samples, data) point
+    sets, one per seed, to solve later (all methods at once) through ``repro.metrics.w1_pool``."""
     m = mode_metrics(samples, mixture.means, mixture.mode_std)
     n_w1 = params["w1_samples"]
     data = mixture.sample(seed_generators(seeds, STREAM_W1), n_w1).double()
+    pairs = [(samples[i, :n_w1].numpy(), data[i].numpy()) for i in range(len(seeds))]
     rows = []
     for i, seed in enumerate(seeds):
         rows.append(
@@ -359,7 +369,7 @@ def evaluate(samples: torch.Tensor, mixture: Mixture, seeds, params) -> pd.DataF
                 "modes": float(m["modes_captured"][i]),
                 "hq": 100.0 * float(m["high_quality_frac"][i]),
                 "rkl": float(m["reverse_kl"][i]),
-                "w1": w1_samples(samples[i, :n_w1].numpy(), data[i].numpy()),
+                "w1": np.nan,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pairs
