@@ -40,7 +40,7 @@ from repro.data import (  # the WGAN-GP toy data sets
 from repro.engine import STREAMS, Copies, fit, generators, optim
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
-from repro.losses import wgan_d_loss
+from repro.losses import penalty_at, wgan_d_loss
 from repro.metrics import w1_pool
 from repro.nets import BatchedMLP
 
@@ -74,12 +74,10 @@ def clip_per_copy_(net: BatchedMLP, bounds: torch.Tensor) -> None:
 def penalty_per_copy(
     net: BatchedMLP, real: torch.Tensor, fake: torch.Tensor, gens: Sequence[torch.Generator]
 ) -> torch.Tensor:
-    """(||grad f(x_hat)|| - 1)^2 per copy, x_hat = u real + (1 - u) fake, u ~ U[0, 1] per sample
-    (drawn from the copy's own generator). real, fake (C, B, 2) -> (C,)."""
+    """The WGAN-GP penalty per copy (``repro.losses.penalty_at``) with u ~ U[0, 1] per sample
+    drawn from the copy's own generator. real, fake (C, B, 2) -> (C,)."""
     u = torch.stack([torch.rand(real.shape[1], 1, generator=g) for g in gens]).to(real)
-    x_hat = (u * real + (1 - u) * fake).detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(net(x_hat).sum(), x_hat, create_graph=True)
-    return (grad.norm(dim=-1) - 1.0).pow(2).mean(1)
+    return penalty_at(net, real, fake, u)
 
 
 def train_critic(
