@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from repro import experiments
+from repro import experiments, fashion_mnist
 from repro.experiments import stacked_digits_modes as stacked
 from repro.experiments.family import stacked_digits as sdata
 from repro.nets import BatchedMLP, seed_generators
@@ -184,7 +184,7 @@ def test_auto_dataset_takes_fashion_mnist_only_when_its_files_are_intact(monkeyp
     assert stacked.resolve_dataset("digits") == "digits"
     with pytest.raises(ValueError, match="valid: digits, fashion-mnist, auto"):
         stacked.resolve_dataset("mnist")
-    monkeypatch.setattr(stacked.rdata, "require_dataset", lambda name: None)
+    monkeypatch.setattr(fashion_mnist, "require_dataset", lambda name: None)
     assert stacked.resolve_dataset("auto") == "fashion-mnist"
 
 
@@ -201,7 +201,7 @@ def test_fashion_mnist_path_runs_on_28x28_images(monkeypatch):
         split: (torch.rand(n, 1, 28, 28, generator=gen) * 2 - 1, torch.arange(n) % 10)
         for split, n in (("train", 60), ("test", 30))
     }
-    monkeypatch.setattr(stacked.rdata, "require_dataset", lambda name: None, raising=False)
+    monkeypatch.setattr(fashion_mnist, "require_dataset", lambda name: None)
     monkeypatch.setattr(
         stacked.rdata, "load_fashion_mnist", lambda split: fake_data[split], raising=False
     )
