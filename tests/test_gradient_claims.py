@@ -207,7 +207,7 @@ def test_theorem_model_invariant_raises_on_gaussian_tails():
     mld.require_theorem_model_heavy(bad, 200)  # too few draws to judge
 
 
-# ---------------------------------------------------------------- the shared GAN run (rules/shared.smk)
+# ---------------------------------------------------------------- the shared GAN run (shared.smk)
 
 
 def _smoke(claim: str, variant: str | None = None):
