@@ -93,7 +93,11 @@ def run_pipeline(
         cmd.append("-n")
     t0 = time.perf_counter()
     Path(workdir).mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(cmd, cwd=workdir, start_new_session=True)
+    # each claim job runs with 1 torch thread; its exact W1 solves (repro.metrics.w1_pool, after
+    # training) share the machine's cores among the jobs that run side by side
+    env = dict(os.environ)
+    env.setdefault("GAN_CLAIMS_W1_WORKERS", str(max(1, (os.cpu_count() or 1) // max(1, jobs))))
+    proc = subprocess.Popen(cmd, cwd=workdir, start_new_session=True, env=env)
     try:
         rc = proc.wait(timeout=time_limit)
         stopped = False
