@@ -76,21 +76,35 @@ def call_snakemake(cmd: list[str]) -> int:
     """
     import signal
 
-    proc = subprocess.Popen(cmd, start_new_session=True)
-    interrupted = False
-    while True:
-        try:
-            code = proc.wait()
-            break
-        except KeyboardInterrupt:
-            interrupted = True
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
-            print("\ninterrupted: waiting for Snakemake to stop its jobs...", file=sys.stderr)
-    return 130 if interrupted else code
+    # A handler, not KeyboardInterrupt: a SIGINT that lands while the child is being started
+    # (before a try block could catch it) would otherwise kill us and orphan Snakemake.
+    state: dict[str, Any] = {"proc": None, "pending": False, "interrupted": False}
+
+    def forward(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def on_sigint(*_: Any) -> None:
+        state["interrupted"] = True
+        print("\ninterrupted: waiting for Snakemake to stop its jobs...", file=sys.stderr)
+        if state["proc"] is None:
+            state["pending"] = True  # forwarded as soon as the child exists
+        else:
+            forward(state["proc"])
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        state["proc"] = proc
+        if state["pending"]:
+            forward(proc)
+        code = proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 130 if state["interrupted"] else code
 
 
 def cores_arg(value: str) -> str:
