@@ -51,7 +51,7 @@ from repro.experiments.family.arjovsky_bottou_gan import (  # the shared GAN run
     snapshot_checkpoint,  # noqa: F401
     train_snapshots,
 )
-from repro.experiments.family.shared_runs import GAN_PARAMS  # noqa: F401
+from repro.experiments.family.shared_runs import GAN_PARAMS
 from repro.losses import gan_d_loss, minimax_g_loss, non_saturating_g_loss
 from repro.metrics import d_accuracy, per_seed_grad_norm
 from repro.nets import (
@@ -74,17 +74,9 @@ STREAM_MINIBATCH, STREAM_CLASSIFIER, STREAM_THEOREM, STREAM_D_INDEX = 7, 8, 9, 1
 COSTS = {"minimax": minimax_g_loss, "non_saturating": non_saturating_g_loss}
 
 
-PROTOCOL_PARAMS = (
-    "dataset",
-    "g_epochs",
-    "batch_size",
-    "z_dim",
-    "g_channels",
-    "d_channels",
-    "g_norm",
+# the GAN run's settings (shared_runs.GAN_PARAMS, which key its file) and the fresh-D protocol's
+PROTOCOL_PARAMS = GAN_PARAMS + (
     "d_norm",
-    "g_objective",
-    "lr",
     "d_lr",
     "d_iterations",
     "eval_every",
