@@ -72,8 +72,9 @@ def record_problem(run_dir: str | Path) -> str | None:
 
 
 def outdated_reason(spec: Spec, record: dict[str, Any], variant: str | None = None) -> str | None:
-    """'code changed' or 'params changed' when a run (record, or a summary's provenance plus
-    params) no longer matches the experiment's code or the spec's params; None when current."""
+    """'code changed', 'params changed' or 'seeds changed' when a run (record, or a summary's
+    provenance plus params and seeds) no longer matches the experiment's code, the spec's params
+    or the scale's first seed; None when current."""
     code = record.get("code_hash")
     if code != provenance.current_code(spec["experiment"])["code_hash"]:
         return "code changed" if code else "code not recorded"
@@ -83,6 +84,10 @@ def outdated_reason(spec: Spec, record: dict[str, Any], variant: str | None = No
         return "params changed"
     if record.get("params") is not None and record["params"] != params:
         return "params changed"
+    # the config may change how many seeds run, never where they start (a scale's first_seed)
+    seeds = record.get("seeds")
+    if seeds and seeds[0] != spec.seeds(record["scale"], 1)[0]:
+        return "seeds changed"
     return None
 
 

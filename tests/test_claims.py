@@ -58,6 +58,7 @@ BAD_SPECS = [
     # (field to change, new value, field named in the error, words the message must contain)
     ("statement", DELETE, "statement", ["required"]),
     ("scales.quick.seeds", "three", "scales.quick.seeds", ["not of type 'integer'"]),
+    ("scales.quick.first_seed", -1, "scales.quick.first_seed", ["less than the minimum of 0"]),
     ("scales.full", DELETE, "scales.full", ["required"]),
     ("experiment", "no_such_experiment", "experiment", ["unknown experiment", "toy"]),
     ("checks.0.metric", "accuracy", "checks[0].metric", ["unknown metric", "abs_error"]),

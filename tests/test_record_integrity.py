@@ -14,6 +14,7 @@ import textwrap
 
 import pandas as pd
 import pytest
+import yaml
 
 from repro import claims, heal, pipeline, provenance, records, report
 
@@ -123,6 +124,27 @@ def test_changed_params_make_the_result_outdated(tmp_path, toy_claims):
     spec = claims.load_spec(path)
     assert report.verdict_label(spec, records.fresh_summary(out)) == "outdated (params changed)"
     assert records.rerun_reason(out, spec, None) == "outdated (params changed)"
+
+
+def test_moving_the_first_seed_makes_the_result_outdated_but_a_seed_count_override_does_not(
+    tmp_path, toy_claims
+):
+    results, figures = tmp_path / "results", tmp_path / "figures"
+    out = run_and_report(toy_claims, results, figures)
+    path = toy_claims / "toy-mean.yaml"
+    spec = claims.load_spec(path)
+    record = json.loads((out / "run.json").read_text())
+    assert record["seeds"][0] == 0
+    # the config's seeds=N changes how many seeds run, not where they start: still current
+    assert records.outdated_reason(spec, {**record, "seeds": [0, 1]}) is None
+    data = spec.data
+    data["scales"]["quick"]["first_seed"] = 10
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    spec = claims.load_spec(path)
+    n = data["scales"]["quick"]["seeds"]
+    assert spec.seeds("quick") == list(range(10, 10 + n)) and spec.seeds("quick", 2) == [10, 11]
+    assert report.verdict_label(spec, records.fresh_summary(out)) == "outdated (seeds changed)"
+    assert records.rerun_reason(out, spec, None) == "outdated (seeds changed)"
 
 
 def test_a_record_without_a_code_hash_is_outdated_and_backfill_computes_it_from_its_commit(

@@ -110,9 +110,11 @@ class Spec:
         return params
 
     def seeds(self, scale: str, n_override: int | None = None) -> list[int]:
-        """Seeds 0..n-1, n from the spec's scale unless the config overrides it."""
+        """Seeds first..first+n-1: n from the spec's scale unless the config overrides it, first
+        from the scale's ``first_seed`` (default 0; fresh seeds for a re-registration)."""
         n = n_override if n_override is not None else self.data["scales"][scale]["seeds"]
-        return list(range(int(n)))
+        first = int(self.data["scales"][scale].get("first_seed", 0))
+        return list(range(first, first + int(n)))
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]

@@ -125,9 +125,10 @@ def verdict_label(spec: Spec, summary: dict[str, Any] | None) -> str:
 
 
 def result_outdated(spec: Spec, summary: dict[str, Any]) -> str | None:
-    """'code changed' / 'params changed' / 'code not recorded' when the summary's run no longer
-    matches the experiment's code or the spec's params (repro.records.outdated_reason)."""
-    record = {**summary.get("provenance", {}), "params": summary.get("params")}
+    """'code changed' / 'params changed' / 'seeds changed' / 'code not recorded' when the
+    summary's run no longer matches the experiment's code or the spec (records.outdated_reason)."""
+    record = {**summary.get("provenance", {}), "params": summary.get("params"),
+              "seeds": summary.get("seeds")}  # fmt: skip
     return outdated_reason(spec, record, summary.get("variant"))
 
 
