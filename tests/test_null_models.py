@@ -248,3 +248,38 @@ def test_w1_improvement_premises_fail_for_a_generator_that_never_changed():
     for p in premises:
         for ratio in (1.0, 0.87, 1.03, 0.76):
             assert not OPS[p["op"]](ratio, p["value"]), (p["id"], ratio)
+
+
+def test_saturation_learning_premise_fails_for_structureless_generators():
+    """saturation's ns_gan_learns (W1 of the non-saturating G at the end / W1 of the mean
+    training digit < 1) fails for the mean image itself (ratio 1), a diagonal Gaussian blob with
+    the training pixels' means and deviations, uniform noise on the pixel range and the claim's
+    untrained G; 300 training digits (a G that learned the data) pass it."""
+    from repro import divergences
+    from repro.experiments import saturation as sat
+    from repro.data import sample_normal
+    from repro.nets import DCGANGenerator, seed_generators
+
+    (premise,) = [p for p in _spec("saturation").premises if p["id"] == "ns_gan_learns"]
+    assert premise["metric"] == "w1_ns_end_vs_mean_image"
+    train, held = sat.digits_split()
+    t, h = train.reshape(len(train), -1).double(), held.reshape(len(held), -1).double()
+    w1_mean = sat.w1_mean_image(train, held)
+    g = torch.Generator().manual_seed(5)
+    n = len(h)
+    params = _spec("saturation").params("full")
+    G = DCGANGenerator(SEEDS, int(params["z_dim"]), int(params["g_channels"]), params["g_norm"])
+    with torch.no_grad():
+        untrained = G(sample_normal(seed_generators(SEEDS, 4), n, int(params["z_dim"])))
+    nulls = {
+        "mean image": t.mean(0).expand(n, -1),
+        "blob": t.mean(0) + t.std(0) * torch.randn(n, 64, generator=g, dtype=torch.float64),
+        "uniform": torch.rand(n, 64, generator=g, dtype=torch.float64) * 2 - 1,
+        **{f"untrained G {s}": untrained[i].reshape(n, -1).double() for i, s in enumerate(SEEDS)},
+    }
+    for name, fake in nulls.items():
+        ratio = divergences.w1_samples(fake.numpy(), h.numpy()) / w1_mean
+        assert not OPS[premise["op"]](ratio, premise["value"]), (name, ratio)
+    real = t[torch.randperm(len(t), generator=g)[:n]]
+    ratio = divergences.w1_samples(real.numpy(), h.numpy()) / w1_mean
+    assert OPS[premise["op"]](ratio, premise["value"]), ratio

@@ -157,7 +157,8 @@ def test_a_record_without_a_code_hash_is_outdated_and_backfill_computes_it_from_
     shutil.copytree(src, run_dir, ignore=shutil.ignore_patterns("tables", "logs"))
     record = json.loads((run_dir / "run.json").read_text())
     expected = record.pop("code_hash")
-    for key in ("code_files", "code_hash_source"):  # a backfilled record has a source; a new one not
+    # a backfilled record has a source; a new one not
+    for key in ("code_files", "code_hash_source"):
         record.pop(key, None)
     (run_dir / "run.json").write_text(json.dumps(record))
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -75,7 +75,7 @@ def _curves() -> pd.DataFrame:
 
 
 def test_seed_table_reads_the_early_window_and_the_end():
-    table = saturation.saturation_seed_table(_curves(), {"early_steps": 20}).set_index("seed")
+    table = saturation.saturation_seed_table(_curves(), {"early_steps": 20}, 4.0).set_index("seed")
     # most confident in (0, 20]: step 10 (0.003 < 0.02; seed 1 is shifted by +1, still step 10)
     assert table.loc[0, "d_fake_median_early"] == pytest.approx(0.003)
     assert table.loc[1, "step_most_confident"] == 10
@@ -152,7 +152,23 @@ def test_run_ratio_is_the_mean_log_ratio_over_every_evaluation_after_the_start()
     curves = _curves()
     mm = curves.objective == "minimax"
     curves.loc[mm & (curves.step == 0), "w1"] *= 1e3  # the start does not count
-    table = saturation.saturation_seed_table(curves, {"early_steps": 20}).set_index("seed")
+    table = saturation.saturation_seed_table(curves, {"early_steps": 20}, 4.0).set_index("seed")
     # steps 10, 20, 30: W1 7 / 5, 6 / 6, 4 / 4
     assert table.loc[0, "w1_log10_ratio_run"] == pytest.approx(np.log10(7 / 5) / 3)
     assert table.loc[0, "w1_log10_ratio_early"] == pytest.approx(0.0, abs=1e-15)
+
+
+def test_mean_image_w1_closed_form_equals_the_linear_program():
+    """W1 to a point mass is the mean distance to it: the closed form equals POT's exact LP on
+    300 copies of the mean training digit against the held-out digits."""
+    train, held = saturation.digits_split()
+    closed = saturation.w1_mean_image(train, held)
+    mean = train.reshape(len(train), -1).double().mean(0).expand(len(held), -1)
+    lp = divergences.w1_samples(mean.numpy(), held.reshape(len(held), -1).double().numpy())
+    assert closed == pytest.approx(lp, rel=1e-9)
+    assert 4.0 < closed < 4.6  # the value the spec's notes quote (4.31)
+
+
+def test_seed_table_divides_the_non_saturating_end_by_the_mean_image():
+    table = saturation.saturation_seed_table(_curves(), {"early_steps": 20}, 8.0).set_index("seed")
+    np.testing.assert_allclose(table["w1_ns_end_vs_mean_image"], table["w1_ns_end"] / 8.0)
