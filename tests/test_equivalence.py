@@ -111,9 +111,7 @@ ILL_CONDITIONED: dict[str, dict[str, tuple[str, ...]]] = {
     # log10 slopes of weight-gradient norms through 12 layers clipped at c = 0.01, 0.001: the deep
     # layers' gradients are ~1e-18 and ~1e-29, sums that cancel (relative floor 1e-2, 1e-4); and
     # the count of those norms that underflow to exactly 0 at c = 0.001
-    "clipping-gradients": {
-        "seeds": ("abs_slope_clip_1", "abs_slope_clip_2", "dead_layers_clip_2")
-    },
+    "clipping-gradients": {"seeds": ("abs_slope_clip_1", "abs_slope_clip_2", "dead_layers_clip_2")},
     # Frechet distance of two real samples' classifier features: a matrix square root of nearly
     # equal covariances, a difference of nearly equal numbers (relative floor 6e-8)
     "d-perfect": {"snapshots": ("fd_real",), "quality": ("fd_real",)},
@@ -131,6 +129,7 @@ ILL_CONDITIONED: dict[str, dict[str, tuple[str, ...]]] = {
 LAYOUT_COLUMNS = ("copy",)
 # Tables that keep the first seed's rows only (samples for a figure): not per-seed evidence.
 FIRST_SEED_ONLY = {"mode-collapse-mixtures": ("samples",), "pacgan-table1": ("samples",)}
+
 
 @cache
 def _specs() -> dict[str, claims.Spec]:

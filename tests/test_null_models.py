@@ -256,8 +256,8 @@ def test_saturation_learning_premise_fails_for_structureless_generators():
     the training pixels' means and deviations, uniform noise on the pixel range and the claim's
     untrained G; 300 training digits (a G that learned the data) pass it."""
     from repro import divergences
-    from repro.experiments import saturation as sat
     from repro.data import sample_normal
+    from repro.experiments import saturation as sat
     from repro.nets import DCGANGenerator, seed_generators
 
     (premise,) = [p for p in _spec("saturation").premises if p["id"] == "ns_gan_learns"]
