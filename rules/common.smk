@@ -9,19 +9,11 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from repro.claims import (
-    VARIANT_SEP,
-    SpecError,
-    UnknownClaimError,
-    load_all,
-    registration_problems,
-    resolve_ids,
-)
-from repro.data import require_dataset
+from repro.claims import VARIANT_SEP
 from repro.heal import heal, rebuild_views
-from repro.pipeline import seeds_budget_problem
 from repro.records import fresh_summary, missing_outputs, rerun_reason
 from repro.report import check_rst, departures_rst, landing_rst, rst_escape
+from repro.workflow import StartProblem, check_start
 
 # The rules call `python -m repro...`: the interpreter running Snakemake (it has the package and
 # its dependencies) goes first on PATH, so no local interpreter path appears in the rules, the
@@ -49,42 +41,13 @@ def _fail(message):
     raise WorkflowError(message)
 
 
-# Every spec is validated here, before any job starts: a malformed spec stops the run with the
-# file and the field in the message.
+# Every spec and the config are checked here, before any job starts (repro.workflow.check_start):
+# a malformed spec, an unregistered check, a folder that is a file, a missing data set... stops
+# the run with the file and the field in the message.
 try:
-    SPECS = load_all(CLAIMS_DIR)
-    if not SPECS:
-        raise SpecError(CLAIMS_DIR, "claims_dir", "holds no claim spec (*.yaml)")
-    SELECTED = list(SPECS) if config["claims"] == "all" else resolve_ids(config["claims"], SPECS)
-    # Pre-registration: every selected claim's checks are in the lock or have a revision entry.
-    _problems = registration_problems(
-        {c: SPECS[c] for c in SELECTED}, CLAIMS_DIR / "checks.lock"
-    )
-except (SpecError, UnknownClaimError) as e:
-    _fail(str(e))
-if _problems and not REPORT_MODE:
-    _fail(
-        f"pre-registration: {len(_problems)} spec(s) disagree with "
-        f"{CLAIMS_DIR / 'checks.lock'}:\n" + "\n".join(_problems)
-    )
-if config["seeds"] is not None and not REPORT_MODE:
-    for _claim in SELECTED:
-        _too_many = seeds_budget_problem(SPECS[_claim], SCALE, config["seeds"], RESULTS)
-        if _too_many:
-            _fail(_too_many)
-for _name, _path in (("results_dir", RESULTS), ("figures_dir", FIGURES)):
-    # the folder itself, or any folder above it, being a file
-    for _p in (Path(_path), *Path(_path).parents):
-        if _p.exists() and not _p.is_dir():
-            _fail(f"config field '{_name}': {str(_p)!r} exists and is not a folder")
-if config["device"] == "cuda":
-    import torch
-
-    if not torch.cuda.is_available():
-        _fail(
-            "config field 'device': 'cuda' was asked for but torch sees no CUDA device "
-            "(torch.cuda.is_available() is False); use device=auto or device=cpu"
-        )
+    SPECS, SELECTED = check_start(config, CLAIMS_DIR, report_mode=REPORT_MODE)
+except StartProblem as e:
+    raise WorkflowError(str(e)) from None
 
 
 def run_id(claim, variant=None):
@@ -105,20 +68,6 @@ def runs_at(scale, claims=None):
 
 
 ALL_RUNS = sorted({r for s in ("smoke", "quick", "full") for r in runs_at(s, list(SPECS))})
-
-# The data sets the runs at this scale need must be present before any job starts.
-_needed = {
-    SPECS[c].params(SCALE, v).get("dataset")
-    for c, v in map(split_run, runs_at(SCALE))
-    if not REPORT_MODE
-}
-for _dataset in sorted(d for d in _needed if d):
-    try:
-        require_dataset(_dataset)
-    except FileNotFoundError as e:
-        # the jobs' GAN_CLAIMS_DATA_DIR is set from the config's data_dir (above)
-        _fail(f"{e}. Under Snakemake, the data directory is the config field 'data_dir' "
-              f"(now {config['data_dir']!r}; --config data_dir=...)")  # fmt: skip
 
 # Outputs that no longer match a run record (a forced rerun killed midway, a truncated run.json,
 # a deleted seeds.csv or PDF) are deleted before the DAG is built, so they are rebuilt and never

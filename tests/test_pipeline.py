@@ -146,6 +146,7 @@ def test_cli_run_reruns_just_the_named_claim(smoke_run):
 # ---------------------------------------------------------------- failures, with the toy claims
 
 
+@pytest.mark.slow  # a deliberately failing job: fault injection, `make test-slow`
 def test_failing_experiment_fails_only_its_claim_and_is_retried(tmp_path, toy_claims, toy_env):
     cfg = ["--config", "scale=quick", f"claims_dir={toy_claims}"]
     snakemake(tmp_path, *cfg, env=toy_env)
@@ -346,31 +347,63 @@ def test_subset_run_report_still_covers_every_claim_and_report_builds_without_al
     assert "<td>40 steps</td>\\n<td>CPU time</td>" in html.read_text()
 
 
-@pytest.mark.parametrize(
-    "setting,message",
-    [
-        ("device=cuda", "config field 'device': 'cuda' was asked for but torch sees no CUDA"),
-        ("results_dir=afile", "config field 'results_dir': 'afile' exists and is not a folder"),
-        ("claims_dir=/nonexistent-claims", "field 'claims_dir': no such folder"),
-        ("results_dir=afile/sub", "config field 'results_dir': 'afile' exists and is not a folder"),
-        ("claims_dir=emptydir", "field 'claims_dir': holds no claim spec (*.yaml)"),
-        ("seeds=100000", "config field 'seeds': 100000 seeds for annealed-noise-training at "),
-        ("scale=full data_dir=/nonexistent-data", "is missing: run `make data`"),
-        ("scale=full data_dir=/nonexistent-data", "the config field 'data_dir' (now "),
-    ],
-)
-def test_misconfiguration_stops_at_start_with_the_field_named(tmp_path, setting, message):
+MISCONFIGURATIONS = [
+    ("device=cuda", "config field 'device': 'cuda' was asked for but torch sees no CUDA"),
+    ("results_dir=afile", "config field 'results_dir': 'afile' exists and is not a folder"),
+    ("claims_dir=/nonexistent-claims", "field 'claims_dir': no such folder"),
+    ("results_dir=afile/sub", "config field 'results_dir': 'afile' exists and is not a folder"),
+    ("figures_dir=afile/sub", "config field 'figures_dir': 'afile' exists and is not a folder"),
+    ("claims_dir=emptydir", "field 'claims_dir': holds no claim spec (*.yaml)"),
+    ("claims=[no-such-claim]", "no-such-claim"),
+    ("seeds=100000", "config field 'seeds': 100000 seeds for annealed-noise-training at "),
+    ("scale=full data_dir=/nonexistent-data", "is missing: run `make data`"),
+    ("scale=full data_dir=/nonexistent-data", "the config field 'data_dir' (now "),
+]
+
+
+def _misconfigure(tmp_path, setting: str) -> str:
     import torch
 
     if setting == "device=cuda" and torch.cuda.is_available():
         pytest.skip("CUDA is present here")
     (tmp_path / "afile").write_text("")
     (tmp_path / "emptydir").mkdir()
-    setting = setting.replace("emptydir", str(tmp_path / "emptydir"))
+    return setting.replace("emptydir", str(tmp_path / "emptydir"))
+
+
+@pytest.mark.parametrize("setting,message", MISCONFIGURATIONS)
+def test_misconfiguration_is_a_start_problem_naming_the_field(
+    tmp_path, monkeypatch, setting, message
+):
+    """repro.workflow.check_start, in-process: what the Snakefile runs before any job."""
+    from repro.cli import read_config
+    from repro.workflow import StartProblem, check_start
+
+    setting = _misconfigure(tmp_path, setting)
+    monkeypatch.chdir(tmp_path)  # Snakemake's -d: relative folders are read from there
+    config = read_config(ROOT / "config/config.yaml")
+    for item in setting.split():
+        key, value = item.split("=", 1)
+        config[key] = int(value) if value.isdigit() else value
+    if config["claims"].startswith("["):
+        config["claims"] = config["claims"].strip("[]").split(",")
+    with pytest.raises(StartProblem, match=re.escape(message)):
+        check_start(config, ROOT / config["claims_dir"])
+
+
+@pytest.mark.parametrize(
+    "setting,message",
+    [MISCONFIGURATIONS[0], MISCONFIGURATIONS[3], MISCONFIGURATIONS[9]],
+    ids=["device", "folder", "data"],
+)
+def test_misconfiguration_stops_snakemake_at_start_with_the_field_named(tmp_path, setting, message):
+    """The Snakefile's wiring of check_start: one case per kind of problem, end to end."""
+    setting = _misconfigure(tmp_path, setting)
     out = snakemake(tmp_path, "-n", "--config", *setting.split(), check=False)
     assert out.returncode != 0
     assert message in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+    assert not (tmp_path / "results").exists()
 
 
 # ---------------------------------------------------------------- issue 16
