@@ -37,7 +37,7 @@ from repro.claims import (
     verdict,
 )
 from repro.heal import report_lock, retract
-from repro.records import load_run, read_record, run_key
+from repro.records import load_run, outdated_reason, read_record, run_key
 
 log = logging.getLogger("repro.pipeline")
 
@@ -175,12 +175,32 @@ def setup_of(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     return {str(k): str(v) for k, v in zip(table["item"], table["value"], strict=True)}
 
 
+class StaleRunError(ValueError):
+    """A run record lacks a metric its spec's checks or premises read (the run predates them)."""
+
+
+def _require_metrics(spec, record: dict[str, Any], seeds: pd.DataFrame, run_json) -> None:
+    """Every metric the spec's premises and checks read is a column of the run's seeds table;
+    else StaleRunError naming the run, the metric, the check and how to rerun."""
+    for kind, items in (("premise", spec.premises), ("check", spec.checks)):
+        for item in items:
+            if item["metric"] not in seeds.columns:
+                stale = outdated_reason(spec, record, record.get("variant"))
+                why = f"outdated ({stale})" if stale else "made by other code"
+                raise StaleRunError(
+                    f"{run_json}: the run has no metric {item['metric']!r}, which {kind} "
+                    f"{item['id']!r} of {spec.path} reads: the run is {why}; rerun it with "
+                    f"`repro run {spec.id} --scale {record['scale']}`"
+                )
+
+
 def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, Any]:
     """Verdict and metric table for one claim, written beside its run record."""
     spec = load_spec(spec_path)
     record, tables = load_run(run_json)
     scale = record["scale"]
     if record["status"] == "ok":
+        _require_metrics(spec, record, tables["seeds"], run_json)
         checks = evaluate_checks(spec, tables["seeds"])
         premises = evaluate_premises(spec, tables["seeds"])
         label, reason = verdict(spec, scale, checks, premises)
@@ -299,7 +319,10 @@ def main(argv: list[str] | None = None) -> None:
             args.claims_dir,
         )
     elif args.step == "summarise":
-        s = summarise_claim(args.spec, args.run_json)
+        try:
+            s = summarise_claim(args.spec, args.run_json)
+        except StaleRunError as e:
+            raise SystemExit(f"error: {e}") from None
         log.info("%s (%s): %s (%s)", s["id"], s["scale"], s["verdict"], s["reason"])
     elif args.step == "plot":
         plot_figure(args.spec, args.run_json, args.figure, args.out)

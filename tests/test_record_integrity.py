@@ -7,6 +7,7 @@ quick scale; the few that need Snakemake itself are in tests/test_pipeline.py.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -495,3 +496,28 @@ def test_the_report_names_a_missing_summary_file_or_pdf(tmp_path, toy_claims):
     (out / "summary.csv").unlink()
     (fig / "curve.pdf").unlink()
     assert records.missing_outputs(out, fig, ["curve"]) == [out / "summary.csv", fig / "curve.pdf"]
+
+
+def test_summarising_a_run_that_lacks_a_checked_metric_names_it_and_writes_nothing(
+    tmp_path, toy_claims
+):
+    """A run made before a check's metric existed: one message naming the run, the metric, the
+    check and the command that reruns it; the old summary stays as it was (no KeyError)."""
+    results, figures = tmp_path / "results", tmp_path / "figures"
+    out = run_and_report(toy_claims, results, figures)
+    seeds = pd.read_csv(out / "seeds.csv")
+    seeds.drop(columns=["abs_error"]).to_csv(out / "seeds.csv", index=False)
+    before = (out / "summary.json").read_bytes()
+    spec = toy_claims / "toy-mean.yaml"
+    with pytest.raises(pipeline.StaleRunError) as err:
+        pipeline.summarise_claim(spec, out / "run.json")
+    said = str(err.value)
+    assert f"{out / 'run.json'}: the run has no metric 'abs_error'" in said
+    assert f"check 'close' of {spec}" in said and "`repro run toy-mean --scale quick`" in said
+    assert (out / "summary.json").read_bytes() == before
+    cli = subprocess.run(
+        [sys.executable, "-m", "repro.pipeline", "summarise", str(spec), str(out / "run.json")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{FIXTURES}:{ROOT}"},
+    )  # fmt: skip
+    assert cli.returncode == 1 and "Traceback" not in cli.stderr
+    assert "the run has no metric 'abs_error'" in cli.stderr
