@@ -5,6 +5,7 @@
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -113,30 +114,58 @@ wildcard_constraints:
     figure="[a-z0-9_]+",
 
 
-# A claim whose last run raised left a run record with status "error". It must never be trusted:
-# such records get an extra input, this stamp, touched at every start, so they are always older
-# than an input and rerun.
-RETRY_STAMP = Path(".snakemake/gan-claims-retry.stamp")
-RETRY_STAMP.parent.mkdir(exist_ok=True)
-RETRY_STAMP.touch()
+# A run whose record must not be trusted (its last run raised, its record is corrupt or its
+# seeds.csv missing, or it was made by other code, params or seeds) must rerun although run.json
+# exists, and a summary or figure whose record is gone or from another run must be rebuilt
+# (Snakemake alone does not rebuild a missing intermediate whose downstream outputs exist; a real
+# run's heal() has deleted those already, a dry run plans them here). Each run has two stamp
+# files, inputs of its jobs that are always the same files, so Snakemake's record of a job's
+# input set never changes (a stamp that came and went made the next call rerun the claim once
+# more: "Set of input files has changed"). When the jobs must rerun, a stamp gets new content
+# (the reason and the time: Snakemake does not rerun for a newer input whose checksum it has
+# seen) and the current mtime; otherwise it keeps its content and the epoch as mtime. They are
+# set here, before the DAG is built (Snakemake caches mtimes while it builds), by the main
+# process only (a cluster job re-reads this file).
+RETRY_DIR = Path(".snakemake/gan-claims-retry")
+
+
+def _stamp_path(kind, scale, run):
+    return RETRY_DIR / scale / f"{run}.{kind}.stamp"
+
+
+def _set_stamp(path, reason):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if reason:
+        path.write_text(f"{time.time_ns()} {reason}\n")
+    else:
+        path.touch()
+        os.utime(path, (0, 0))
+
+
+if workflow.is_main_process:
+    for _run in RUNS:
+        _claim, _variant = split_run(_run)
+        _dir = Path(f"{RESULTS}/{SCALE}/{_run}")
+        _set_stamp(_stamp_path("run", SCALE, _run), rerun_reason(_dir, SPECS[_claim], _variant))
+        _stale = (_dir / "summary.json").exists() and fresh_summary(_dir) is None
+        _set_stamp(_stamp_path("views", SCALE, _run), "stale summary" if _stale else None)
+
+
+def _stamp(kind, wildcards):
+    path = _stamp_path(kind, wildcards.scale, wildcards.claim)
+    if workflow.is_main_process and not path.exists():  # a run outside this scale's RUNS
+        _set_stamp(path, None)
+    return str(path)
 
 
 def retry_if_failed(wildcards):
-    """The stamp for a record that must rerun although it exists: failed, corrupt, its seeds.csv
-    missing or not matching, or made by other code or params (repro.records.rerun_reason)."""
-    claim, variant = split_run(wildcards.claim)
-    run_dir = Path(f"{RESULTS}/{wildcards.scale}/{wildcards.claim}")
-    return [str(RETRY_STAMP)] if rerun_reason(run_dir, SPECS[claim], variant) else []
+    """run_claim's stamp (new when its record must rerun: repro.records.rerun_reason)."""
+    return _stamp("run", wildcards)
 
 
 def retry_if_stale(wildcards):
-    """The stamp for a summary or figure whose run record is gone, untrustworthy or from another
-    run: Snakemake alone does not rebuild a missing intermediate (run.json) whose downstream
-    outputs exist. A real run's heal() has deleted those already; a dry run plans them here."""
-    run_dir = Path(f"{RESULTS}/{wildcards.scale}/{wildcards.claim}")
-    if not (run_dir / "summary.json").exists():
-        return []
-    return [str(RETRY_STAMP)] if fresh_summary(run_dir) is None else []
+    """The summary's and figures' stamp (new when their run record is gone or another run's)."""
+    return _stamp("views", wildcards)
 
 
 def claim_figures_dir(wildcards):

@@ -454,6 +454,17 @@ def test_changed_code_reruns_the_claim_and_a_dry_run_changes_nothing(tmp_path, t
     record = json.loads((wd / "results/smoke/toy-mean/run.json").read_text())
     assert record["code_hash"] != "" and "<toy_editable>" in record["code_files"]
     assert "Nothing to be done" in snakemake(wd, "-n", *cfg, env=env).stdout
+    # the record kept, the code changed again: its stamp forces the rerun, and that rerun is the
+    # last one (a stamp that came and went made the next call rerun the claim once more: "Set
+    # of input files has changed")
+    (mods / "toy_editable.py").write_text(
+        src.replace('"abs_error": abs(', '"abs_error": 100 * abs(')
+    )
+    out = snakemake(wd, *cfg, env=env)
+    assert "gan-claims-retry/smoke/toy-mean.run.stamp" in out.stdout + out.stderr
+    again = json.loads((wd / "results/smoke/toy-mean/run.json").read_text())
+    assert again["run_id"] != record["run_id"] and again["code_hash"] != record["code_hash"]
+    assert "Nothing to be done" in snakemake(wd, "-n", *cfg, env=env).stdout
 
 
 @pytest.mark.slow
