@@ -6,11 +6,16 @@ the carried wheels (snakemake, POT, ...) and calls this module, which
 1. **self-tests** the device: every claim's experiment at smoke scale, in this process, on the
    device (1 seed; a few seconds each). If one raises or gives a non-finite checked metric, it
    stops before the full run (exit 3), so no GPU minutes go to a broken build;
-2. runs **the full record** through the real pipeline (``snakemake --config scale=full
+2. **plans** which claims fit: with a table of predicted one-H100 seconds per run
+   (``--predicted``, default ``profiles/gpu/predicted_h100.csv``, the columns of ``make
+   budget``'s ``bench/out/budget.csv``), the claims whose runs' predicted seconds add up to at
+   most the time left, shortest first; the others are skipped and listed with their prediction
+   in ``gpurun.json`` (a claim that cannot finish is not started, so no job is killed midway);
+3. runs **the full record** through the real pipeline (``snakemake --config scale=full
    device=...``), ``--jobs`` claims side by side on the one device, each job with its own CUDA
    context; it stops Snakemake at ``--time-limit`` seconds (results are written atomically per
    claim, so whatever finished is a valid record and the rest shows "not run");
-3. **packs** ``results/{scale}`` and ``figures/{scale}`` into ``record.tar.gz`` split into parts
+4. **packs** ``results/{scale}`` and ``figures/{scale}`` into ``record.tar.gz`` split into parts
    of at most ``--part-mb`` MiB (the device tool returns at most 8 files of 16 MiB), plus
    ``gpurun.json`` (what ran, how long, the self-test's per-claim seconds).
 
@@ -71,6 +76,42 @@ def self_test(device: str, claim_ids: list[str] | None = None) -> list[dict[str,
         rows.append(row)
         print(f"self-test {cid}: {'ok' if row['ok'] else row['error']} ({row['seconds']} s)")
     return rows
+
+
+DEFAULT_PREDICTED = ROOT / "profiles" / "gpu" / "predicted_h100.csv"
+
+
+def plan(
+    predicted: Path, budget_s: float, claim_ids: list[str]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The claims of ``claim_ids`` whose predicted seconds fit ``budget_s`` together.
+
+    ``predicted``: CSV with columns claim, variant, predicted_h100_s (one row per run; a claim's
+    variants are separate rows; a row with claim = total is ignored). A claim's cost is the sum
+    over its rows. Claims are taken shortest first while the running sum stays within
+    ``budget_s`` (a conservative rule: as if the claims ran one after another; side by side, the
+    host-bound ones overlap). Returns (chosen ids in the order given, skipped rows: claim,
+    predicted_s or None, why).
+    """
+    import csv
+
+    with open(predicted, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["claim"] != "total"]
+    cost: dict[str, float] = {}
+    for r in rows:
+        cost[r["claim"]] = cost.get(r["claim"], 0.0) + float(r["predicted_h100_s"])
+    chosen, skipped, used = set(), [], 0.0
+    for cid in sorted((c for c in claim_ids if c in cost), key=lambda c: (cost[c], c)):
+        if used + cost[cid] <= budget_s:
+            chosen.add(cid)
+            used += cost[cid]
+        else:
+            why = f"predicted {cost[cid]:,.1f} s; {budget_s - used:,.1f} s of {budget_s:,.0f} left"
+            skipped.append({"claim": cid, "predicted_s": round(cost[cid], 1), "why": why})
+    for cid in claim_ids:
+        if cid not in cost:
+            skipped.append({"claim": cid, "predicted_s": None, "why": f"no row in {predicted}"})
+    return [c for c in claim_ids if c in chosen], skipped
 
 
 def run_pipeline(
@@ -141,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part-mb", type=float, default=15.0)
     ap.add_argument("--dry-run", action="store_true", help="self-test, then plan only (-n)")
     ap.add_argument("--workdir", default=str(ROOT), help="where results/ and figures/ go")
+    ap.add_argument(
+        "--predicted",
+        default=str(DEFAULT_PREDICTED),
+        help="predicted one-H100 seconds per run (CSV as bench/out/budget.csv); 'none': no plan",
+    )
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,12 +200,25 @@ def main(argv: list[str] | None = None) -> int:
         print(report["stopped"], file=sys.stderr)
         return EXIT_SELF_TEST
     budget = args.time_limit - (time.perf_counter() - t0)
+    claim_ids = args.claims
+    if args.predicted != "none" and args.scale == "full":  # the predictions are for full
+        from repro import claims
+
+        every = args.claims or sorted(claims.load_all())
+        claim_ids, skipped = plan(Path(args.predicted), budget, every)
+        report["plan"] = {"predicted": args.predicted, "budget_s": round(budget, 1),
+                          "chosen": claim_ids, "skipped": skipped}  # fmt: skip
+        if not claim_ids:
+            report["stopped"] = f"no claim fits {budget:.0f} s by {args.predicted}"
+            (out / "gpurun.json").write_text(json.dumps(report, indent=1))
+            print(report["stopped"], file=sys.stderr)
+            return 1
     report["pipeline"] = run_pipeline(
         args.scale,
         args.device,
         args.jobs,
         max(budget, 30.0),
-        args.claims,
+        claim_ids,
         args.dry_run,
         Path(args.workdir),
     )

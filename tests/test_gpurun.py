@@ -76,3 +76,68 @@ def test_pack_splits_into_parts_that_reassemble(tmp_path):
     with tarfile.open(whole) as tar:
         assert tar.extractfile("results/full/x/blob.bin").read() == blob
         assert "figures/full/f.png" in tar.getnames()
+
+
+def _predicted(tmp_path, rows):
+    path = tmp_path / "predicted.csv"
+    lines = ["claim,variant,predicted_h100_s"] + [f"{c},{v},{s}" for c, v, s in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_plan_takes_the_shortest_claims_that_fit_summing_their_variants(tmp_path):
+    path = _predicted(
+        tmp_path,
+        [("a", "", 100), ("b", "", 50), ("b", "big", 300), ("c", "", 200), ("d", "", 30),
+         ("total", "", 680)],
+    )  # fmt: skip
+    chosen, skipped = gpurun.plan(path, 335.0, ["a", "b", "c", "d", "e"])
+    # costs: d 30, a 100, c 200, b 350 (50 + its variant); shortest first within 335 s: d, a, c
+    assert chosen == ["a", "c", "d"]  # in the order given
+    assert [s["claim"] for s in skipped] == ["b", "e"]
+    assert skipped[0]["predicted_s"] == 350 and "5.0 s of 335 left" in skipped[0]["why"]
+    assert skipped[1]["predicted_s"] is None and "no row in" in skipped[1]["why"]
+    # nothing fits: nothing chosen; everything fits: all of them
+    assert gpurun.plan(path, 10.0, ["a", "d"])[0] == []
+    assert gpurun.plan(path, 1e9, ["a", "b", "c", "d"])[0] == ["a", "b", "c", "d"]
+
+
+def test_the_committed_predictions_cover_every_run_at_full_and_the_plan_fits_480_s():
+    """profiles/gpu/predicted_h100.csv has one row per run the full scale makes (each claim and
+    each variant declared for full), so the plan skips no claim for want of a prediction."""
+    import csv
+
+    from repro import claims
+
+    specs = claims.load_all()
+    with open(gpurun.DEFAULT_PREDICTED, newline="") as f:
+        rows = {(r["claim"], r["variant"]) for r in csv.DictReader(f)}
+    want = {(c, "") for c in specs} | {(c, v) for c in specs for v in specs[c].variants_at("full")}
+    assert rows == want
+    chosen, skipped = gpurun.plan(gpurun.DEFAULT_PREDICTED, 480.0, sorted(specs))
+    assert chosen and all(s["predicted_s"] is not None for s in skipped)
+    assert set(chosen) | {s["claim"] for s in skipped} == set(specs)
+
+
+def test_a_full_run_starts_only_the_planned_claims_and_records_the_skipped(tmp_path, monkeypatch):
+    path = _predicted(tmp_path, [("optimal-discriminator", "", 10), ("noise-bound", "", 1000)])
+    monkeypatch.setattr(
+        gpurun, "self_test", lambda dev, ids: [{"claim": c, "ok": True} for c in ids]
+    )
+    started = {}
+
+    def pipeline(scale, device, jobs, limit, ids, dry_run, workdir):
+        started.update(scale=scale, ids=ids, limit=limit)
+        return {"rc": 0}
+
+    monkeypatch.setattr(gpurun, "run_pipeline", pipeline)
+    monkeypatch.setattr(gpurun, "pack", lambda *a, **k: [])
+    out = tmp_path / "out"
+    rc = gpurun.main(
+        ["--scale", "full", "--device", "cpu", "--claims", *CLAIMS, "--out", str(out),
+         "--predicted", str(path), "--time-limit", "480"]
+    )  # fmt: skip
+    assert rc == 0 and started["scale"] == "full" and started["ids"] == ["optimal-discriminator"]
+    report = json.loads((out / "gpurun.json").read_text())
+    assert report["plan"]["chosen"] == ["optimal-discriminator"]
+    assert [s["claim"] for s in report["plan"]["skipped"]] == ["noise-bound"]
