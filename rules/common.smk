@@ -14,7 +14,7 @@ from repro.claims import VARIANT_SEP
 from repro.heal import heal, rebuild_views
 from repro.records import fresh_summary, missing_outputs, rerun_reason
 from repro.report import check_rst, departures_rst, landing_rst, rst_escape
-from repro.workflow import StartProblem, check_start
+from repro.workflow import StartProblem, check_start, runs_at as claim_runs
 
 # The rules call `python -m repro...`: the interpreter running Snakemake (it has the package and
 # its dependencies) goes first on PATH, so no local interpreter path appears in the rules, the
@@ -63,9 +63,7 @@ def split_run(run):
 def runs_at(scale, claims=None):
     """Every run of the selected claims at ``scale``: primary runs, then declared variants."""
     claims = SELECTED if claims is None else claims
-    return [run_id(c) for c in claims] + [
-        run_id(c, v) for c in claims for v in SPECS[c].variants_at(scale)
-    ]
+    return [run_id(c, v) for c, v in claim_runs(SPECS, claims, scale)]
 
 
 ALL_RUNS = sorted({r for s in ("smoke", "quick", "full") for r in runs_at(s, list(SPECS))})

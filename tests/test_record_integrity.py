@@ -7,7 +7,6 @@ quick scale; the few that need Snakemake itself are in tests/test_pipeline.py.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -517,7 +516,7 @@ def test_summarising_a_run_that_lacks_a_checked_metric_names_it_and_writes_nothi
     assert (out / "summary.json").read_bytes() == before
     cli = subprocess.run(
         [sys.executable, "-m", "repro.pipeline", "summarise", str(spec), str(out / "run.json")],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{FIXTURES}:{ROOT}"},
+        capture_output=True, text=True,  # toy_env put the toy experiments in os.environ
     )  # fmt: skip
     assert cli.returncode == 1 and "Traceback" not in cli.stderr
     assert "the run has no metric 'abs_error'" in cli.stderr
