@@ -16,6 +16,7 @@ import yaml
 from scipy import stats
 
 from repro import divergences as dv
+from repro.engine import generators
 from repro.experiments import critic_tracks_quality as ctq
 from repro.experiments import wgan_critic_vs_discriminator as wcd
 from repro.nets import BatchedMLP
@@ -89,11 +90,13 @@ def test_tracking_per_seed_on_a_hand_made_table():
     assert row["gan_js_gap_median"] == pytest.approx(dv.LOG2 - 0.685)
 
 
-def test_estimates_of_a_constant_net_are_zero():
+@pytest.mark.parametrize("ambient_dim", [2, 5])
+def test_estimates_of_a_constant_net_are_zero(ambient_dim):
     params = {
         "n_modes": 8,
         "ring_radius": 2.0,
         "mode_std": 0.05,
+        "ambient_dim": ambient_dim,
         "z_dim": 2,
         "hidden": 8,
         "depth": 1,
@@ -108,9 +111,25 @@ def test_estimates_of_a_constant_net_are_zero():
     for kind in ("wgan", "gan"):
         ev = ctq.evaluate_checkpoint(g, d, real, params, [0, 1], kind, torch.device("cpu"))
         np.testing.assert_allclose(ev["estimate"].numpy(), 0.0, atol=1e-6)
-        assert ev["real"].shape == ev["fake"].shape == (2, 32, 2)  # n_w1 samples kept for W1
+        # n_w1 samples kept for W1, in R^ambient_dim
+        assert ev["real"].shape == ev["fake"].shape == (2, 32, ambient_dim)
         (w1,) = ctq.w1_after([(0, ev)], [0, 1])  # solved after training
         assert np.all(w1 > 0)
+
+
+def test_ring_lies_in_the_first_plane_and_keeps_its_radius():
+    """ambient_dim pads the ring with zeros: the first two coordinates are the 2-D ring (the same
+    numbers as ambient_dim 2), the others are exactly 0; below 2 is refused."""
+    base = {"n_modes": 8, "ring_radius": 2.0, "mode_std": 0.05}
+    flat = ctq._mixture({**base, "ambient_dim": 2})(generators([3], "data"), 256)
+    high = ctq._mixture({**base, "ambient_dim": 6})(generators([3], "data"), 256)
+    assert high.shape == (1, 256, 6)
+    torch.testing.assert_close(high[..., :2], flat)
+    assert torch.all(high[..., 2:] == 0)
+    radius = flat.norm(dim=-1)
+    assert float((radius - 2.0).abs().max()) < 0.5  # std 0.05 around radius 2
+    with pytest.raises(ValueError, match="ambient_dim must be >= 2"):
+        ctq._mixture({**base, "ambient_dim": 1})
 
 
 # ------------------------------------------------------------------------------ smoke

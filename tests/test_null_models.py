@@ -14,6 +14,7 @@ not report yet).
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from pathlib import Path
 
@@ -283,3 +284,25 @@ def test_saturation_learning_premise_fails_for_structureless_generators():
     real = t[torch.randperm(len(t), generator=g)[:n]]
     ratio = divergences.w1_samples(real.numpy(), h.numpy()) / w1_mean
     assert OPS[premise["op"]](ratio, premise["value"]), ratio
+
+
+def test_gan_saturation_premise_fails_for_a_chance_and_an_untrained_discriminator():
+    """critic-tracks-quality's gan_d_saturated (median log 2 - JS estimate <= log 2 / 2) fails for
+    a discriminator at chance (logit 0: D = 1/2, JS estimate 0, gap log 2) and for the claim's
+    untrained D at full params against its untrained G (gap ~ log 2); a D with zero loss (gap 0)
+    meets it."""
+    from repro.experiments import critic_tracks_quality as ctq
+
+    spec = _spec("critic-tracks-quality")
+    (premise,) = [p for p in spec.premises if p["id"] == "gan_d_saturated"]
+    assert premise["metric"] == "gan_js_gap_median"
+    params = dict(spec.params("full"))
+    params.update(n_eval=512, n_w1=16)
+    g, d = ctq._gan_pair(params, SEEDS, torch.device("cpu"))
+    real = ctq._mixture(params)
+    ev = ctq.evaluate_checkpoint(g, d, real, params, SEEDS, "gan", torch.device("cpu"))
+    gaps = (math.log(2) - ev["estimate"]).tolist()
+    assert all(g > 0.6 for g in gaps), gaps  # untrained: near chance
+    for gap in [*gaps, math.log(2)]:
+        assert not OPS[premise["op"]](gap, premise["value"]), gap
+    assert OPS[premise["op"]](0.0, premise["value"])

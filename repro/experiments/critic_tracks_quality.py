@@ -1,5 +1,6 @@
 """critic-tracks-quality (Arjovsky, Chintala & Bottou 2017, WGAN Sec. 4.2, Figs. 3-4): while a
-weight-clipped WGAN trains on a 2-D ring of Gaussians, its critic's held-out estimate
+weight-clipped WGAN trains on a ring of Gaussians (in a 2-D plane of R^ambient_dim, so that data
+and samples lie on near-disjoint low-dimensional supports), its critic's held-out estimate
 E_data f - E_G f rises and falls with the exact W1 between generated samples and data (Spearman
 rank correlation across checkpoints); for a standard GAN on the same data the JS estimate of its
 discriminator is compared with the exact W1 in the same way.
@@ -34,16 +35,28 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _mixture(params: Mapping[str, Any]):
+    """The ring of Gaussians in the plane of the first two of ``ambient_dim`` coordinates (the
+    others 0): with ``ambient_dim`` > 2 the data lie on a 2-D plane of R^ambient_dim, and a
+    generator from R^z_dim almost surely puts its mass off it (Arjovsky & Bottou 2017, Lemma 2 /
+    Thm 2.1: near-disjoint supports, the regime of WGAN Fig. 4). ``ambient_dim`` = 2 is the
+    plain 2-D ring."""
     means = ring_means(int(params["n_modes"]), float(params["ring_radius"]))
-    return lambda gens, batch, device=None: sample_mixture(
-        gens, batch, means, float(params["mode_std"]), device=device
-    )
+    pad = int(params["ambient_dim"]) - means.shape[1]
+    if pad < 0:
+        raise ValueError(f"ambient_dim must be >= 2, got {params['ambient_dim']}")
+
+    def sample(gens, batch, device=None):
+        x = sample_mixture(gens, batch, means, float(params["mode_std"]), device=device)
+        return F.pad(x, (0, pad)) if pad else x
+
+    return sample
 
 
 def _gan_pair(params: Mapping[str, Any], seeds: Sequence[int], device):
     z_dim, h, depth = int(params["z_dim"]), int(params["hidden"]), int(params["depth"])
-    g = BatchedMLP((z_dim, *[h] * depth, 2), seeds, stream=STREAMS["g_init"]).to(device)
-    d = BatchedMLP((2, *[h] * depth, 1), seeds, stream=STREAMS["d_init"]).to(device)
+    x_dim = int(params["ambient_dim"])
+    g = BatchedMLP((z_dim, *[h] * depth, x_dim), seeds, stream=STREAMS["g_init"]).to(device)
+    d = BatchedMLP((x_dim, *[h] * depth, 1), seeds, stream=STREAMS["d_init"]).to(device)
     return g, d
 
 
@@ -52,7 +65,7 @@ def evaluate_checkpoint(
 ) -> dict[str, torch.Tensor]:
     """On fresh held-out batches (evaluation stream, reseeded so every checkpoint sees the same
     real samples and latent codes): the net's estimate (S,) and the first ``n_w1`` real and fake
-    samples (S, n_w1, 2), whose exact W1 (``w1_after``) is solved after training.
+    samples (S, n_w1, ambient_dim), whose exact W1 (``w1_after``) is solved after training.
 
     WGAN: E_real f - E_fake f. GAN: V/2 + log 2 with V = E log D(real) + E log(1 - D(fake)),
     the JS estimate of WGAN Sec. 4.2 / Fig. 4.
@@ -229,6 +242,7 @@ EXPERIMENT = Experiment(
         "n_modes",
         "ring_radius",
         "mode_std",
+        "ambient_dim",
         "z_dim",
         "hidden",
         "depth",
