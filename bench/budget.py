@@ -132,11 +132,29 @@ def _fresh_d() -> list[Phase]:
     ]
 
 
+def _critic_warmup() -> list[Phase]:
+    # critic-tracks-quality: the WGAN critic takes warmup_d_steps (100) instead of d_steps (5)
+    # before the first warmup_g_steps G steps and every warmup_every-th. Counted as two loops:
+    # every G step at the steady d_steps (warm-up off), then the extra of a warm G step (its
+    # count grows with warmup_g_steps at a fixed length), priced at the run's number of warm steps.
+    # Counting only the first few steps (all warm) would price all 5,000 steps as warm ones.
+    def warm_steps(p) -> int:
+        start, every, steps = int(p["warmup_g_steps"]), int(p["warmup_every"]), int(p["steps"])
+        if int(p["warmup_d_steps"]) <= 0:
+            return 0
+        return min(start, steps) + sum(1 for t in range(start, steps) if t % every == 0)
+
+    return [
+        _loop("steps", warmup_d_steps=0),
+        Phase("warmup_g_steps", 2, 4, 2, 4, warm_steps, {"steps": 4}, "warm-up G step"),
+    ]
+
+
 # claim -> its training loops. Analytic claims have none (their cost is host numerics).
 PHASES: dict[str, list[Phase]] = {
     "annealed-noise-training": [_loop("steps")],
     "clipping-gradients": [_loop("steps"), _loop("surface_steps")],
-    "critic-tracks-quality": [_loop("steps")],
+    "critic-tracks-quality": _critic_warmup(),
     "d-perfect": [*_fresh_d(), _loop("classifier_steps")],
     "dirac-gan": [_loop("n_steps")],
     "fenchel-conjugates": [_loop("steps")],

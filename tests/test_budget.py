@@ -179,3 +179,26 @@ def test_budget_prices_the_w1_pool_only_where_it_is_called(monkeypatch):
     assert with_pool.predicted_h100_s == pytest.approx(
         without.predicted_h100_s + with_pool.w1_pool_s
     )
+
+
+def test_critic_warm_up_is_priced_at_its_own_number_of_steps():
+    """critic-tracks-quality's warm-up (100 critic steps for the first 25 G steps and every
+    500th, the WGAN authors' schedule) is a loop of its own: 25 + 9 (500, ..., 4,500) = 34 warm
+    steps of 5,000; none without a warm-up; the steady loop counts with the warm-up off."""
+    from repro.experiments.critic_tracks_quality import critic_steps
+
+    steady, warm = budget.PHASES["critic-tracks-quality"]
+    assert steady.param == "steps" and steady.fixed == {"warmup_d_steps": 0}
+    assert warm.param == "warmup_g_steps" and warm.fixed["steps"] >= warm.hi
+    p = {
+        "steps": 5000,
+        "warmup_g_steps": 25,
+        "warmup_every": 500,
+        "warmup_d_steps": 100,
+        "d_steps": 5,
+        "gan_d_steps": 1,
+    }
+    n_warm = sum(critic_steps(p, "wgan", t) == 100 for t in range(p["steps"]))
+    assert warm.full_steps(p) == n_warm == 34
+    assert warm.full_steps({**p, "warmup_d_steps": 0}) == 0
+    assert warm.full_steps({**p, "steps": 10}) == 10  # a run shorter than the warm-up
