@@ -194,6 +194,18 @@ def _require_metrics(spec, record: dict[str, Any], seeds: pd.DataFrame, run_json
                 )
 
 
+def _mark_unjudged(spec, checks: list[dict[str, Any]]) -> None:
+    """A check measured on fewer voting seeds than the spec's ``min_seeds`` decides nothing (the
+    verdict is inconclusive): its ``passed`` becomes None and ``not_judged`` says why, so no table
+    shows a 'holds' computed on, say, 2 seeds. Its measured value stays, for the record."""
+    for c in checks:
+        if c["n_seeds"] < spec.min_seeds:
+            c["passed"] = None
+            c["not_judged"] = (
+                f"{c['n_seeds']} voting seed(s), fewer than min_seeds={spec.min_seeds}"
+            )
+
+
 def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, Any]:
     """Verdict and metric table for one claim, written beside its run record."""
     spec = load_spec(spec_path)
@@ -204,6 +216,7 @@ def summarise_claim(spec_path: str | Path, run_json: str | Path) -> dict[str, An
         checks = evaluate_checks(spec, tables["seeds"])
         premises = evaluate_premises(spec, tables["seeds"])
         label, reason = verdict(spec, scale, checks, premises)
+        _mark_unjudged(spec, checks)
     else:
         checks, premises = [], []
         label, reason = "error", record.get("error", "the experiment failed")

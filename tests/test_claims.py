@@ -526,3 +526,32 @@ def test_every_repo_check_and_premise_has_a_basis_and_every_empirical_spec_depar
             assert "departures" in spec.data, spec.id
         metrics = [c["metric"] for c in spec.checks]
         assert len(metrics) == len(set(metrics)), f"{spec.id}: two checks on one metric"
+
+
+def test_checks_on_fewer_voting_seeds_than_min_seeds_are_not_judged(tmp_path, toy_env):
+    """A check measured on fewer voting seeds than min_seeds decides nothing: its 'passed' is
+    None with the reason, and no table says it holds (critic-tracks-quality's full record showed
+    'holds: yes' for a t-test on the 2 seeds that met every premise)."""
+    from repro import pipeline
+    from repro.report.claims_table import measured_text
+
+    data = toy_spec()
+    data["min_seeds"] = 3
+    # one seed's mean is the smallest of the three: a premise that keeps the other two
+    pipeline.run_claim(write(tmp_path, data), "quick", tmp_path / "pilot")
+    means = sorted(pd.read_csv(tmp_path / "pilot" / "seeds.csv")["mean"])
+    data["premises"] = [{"id": "p", "metric": "mean", "op": ">", "value": means[0],
+                         "description": "d", "basis": "b"}]  # fmt: skip
+    path = write(tmp_path, data)
+    pipeline.run_claim(path, "quick", tmp_path / "out")
+    summary = pipeline.summarise_claim(path, tmp_path / "out" / "run.json")
+    assert summary["verdict"] == "inconclusive"
+    assert "2 valid seed(s), fewer than min_seeds=3" in summary["reason"]
+    close = summary["checks"][0]
+    assert close["n_seeds"] == 2 and close["passed"] is None  # measured, but not judged
+    assert close["not_judged"] == "2 voting seed(s), fewer than min_seeds=3"
+    assert "abs_error: not judged (2 voting seed(s), fewer than min_seeds=3)" in measured_text(
+        summary
+    )
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "not judged" in md and "| yes |" not in md.split("Pre-registered")[-1]

@@ -77,7 +77,9 @@ def measured_text(summary: dict[str, Any]) -> str:
     parts = [premises_text(summary)] if premises_text(summary) else []
     for c in summary.get("checks", []):
         mark = {True: "✓", False: "✗", None: "?"}[c["passed"]]
-        if "test" in c:
+        if c.get("not_judged"):
+            parts.append(f"{c['metric']}: not judged ({c['not_judged']})")
+        elif "test" in c:
             parts.append(f"{c['metric']}: p = {fmt(c['measured'])} ({c['rule']} {mark})")
         elif c.get("op") == "within":
             parts.append(
@@ -106,7 +108,7 @@ def summary_checks_hash(summary: dict[str, Any]) -> str:
     if summary.get("checks_hash"):
         return summary["checks_hash"]
     evaluated = {"measured", "passed", "n_seeds", "mean", "ci95", "per_seed", "rule", "seeds",
-                 "met", "n_met"}  # fmt: skip
+                 "met", "n_met", "not_judged"}  # fmt: skip
     checks = [{k: v for k, v in c.items() if k not in evaluated} for c in summary["checks"]]
     premises = [
         {k: v for k, v in c.items() if k not in evaluated} for c in summary.get("premises", [])

@@ -148,7 +148,9 @@ def _checks_rows(checks: list[dict[str, Any]]) -> list[str]:
             ci,
             per_seed,
             fmt(c.get("reported")),
-            {True: "yes", False: "no", None: "n/a"}[c["passed"]],
+            f"not judged: {c['not_judged']}"
+            if c.get("not_judged")
+            else {True: "yes", False: "no", None: "n/a"}[c["passed"]],
         ]
         lines.append("| " + " | ".join(md_cell(x) for x in cells) + " |")
     return lines

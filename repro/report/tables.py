@@ -109,7 +109,9 @@ def write_claim_tables(
                 "metric": c["metric"],
                 "rule": c["rule"],
                 "measured": c["measured"],
-                "passed": {True: "yes", False: "no", None: "n/a"}[c["passed"]],
+                "passed": "not judged"
+                if c.get("not_judged")
+                else {True: "yes", False: "no", None: "n/a"}[c["passed"]],
             }
             if role == "check" or "n_met" not in c
             else {
