@@ -136,13 +136,16 @@ def _critic_warmup() -> list[Phase]:
     # critic-tracks-quality: the WGAN critic takes warmup_d_steps (100) instead of d_steps (5)
     # before the first warmup_g_steps G steps and every warmup_every-th. Counted as two loops:
     # every G step at the steady d_steps (warm-up off), then the extra of a warm G step (its
-    # count grows with warmup_g_steps at a fixed length), priced at the run's number of warm steps.
-    # Counting only the first few steps (all warm) would price all 5,000 steps as warm ones.
+    # count grows with warmup_g_steps at a fixed length), priced at the run's number of warm steps
+    # (from the experiment's own schedule, ``critic_steps``). Counting only the first few steps
+    # (all warm) would price all 5,000 steps as warm ones.
+    from repro.experiments.critic_tracks_quality import critic_steps
+
     def warm_steps(p) -> int:
-        start, every, steps = int(p["warmup_g_steps"]), int(p["warmup_every"]), int(p["steps"])
-        if int(p["warmup_d_steps"]) <= 0:
+        warm = int(p["warmup_d_steps"])
+        if warm <= 0:
             return 0
-        return min(start, steps) + sum(1 for t in range(start, steps) if t % every == 0)
+        return sum(critic_steps(p, "wgan", t) == warm for t in range(int(p["steps"])))
 
     return [
         _loop("steps", warmup_d_steps=0),

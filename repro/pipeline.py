@@ -197,7 +197,9 @@ def _require_metrics(spec, record: dict[str, Any], seeds: pd.DataFrame, run_json
 def _mark_unjudged(spec, checks: list[dict[str, Any]]) -> None:
     """A check measured on fewer voting seeds than the spec's ``min_seeds`` decides nothing (the
     verdict is inconclusive): its ``passed`` becomes None and ``not_judged`` says why, so no table
-    shows a 'holds' computed on, say, 2 seeds. Its measured value stays, for the record."""
+    shows a 'holds' computed on, say, 2 seeds. Its measured value stays, for the record.
+    (Here and not in ``repro.claims.verdict``: that module is in every run record's code key, so
+    changing it would outdate every record although no number changes.)"""
     for c in checks:
         if c["n_seeds"] < spec.min_seeds:
             c["passed"] = None

@@ -26,7 +26,7 @@ from repro.report.claims_table import (
     summary_checks_hash,
 )
 from repro.report.history import read_history, update_history
-from repro.report.tables import fmt, to_markdown
+from repro.report.tables import fmt, holds_label, to_markdown
 
 
 def repository_url(citation: Path = ROOT / "CITATION.cff") -> str | None:
@@ -148,9 +148,7 @@ def _checks_rows(checks: list[dict[str, Any]]) -> list[str]:
             ci,
             per_seed,
             fmt(c.get("reported")),
-            f"not judged: {c['not_judged']}"
-            if c.get("not_judged")
-            else {True: "yes", False: "no", None: "n/a"}[c["passed"]],
+            holds_label(c) + (f": {c['not_judged']}" if c.get("not_judged") else ""),
         ]
         lines.append("| " + " | ".join(md_cell(x) for x in cells) + " |")
     return lines
@@ -172,7 +170,7 @@ def _premise_rows(premises: list[dict[str, Any]]) -> list[str]:
             p["rule"],
             f"{p['n_met']} of {p['n_seeds']}",
             per_seed,
-            {True: "yes", False: "no", None: "n/a"}[p["passed"]],
+            holds_label(p),
         ]
         lines.append("| " + " | ".join(md_cell(x) for x in cells) + " |")
     return lines

@@ -16,6 +16,14 @@ from repro.claims import Spec
 from repro.stats import interval
 
 
+def holds_label(c: dict[str, Any]) -> str:
+    """A check's or premise's state in a table: yes / no / n/a, or 'not judged' for a check
+    measured on fewer voting seeds than min_seeds (``not_judged``, set by the summary)."""
+    if c.get("not_judged"):
+        return "not judged"
+    return {True: "yes", False: "no", None: "n/a"}[c["passed"]]
+
+
 def fmt(x: Any) -> str:
     """A number for humans: 4 significant digits, NaN as an em dash."""
     if x is None:
@@ -109,9 +117,7 @@ def write_claim_tables(
                 "metric": c["metric"],
                 "rule": c["rule"],
                 "measured": c["measured"],
-                "passed": "not judged"
-                if c.get("not_judged")
-                else {True: "yes", False: "no", None: "n/a"}[c["passed"]],
+                "passed": holds_label(c),
             }
             if role == "check" or "n_met" not in c
             else {
@@ -120,7 +126,7 @@ def write_claim_tables(
                 "metric": c["metric"],
                 "rule": c["rule"],
                 "measured": f"{c['n_met']} of {c['n_seeds']} seeds met it",
-                "passed": {True: "yes", False: "no", None: "n/a"}[c["passed"]],
+                "passed": holds_label(c),
             }
             for role, group in (("premise", premises), ("check", checks))
             for c in group
