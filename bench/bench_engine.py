@@ -33,8 +33,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from repro.data import get_sampler, sample_normal  # noqa: E402
+from repro.engine.streams import Stream  # noqa: E402
 from repro.losses import get_objective  # noqa: E402
-from repro.nets import STREAM_D, STREAM_DATA, BatchedMLP, seed_generators  # noqa: E402
+from repro.nets import STREAM_D, STREAM_DATA, BatchedMLP  # noqa: E402
 from repro.train import TrainConfig, train_gan  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -77,7 +78,7 @@ def _train_one(seed: int, steps: int, args, device: torch.device) -> None:
     D = _plain_mlp((2, args.width, args.width, 1)).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    obj, gens, b = get_objective("non-saturating"), seed_generators([seed], STREAM_DATA), args.batch
+    obj, gens, b = get_objective("non-saturating"), Stream([seed], STREAM_DATA, device), args.batch
     for _ in range(steps):
         x = RING(gens, b, device=device)[0]
         z = sample_normal(gens, b, args.z_dim, device=device)[0]

@@ -187,20 +187,21 @@ ANALYTIC_S = {"minus-log-d-is-kl-minus-2js": 35.0, "noise-bound": 60.0}
 def calibrate_host_op_us(repeats: int = 9, n: int = 50) -> float:
     """Microseconds per host op as the experiments issue them, measured on this machine.
 
-    The host ops of a step are mostly per-seed sampling on CPU generators; we time
-    ``repro.experiments.optimal_discriminator.draw_batch`` (3 pairs x 10 seeds x 512 samples:
-    multinomial, randn, indexing, copies per seed, Python loop included) and divide by its op
-    count. The
-    fastest of ``repeats`` timings of ``n`` calls: on a shared machine the others measure the
-    neighbours' load.
+    Host ops are what a step still runs on CPU tensors (Python-side bookkeeping, small CPU
+    tensors); since every draw moved onto the device (``repro.engine.streams.Stream``) no
+    sampling is among them. We time a representative mix of small CPU ops:
+    ``repro.experiments.optimal_discriminator.draw_batch`` on a CPU stream (3 pairs x 10 seeds x
+    64 samples: small integer, float64 and indexing ops, as a step's host ops are) and divide by
+    its op count. The fastest of ``repeats`` timings of ``n`` calls: on a shared machine the others
+    measure the neighbours' load.
     """
+    from repro.engine.streams import Stream
     from repro.experiments.optimal_discriminator import draw_batch
-    from repro.nets import seed_generators
 
-    gens = seed_generators(range(10), 2)
+    gens = Stream(range(10), "data", "cpu")
 
     def call():
-        return draw_batch(["shift", "scale", "mixture"], gens, 512)
+        return draw_batch(["shift", "scale", "mixture"], gens, 64)
 
     with Counting() as mode:
         call()

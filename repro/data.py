@@ -1,9 +1,10 @@
 """Data for the GAN claims: toy samplers and the 8x8 digits, drawn per seed.
 
-Every sampler takes ``gens``, one ``torch.Generator`` per seed (see ``repro.nets.seed_generators``),
-and returns a batch of shape (S, B, d): row s is drawn from ``gens[s]`` alone, so a batched run
-over seeds [a, b] sees exactly the data of two single-seed runs. Draws happen on the CPU (cheap
-for these sizes, and the same numbers on every device); pass ``device`` to move the batch.
+Every sampler takes ``gens``, a ``repro.engine.streams.Stream`` (one named random stream for S
+copies, drawn on its device from a counter-based hash of (seed, stream, call, position)), and
+returns a batch of shape (S, B, d): row s depends on copy s's seed alone, so a batched run over
+seeds [a, b] sees exactly the data of two single-seed runs, on the CPU and on a GPU alike. The
+batch lives on the stream's device; ``device`` moves it elsewhere.
 
 Public API:
     SAMPLERS, get_sampler(name, **params) -> Sampler   toy samplers by name (partial application)
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from repro.engine.streams import Stream
 from repro.fashion_mnist import (  # re-exported: the data sets on disk live there
     AUTO,  # noqa: F401
     DATA_DIR_ENV,  # noqa: F401
@@ -63,9 +65,8 @@ RING_RADIUS, RING_MODE_STD = 1.0, 0.01
 GRID_SPACING, GRID_MODE_STD = 2.0, 0.05
 
 
-def _stack(draws: list[torch.Tensor], device: Any) -> torch.Tensor:
-    out = torch.stack(draws)
-    return out if device is None else out.to(device, non_blocking=True)
+def _to(x: torch.Tensor, device: Any) -> torch.Tensor:
+    return x if device is None else x.to(device, non_blocking=True)
 
 
 def ring_means(n_modes: int = 8, radius: float = RING_RADIUS) -> torch.Tensor:
@@ -89,7 +90,7 @@ def grid_means(n_per_side: int = 5, spacing: float = GRID_SPACING) -> torch.Tens
 
 
 def sample_mixture(
-    gens: Sequence[torch.Generator],
+    gens: Stream,
     batch: int,
     means: torch.Tensor,
     mode_std: float | Sequence[float],
@@ -100,14 +101,14 @@ def sample_mixture(
     """x = mu_c + std_c * eps with c ~ Categorical(weights), eps ~ N(0, I_d), per seed.
 
     Args:
-        gens: one generator per seed.
+        gens: the copies' random stream (S copies).
         batch: samples per seed B.
         means: (K, d) component means.
         mode_std: one std for every component, or one per component.
         weights: mixture weights (normalised here); uniform when None.
 
     Returns:
-        (S, B, d) samples; per seed the component indices are drawn first, then the noise.
+        (S, B, d) samples; the component indices are drawn first, then the noise.
     """
     means = torch.as_tensor(means, dtype=torch.float64)
     k, d = means.shape
@@ -115,19 +116,15 @@ def sample_mixture(
     probs = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
     if probs is not None and (probs.shape != (k,) or (probs < 0).any()):
         raise ValueError(f"weights must be {k} non-negative numbers, got {weights}")
-    draws = []
-    for g in gens:
-        if probs is None:
-            comp = torch.randint(k, (batch,), generator=g)
-        else:
-            comp = torch.multinomial(probs, batch, replacement=True, generator=g)
-        eps = torch.randn(batch, d, generator=g, dtype=torch.float64)
-        draws.append((means[comp] + stds[comp, None] * eps).to(dtype or torch.get_default_dtype()))
-    return _stack(draws, device)  # (S, B, d)
+    comp = gens.randint(k, batch) if probs is None else gens.categorical(probs, batch)  # (S, B)
+    eps = gens.normal(batch, d, dtype=torch.float64)
+    means, stds = means.to(eps.device), stds.to(eps.device)
+    x = means[comp] + stds[comp, None] * eps
+    return _to(x.to(dtype or torch.get_default_dtype()), device)  # (S, B, d)
 
 
 def sample_ring(
-    gens: Sequence[torch.Generator],
+    gens: Stream,
     batch: int,
     n_modes: int = 8,
     radius: float = RING_RADIUS,
@@ -139,7 +136,7 @@ def sample_ring(
 
 
 def sample_grid(
-    gens: Sequence[torch.Generator],
+    gens: Stream,
     batch: int,
     n_per_side: int = 5,
     spacing: float = GRID_SPACING,
@@ -151,7 +148,7 @@ def sample_grid(
 
 
 def sample_mixture_1d(
-    gens: Sequence[torch.Generator],
+    gens: Stream,
     batch: int,
     means: Sequence[float],
     mode_std: float | Sequence[float],
@@ -164,29 +161,24 @@ def sample_mixture_1d(
 
 
 def sample_parallel_lines(
-    gens: Sequence[torch.Generator], batch: int, theta: float = 0.0, device: Any = None
+    gens: Stream, batch: int, theta: float = 0.0, device: Any = None
 ) -> torch.Tensor:
     """(theta, Z) with Z ~ U[0, 1]: the distribution P_theta of WGAN Example 1. (S, B, 2)."""
-    draws = []
-    for g in gens:
-        z = torch.rand(batch, generator=g)
-        draws.append(torch.stack([torch.full_like(z, float(theta)), z], dim=1))
-    return _stack(draws, device)
+    z = gens.uniform(batch, dtype=torch.get_default_dtype())
+    return _to(torch.stack([torch.full_like(z, float(theta)), z], dim=2), device)
 
 
 def sample_line_pairs(
-    thetas: Sequence[float], gens: Sequence[torch.Generator], batch: int
+    thetas: Sequence[float], gens: Stream, batch: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples of P0 and P_theta for every (theta, seed) copy, copy index = theta * S + seed.
 
     Returns (real, fake), each (T*S, B, 2): real = (0, z), fake = (theta, z'), z, z' ~ U[0, 1].
     """
     n_t, n_s = len(thetas), len(gens)
-    z = torch.empty(n_t, n_s, 2, batch)
-    for s, gen in enumerate(gens):
-        z[:, s] = torch.rand(n_t, 2, batch, generator=gen)
+    z = gens.uniform(n_t, 2, batch, dtype=torch.get_default_dtype()).transpose(0, 1)  # (T,S,2,B)
     th = (
-        torch.tensor(thetas, dtype=torch.get_default_dtype())
+        torch.tensor(thetas, dtype=torch.get_default_dtype(), device=z.device)
         .reshape(n_t, 1, 1)
         .expand(n_t, n_s, batch)
     )
@@ -198,19 +190,19 @@ def sample_line_pairs(
 def sample_noisy_line_pairs(
     noise_stds: Sequence[float],
     thetas: Sequence[float],
-    gens: Sequence[torch.Generator],
+    gens: Stream,
     batch: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy samples of P0 and P_theta for every copy: (real, fake), each (N*T*S, B, 2).
 
-    Seed s draws its lines and its noise from ``gens[s]`` only; the noise goes through the shared
+    Seed s's lines and noise depend on its seed alone; the noise goes through the shared
     transform ``repro.noise.add_instance_noise`` (one call per noise std).
     """
     n_n, n_t, n_s = len(noise_stds), len(thetas), len(gens)
-    z = torch.stack([torch.rand(n_n, n_t, 2, batch, generator=g) for g in gens])  # (S,N,T,2,B)
-    th = torch.tensor([0.0, 1.0]).reshape(1, 1, 1, 2, 1) * torch.tensor(thetas).reshape(
-        1, 1, n_t, 1, 1
-    )
+    z = gens.uniform(n_n, n_t, 2, batch, dtype=torch.get_default_dtype())  # (S, N, T, 2, B)
+    th = torch.tensor([0.0, 1.0], device=z.device).reshape(1, 1, 1, 2, 1) * torch.tensor(
+        thetas, device=z.device
+    ).reshape(1, 1, n_t, 1, 1)
     x = torch.stack([th.expand_as(z), z], dim=-1)  # (S, N, T, 2 sides, B, 2)
     noisy = []
     for i, std in enumerate(noise_stds):
@@ -226,7 +218,7 @@ SWISS_SCALE = 7.5  # WGAN-GP toy code: make_swiss_roll(noise=0.25) columns (0, 2
 
 
 def sample_swiss_roll(
-    gens: Sequence[torch.Generator], batch: int, noise_std: float = 0.25, device=None
+    gens: Stream, batch: int, noise_std: float = 0.25, device=None
 ) -> torch.Tensor:
     """scikit-learn's ``make_swiss_roll`` columns (0, 2), divided by 7.5, drawn per seed:
 
@@ -234,14 +226,10 @@ def sample_swiss_roll(
     (sklearn also draws the unused height column; the distribution of (0, 2) is the same.)
     Returns (S, B, 2).
     """
-    out = []
-    for g in gens:
-        t = 1.5 * math.pi * (1 + 2 * torch.rand(batch, generator=g, dtype=torch.float64))
-        eps = torch.randn(batch, 2, generator=g, dtype=torch.float64)
-        xy = torch.stack([t * torch.cos(t), t * torch.sin(t)], -1) + noise_std * eps
-        out.append((xy / SWISS_SCALE).to(torch.get_default_dtype()))
-    x = torch.stack(out)
-    return x if device is None else x.to(device)
+    t = 1.5 * math.pi * (1 + 2 * gens.uniform(batch, dtype=torch.float64))
+    eps = gens.normal(batch, 2, dtype=torch.float64)
+    xy = torch.stack([t * torch.cos(t), t * torch.sin(t)], -1) + noise_std * eps
+    return _to((xy / SWISS_SCALE).to(torch.get_default_dtype()), device)
 
 
 def toy_sampler(name: str):
@@ -259,14 +247,14 @@ def toy_sampler(name: str):
 
 
 def sample_normal(
-    gens: Sequence[torch.Generator],
+    gens: Stream,
     batch: int,
     dim: int,
     device: Any = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Latent noise z ~ N(0, I_dim) per seed: (S, B, dim)."""
-    return _stack([torch.randn(batch, dim, generator=g, dtype=dtype) for g in gens], device)
+    return _to(gens.normal(batch, dim, dtype=dtype), device)
 
 
 SAMPLERS: dict[str, Sampler] = {
@@ -306,38 +294,36 @@ def load_digits_images(dtype: torch.dtype | None = None) -> torch.Tensor:
 class EpochSampler:
     """Minibatches of a finite data set without replacement, reshuffled per seed each epoch.
 
-    Seed s shuffles with ``gens[s]`` (``torch.randperm``) whenever fewer than ``batch`` unseen
-    items remain (the remainder is dropped, like ``drop_last``), so every seed makes an
+    Seed s shuffles (``Stream.permutation``) whenever fewer than ``batch`` unseen items remain
+    (the remainder is dropped, like ``drop_last``), so every seed makes an
     independent pass over the data and a batched run equals separate runs. The state (current
     permutations, position) goes into checkpoints via ``state_dict``.
 
     Example:
-        >>> from repro.nets import seed_generators
+        >>> from repro.engine.streams import Stream
         >>> sampler = EpochSampler(load_digits_images())
-        >>> sampler(seed_generators([0, 1]), 64).shape
+        >>> sampler(Stream([0, 1], "data"), 64).shape
         torch.Size([2, 64, 1, 8, 8])
     """
 
     def __init__(self, data: torch.Tensor):
         self.data = data  # (N, ...) on the device the batches should live on
-        self.perms: torch.Tensor | None = None  # (S, N) long, CPU
+        self.perms: torch.Tensor | None = None  # (S, N) long, on the stream's device
         self.pos = 0
 
     def steps_per_epoch(self, batch: int) -> int:
         """Minibatches per epoch: floor(N / batch)."""
         return len(self.data) // batch
 
-    def __call__(
-        self, gens: Sequence[torch.Generator], batch: int, device: Any = None
-    ) -> torch.Tensor:
+    def __call__(self, gens: Stream, batch: int, device: Any = None) -> torch.Tensor:
         n = len(self.data)
         if batch > n:
             raise ValueError(f"batch {batch} exceeds the data set size {n}")
         if self.perms is None or self.pos + batch > n:
-            self.perms = torch.stack([torch.randperm(n, generator=g) for g in gens])
+            self.perms = gens.permutation(n)
             self.pos = 0
         if len(self.perms) != len(gens):
-            raise ValueError(f"sampler holds {len(self.perms)} seeds, got {len(gens)} generators")
+            raise ValueError(f"sampler holds {len(self.perms)} seeds, got a stream of {len(gens)}")
         idx = self.perms[:, self.pos : self.pos + batch]  # (S, B)
         self.pos += batch
         out = self.data[idx.to(self.data.device)]  # (S, B, ...)

@@ -25,12 +25,15 @@ Public API:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from repro.engine.streams import Stream
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 GLossFn = Callable[[torch.Tensor], torch.Tensor]
@@ -125,10 +128,8 @@ def wgan_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
     return -_per_seed_mean(d_fake)
 
 
-def _uniform_per_sample(
-    gens: Sequence[torch.Generator], batch: int, like: torch.Tensor
-) -> torch.Tensor:
-    u = torch.stack([torch.rand(batch, generator=g, dtype=torch.float64) for g in gens])
+def _uniform_per_sample(gens: Stream, batch: int, like: torch.Tensor) -> torch.Tensor:
+    u = gens.uniform(batch, dtype=torch.float64)
     shape = (len(gens), batch) + (1,) * (like.dim() - 2)
     return u.to(device=like.device, dtype=like.dtype).reshape(shape)  # (S, B, 1, ...)
 
@@ -137,20 +138,20 @@ def gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor],
     real: torch.Tensor,
     fake: torch.Tensor,
-    gens: Sequence[torch.Generator],
+    gens: Stream,
 ) -> torch.Tensor:
     """E_xhat (||grad_x f(xhat)||_2 - 1)^2 per seed, xhat = u x + (1 - u) x_fake, u ~ U[0, 1].
 
     Gulrajani et al. 2017, Eq. 3 / Algorithm 1 (the weight lambda is applied by the trainer).
-    One u per sample, drawn from ``gens[s]`` for seed s. The critic's outputs for different
-    seeds and samples depend on their own inputs only (no batch norm), so the gradient of their
-    sum gives every per-sample input gradient at once. ``create_graph`` keeps the penalty
-    differentiable wrt the critic's parameters.
+    One u per sample, from the copies' stream (copy s's u depend on its seed alone). The
+    critic's outputs for different seeds and samples depend on their own inputs only (no batch
+    norm), so the gradient of their sum gives every per-sample input gradient at once.
+    ``create_graph`` keeps the penalty differentiable wrt the critic's parameters.
 
     Args:
         critic: (S, B, ...) -> (S, B, 1).
         real, fake: (S, B, ...) batches of equal shape (``fake`` detached from G).
-        gens: one generator per seed.
+        gens: the copies' random stream (``repro.engine.streams.Stream``).
 
     Returns:
         (S,) penalty per seed.

@@ -10,10 +10,13 @@ noise reads it the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from repro.engine.streams import Stream
 
 SCHEDULES = ("constant", "linear", "geometric")
 
@@ -44,25 +47,17 @@ def noise_std_at(step: int, total: int, schedule: Mapping[str, Any]) -> float:
     return math.exp(math.log(s0) + (math.log(s1) - math.log(s0)) * frac)
 
 
-def add_instance_noise(
-    x: torch.Tensor, std: float, gens: torch.Generator | Sequence[torch.Generator] | None
-) -> torch.Tensor:
-    """``x + std * eps``, eps ~ N(0, I), drawn from explicit generators.
+def add_instance_noise(x: torch.Tensor, std: float, gens: Stream) -> torch.Tensor:
+    """``x + std * eps``, eps ~ N(0, I), drawn from the copies' random stream.
 
-    ``x``: (S, B, ...) with a leading seed dimension. ``gens``: one ``torch.Generator`` per seed
-    (seed i's noise comes from ``gens[i]``, so S batched runs equal S separate runs), or a single
-    generator for all. ``std == 0`` returns ``x`` unchanged and draws nothing.
+    ``x``: (S, B, ...) with a leading copy dimension; ``gens``: a ``repro.engine.streams.Stream``
+    of S copies (copy i's noise depends on its seed alone, so S batched runs equal S separate
+    runs). ``std == 0`` returns ``x`` unchanged and draws nothing.
     """
     if std < 0:
         raise ValueError(f"noise std must be >= 0; got {std}")
     if std == 0:
         return x
-    if isinstance(gens, torch.Generator) or gens is None:
-        eps = torch.randn(x.shape, generator=gens, dtype=x.dtype, device="cpu")
-    else:
-        if len(gens) != x.shape[0]:
-            raise ValueError(f"{len(gens)} generators for {x.shape[0]} seeds")
-        eps = torch.stack(
-            [torch.randn(x.shape[1:], generator=g, dtype=x.dtype, device="cpu") for g in gens]
-        )
-    return x + std * eps.to(x.device)
+    if len(gens) != x.shape[0]:
+        raise ValueError(f"a stream of {len(gens)} copies for {x.shape[0]} seeds")
+    return x + std * gens.normal(*x.shape[1:], dtype=x.dtype).to(x.device)

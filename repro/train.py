@@ -2,8 +2,9 @@
 
 S seeds train as ONE model (``repro.nets``): every step sums the per-seed losses over seeds
 (never the mean) so the batched run equals S separate runs. All randomness after initialisation
-(real batches, latent noise, penalty interpolation) comes from one generator per seed on stream
-``STREAM_DATA``, drawn in a fixed order: per generator step, k times (real batch, z), then z.
+(real batches, latent noise, penalty interpolation) comes from one random stream of the copies
+(``repro.engine.streams.Stream`` on ``STREAM_DATA``, drawn on the device), in a fixed order: per
+generator step, k times (real batch, z), then z.
 
 Public API:
     TrainConfig                                              steps, k = d_steps, lrs, logging...
@@ -13,7 +14,7 @@ Public API:
     epoch_steps(epochs, n_items, batch_size, d_steps)        G steps at which epochs end
     save_checkpoint(path, payload) / load_checkpoint(path)   atomic write (temp + os.replace)
 
-Checkpoints hold the models, optimisers, the per-seed generator states, the real sampler's
+Checkpoints hold the models, optimisers, the random stream's counter, the real sampler's
 state (``EpochSampler``), the history and the snapshots, so a run interrupted after a checkpoint
 and started again with the same arguments ends with exactly the result of an uninterrupted run.
 """
@@ -37,8 +38,9 @@ from tqdm.auto import tqdm
 
 from repro.data import Sampler, sample_normal
 from repro.engine import gan, optim
+from repro.engine.streams import Stream
 from repro.losses import Objective, get_objective
-from repro.nets import STREAM_DATA, seed_generators
+from repro.nets import STREAM_DATA
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ def _payload(G, D, opt_g, opt_d, gens, real, run: _Run, seeds) -> dict[str, Any]
         "discriminator": D.state_dict(),
         "opt_g": opt_g.state_dict(),
         "opt_d": opt_d.state_dict(),
-        "gens": [g.get_state() for g in gens],
+        "gens": gens.state_dict(),
         "real": real.state_dict() if hasattr(real, "state_dict") else None,
         "sums": run.sums,
         "count": run.count,
@@ -163,8 +165,7 @@ def _restore(ckpt, G, D, opt_g, opt_d, gens, real, seeds) -> _Run:
     D.load_state_dict(ckpt["discriminator"])
     opt_g.load_state_dict(ckpt["opt_g"])
     opt_d.load_state_dict(ckpt["opt_d"])
-    for g, state in zip(gens, ckpt["gens"], strict=True):
-        g.set_state(state)
+    gens.load_state_dict(ckpt["gens"])
     if ckpt["real"] is not None:
         real.load_state_dict(ckpt["real"])
     return _Run(ckpt["step"], ckpt["sums"], ckpt["count"], ckpt["rows"], ckpt["snapshots"])
@@ -235,7 +236,7 @@ def train_gan(
     opt_d = optim.make(
         config.optimizer, discriminator.parameters(), config.lr_d, betas=config.betas
     )
-    gens = seed_generators(seeds, data_stream)
+    gens = Stream(seeds, data_stream, device)
     run = _Run(0, torch.zeros(2, len(seeds), device=device, dtype=torch.float64))
     if checkpoint is not None and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint, device)

@@ -15,6 +15,7 @@ import yaml
 
 from repro import data, experiments
 from repro import divergences as dv
+from repro.engine import Stream
 from repro.experiments import fenchel_conjugates as fc
 from repro.experiments import js_disjoint_supports as jsd
 from repro.experiments import optimal_discriminator as od
@@ -92,17 +93,17 @@ def test_optimal_discriminator_scores_d_star_as_exact():
 
 
 def test_mixture_sampler_matches_its_density():
-    gen = torch.Generator().manual_seed(0)
     mix = od.PAIRS["mixture"][0]
-    xs = od.sample_mixture(mix, (200_000,), gen).double()
+    gens = Stream([0], "data")
+    u, eps = gens.uniform(200_000, dtype=torch.float64), gens.normal(200_000)
+    xs = od.sample_mixture(mix, u, eps).double()
     # mean 0, variance 0.5^2 + 2^2 = 4.25; standard errors ~0.005 and ~0.01
     assert float(xs.mean()) == pytest.approx(0.0, abs=0.03)
     assert float(xs.var()) == pytest.approx(4.25, abs=0.06)
 
 
 def test_parallel_lines_samples_and_line_fit():
-    gens = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
-    real, fake = data.sample_line_pairs([0.0, 0.5], gens, 1000)
+    real, fake = data.sample_line_pairs([0.0, 0.5], Stream([0, 1], "data"), 1000)
     assert real.shape == fake.shape == (4, 1000, 2)
     assert torch.all(real[..., 0] == 0)
     torch.testing.assert_close(fake[2:, :, 0], torch.full((2, 1000), 0.5))

@@ -16,15 +16,16 @@ import yaml
 
 from repro import claims
 from repro.claims import OPS
+from repro.engine.streams import Stream
 from repro.experiments import clipping_gradients as cg
-from repro.nets import BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
 
 
 def test_swiss_roll_without_noise_lies_on_the_spiral():
-    x = cg.sample_swiss_roll(seed_generators([0, 1]), 500, noise_std=0.0).double()
+    x = cg.sample_swiss_roll(Stream([0, 1], "data"), 500, noise_std=0.0).double()
     t = cg.SWISS_SCALE * x.norm(dim=-1)  # |(t cos t, t sin t)| = t
     assert float(t.min()) >= 1.5 * math.pi - 1e-4
     assert float(t.max()) <= 4.5 * math.pi + 1e-4
@@ -33,11 +34,11 @@ def test_swiss_roll_without_noise_lies_on_the_spiral():
 
 
 def test_toy_samplers_match_the_wgan_gp_toy_data():
-    x = cg.toy_sampler("8gaussians")(seed_generators([0]), 4000)
+    x = cg.toy_sampler("8gaussians")(Stream([0], "data"), 4000)
     r = x.double().norm(dim=-1)
     assert float(r.mean()) == pytest.approx(2 / 1.414, abs=0.01)
     assert float(r.std()) == pytest.approx(0.02 / 1.414, rel=0.1)
-    g = cg.toy_sampler("25gaussians")(seed_generators([0]), 4000)
+    g = cg.toy_sampler("25gaussians")(Stream([0], "data"), 4000)
     assert float(g.abs().max()) == pytest.approx(4 / 2.828, abs=0.1)
     with pytest.raises(ValueError, match="valid: swissroll"):
         cg.toy_sampler("moons")
@@ -57,7 +58,7 @@ def test_penalty_of_an_affine_critic_is_norm_minus_one_squared():
     with torch.no_grad():
         net.layers[0].weight.copy_(torch.tensor([[[3.0], [4.0]], [[0.6], [0.8]]]))
     real, fake = torch.randn(2, 16, 2), torch.randn(2, 16, 2)
-    pen = cg.penalty_per_copy(net, real, fake, seed_generators([0, 1]))
+    pen = cg.penalty_per_copy(net, real, fake, Stream([0, 1], "data"))
     torch.testing.assert_close(pen, torch.tensor([16.0, 0.0]), atol=1e-5, rtol=0)
 
 
@@ -78,7 +79,7 @@ def test_efficiency_of_an_affine_critic_is_below_one():
     with torch.no_grad():
         net.layers[0].weight.copy_(torch.tensor([[[1.0], [0.0]], [[0.3], [-2.0]]]))
     shifted = lambda gens, b, device=None: cg.toy_sampler("8gaussians")(gens, b) + 3.0  # noqa: E731
-    eff, est, w1 = cg.efficiency(net, shifted, seed_generators([0, 1], 4), params, CPU)
+    eff, est, w1 = cg.efficiency(net, shifted, Stream([0, 1], 4), params, CPU)
     assert np.all(eff <= 1.0 + 1e-6)
     assert np.all(w1 > 0)
 
@@ -120,7 +121,7 @@ def test_smoke_tables_determinism_and_figures():
 def test_near_optimal_critic_premise_fails_for_an_untrained_critic(data_name):
     """Null model of the premises gp_critic_near_optimal_*: an untrained critic (the quick
     scale's 3 x 128 net, freshly initialised, 3 seeds) captures far less than 70% of W1."""
-    from repro.engine import STREAMS, generators
+    from repro.engine import STREAMS
     from repro.nets import BatchedMLP
 
     spec = claims.load_spec(ROOT / "claims" / "clipping-gradients.yaml")
@@ -132,7 +133,5 @@ def test_near_optimal_critic_premise_fails_for_an_untrained_critic(data_name):
     net = BatchedMLP(
         (2, *[int(params["surface_width"])] * 3, 1), seeds, stream=STREAMS["critic_init"]
     )
-    eff, _, _ = cg.efficiency(
-        net, cg.toy_sampler(data_name), generators(seeds, "eval"), params, CPU
-    )
+    eff, _, _ = cg.efficiency(net, cg.toy_sampler(data_name), Stream(seeds, "eval"), params, CPU)
     assert not any(OPS[premise["op"]](float(e), premise["value"]) for e in eff), eff

@@ -16,7 +16,7 @@ import yaml
 from scipy import stats
 
 from repro import divergences as dv
-from repro.engine import generators
+from repro.engine.streams import Stream
 from repro.experiments import critic_tracks_quality as ctq
 from repro.experiments import wgan_critic_vs_discriminator as wcd
 from repro.nets import BatchedMLP
@@ -121,8 +121,8 @@ def test_ring_lies_in_the_first_plane_and_keeps_its_radius():
     """ambient_dim pads the ring with zeros: the first two coordinates are the 2-D ring (the same
     numbers as ambient_dim 2), the others are exactly 0; below 2 is refused."""
     base = {"n_modes": 8, "ring_radius": 2.0, "mode_std": 0.05}
-    flat = ctq._mixture({**base, "ambient_dim": 2})(generators([3], "data"), 256)
-    high = ctq._mixture({**base, "ambient_dim": 6})(generators([3], "data"), 256)
+    flat = ctq._mixture({**base, "ambient_dim": 2})(Stream([3], "data"), 256)
+    high = ctq._mixture({**base, "ambient_dim": 6})(Stream([3], "data"), 256)
     assert high.shape == (1, 256, 6)
     torch.testing.assert_close(high[..., :2], flat)
     assert torch.all(high[..., 2:] == 0)

@@ -19,7 +19,7 @@ from repro.data import (
     sample_parallel_lines,
     sample_ring,
 )
-from repro.nets import seed_generators
+from repro.engine.streams import Stream
 
 
 def test_ring_has_eight_distinct_modes_at_2pi_k_over_8():
@@ -42,16 +42,16 @@ def test_grid_means_are_the_veegan_grid():
 
 def test_batched_draws_equal_separate_draws():
     seeds = [3, 7, 11]
-    batched = sample_ring(seed_generators(seeds), 16)
-    z_batched = sample_normal(seed_generators(seeds), 16, 4)
+    batched = sample_ring(Stream(seeds, "data"), 16)
+    z_batched = sample_normal(Stream(seeds, "data"), 16, 4)
     for i, s in enumerate(seeds):
-        torch.testing.assert_close(batched[i], sample_ring(seed_generators([s]), 16)[0])
-        torch.testing.assert_close(z_batched[i], sample_normal(seed_generators([s]), 16, 4)[0])
+        torch.testing.assert_close(batched[i], sample_ring(Stream([s], "data"), 16)[0])
+        torch.testing.assert_close(z_batched[i], sample_normal(Stream([s], "data"), 16, 4)[0])
     assert batched.shape == (3, 16, 2) and batched.dtype == torch.float32
 
 
 def test_ring_samples_lie_at_modes_with_the_given_std():
-    x = sample_ring(seed_generators([0]), 20000, radius=1.0, mode_std=0.05)[0].double()
+    x = sample_ring(Stream([0], "data"), 20000, radius=1.0, mode_std=0.05)[0].double()
     d2 = torch.cdist(x, ring_means(8, 1.0)).min(dim=1).values ** 2
     # E ||x - mu||^2 = d std^2 = 0.005; Monte-Carlo s.e. of the mean ~ 0.005 / sqrt(10000)
     assert d2.mean().item() == pytest.approx(2 * 0.05**2, rel=0.03)
@@ -61,7 +61,7 @@ def test_ring_samples_lie_at_modes_with_the_given_std():
 
 
 def test_mixture_1d_weights_and_per_mode_std():
-    x = sample_mixture_1d(seed_generators([1]), 40000, [-10.0, 10.0], [0.5, 2.0], [0.2, 0.8])[0]
+    x = sample_mixture_1d(Stream([1], "data"), 40000, [-10.0, 10.0], [0.5, 2.0], [0.2, 0.8])[0]
     left, right = x[x < 0], x[x > 0]
     # binomial frequency 0.2, sd sqrt(0.2 * 0.8 / 40000) = 0.002
     assert left.numel() / 40000 == pytest.approx(0.2, abs=0.01)
@@ -72,19 +72,19 @@ def test_mixture_1d_weights_and_per_mode_std():
 
 def test_mixture_rejects_bad_weights_and_unknown_sampler():
     with pytest.raises(ValueError, match="weights"):
-        sample_mixture(seed_generators([0]), 4, torch.zeros(2, 1), 1.0, [1.0])
+        sample_mixture(Stream([0], "data"), 4, torch.zeros(2, 1), 1.0, [1.0])
     with pytest.raises(ValueError, match="valid: grid, mixture_1d, parallel_lines, ring"):
         get_sampler("rings")
 
 
 def test_get_sampler_binds_parameters():
     sampler = get_sampler("ring", radius=3.0, mode_std=0.0)
-    x = sampler(seed_generators([0, 1]), 10)
+    x = sampler(Stream([0, 1], "data"), 10)
     torch.testing.assert_close(x.norm(dim=2), torch.full((2, 10), 3.0))
 
 
 def test_parallel_lines():
-    x = sample_parallel_lines(seed_generators([0, 1]), 1000, theta=0.7)
+    x = sample_parallel_lines(Stream([0, 1], "data"), 1000, theta=0.7)
     assert x.shape == (2, 1000, 2)
     torch.testing.assert_close(x[..., 0], torch.full((2, 1000), 0.7))
     assert x[..., 1].min() >= 0 and x[..., 1].max() <= 1
@@ -101,7 +101,7 @@ def test_digits_are_scaled_to_minus_one_one():
 def test_epoch_sampler_is_without_replacement_per_seed():
     data = torch.arange(10).float().reshape(10, 1)
     sampler = EpochSampler(data)
-    gens = seed_generators([0, 1])
+    gens = Stream([0, 1], "data")
     batches = [sampler(gens, 3) for _ in range(3)]  # one epoch of floor(10 / 3) = 3 batches
     seen = torch.cat(batches, dim=1)[..., 0]  # (S, 9)
     for s in range(2):
@@ -115,19 +115,18 @@ def test_epoch_sampler_is_without_replacement_per_seed():
 def test_epoch_sampler_batched_equals_separate_and_resumes():
     data = torch.arange(20).float().reshape(20, 1)
     seeds = [4, 9]
-    both, gens = EpochSampler(data), seed_generators(seeds)
+    both, gens = EpochSampler(data), Stream(seeds, "data")
     draws = [both(gens, 6) for _ in range(7)]  # crosses two epoch boundaries
     for i, s in enumerate(seeds):
-        one, g1 = EpochSampler(data), seed_generators([s])
+        one, g1 = EpochSampler(data), Stream([s], "data")
         for d in draws:
             torch.testing.assert_close(d[i], one(g1, 6)[0])
-    # state_dict + generator state restore the exact continuation
-    a, ga = EpochSampler(data), seed_generators(seeds)
+    # the sampler's and the stream's state_dict restore the exact continuation
+    a, ga = EpochSampler(data), Stream(seeds, "data")
     for _ in range(4):
         a(ga, 6)
-    b, gb = EpochSampler(data), seed_generators([0, 0])
+    b, gb = EpochSampler(data), Stream(seeds, "data")
     b.load_state_dict(a.state_dict())
-    for g_to, g_from in zip(gb, ga, strict=True):
-        g_to.set_state(g_from.get_state())
+    gb.load_state_dict(ga.state_dict())
     for _ in range(5):
         torch.testing.assert_close(a(ga, 6), b(gb, 6))

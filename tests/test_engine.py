@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from repro.engine import STREAMS, Copies, cosine, draw, fit, gan, optim, stream_id
+from repro.engine import STREAMS, Copies, Stream, cosine, draw, fit, gan, optim, stream_id
 from repro.nets import STREAM_D, STREAM_DATA, STREAM_EVAL, STREAM_FRESH_D, STREAM_G, BatchedMLP
 
 # ---------------------------------------------------------------------------------------------
@@ -90,6 +90,108 @@ def test_draw_moments():
     # successive words of one copy are uncorrelated
     corr = torch.corrcoef(torch.stack([z[0, :-1], z[0, 1:]]))[0, 1]
     assert abs(float(corr)) < 0.02
+
+
+def _lowbias32(x: int) -> int:
+    """Reference lowbias32 on Python ints (unsigned 32-bit), independent of the int32 kernel."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def _reference_words(seed: int, stream: int, step: int, n: int) -> list[int]:
+    """The documented hash on Python ints: two 32-bit key chains over (seed) and (stream, step),
+    XORed, then word i = mix(mix(i ^ k1) ^ k2)."""
+    m = _lowbias32
+    seed_chains = [m(m(a ^ (seed & 0xFFFFFFFF)) ^ (seed >> 32)) for a in (0x9E3779B9, 0x85EBCA6B)]
+    step_chains = [
+        m(m(m(a ^ stream) ^ (step & 0xFFFFFFFF)) ^ (step >> 32)) for a in (0xC2B2AE35, 0x27D4EB2F)
+    ]
+    k1, k2 = (a ^ b for a, b in zip(seed_chains, step_chains, strict=True))
+    return [m(m(i ^ k1) ^ k2) for i in range(n)]
+
+
+@pytest.mark.parametrize("seed, step", [(0, 0), (2**40 + 3, 5), (123456789, 2**33 + 7)])
+def test_draw_equals_the_unsigned_reference_hash(seed, step):
+    """The int32 kernel (wrapping products, masked shifts) computes the documented hash exactly,
+    on any CPU: uniforms are the words' top 24 bits, float64 uniforms all 32, randint the
+    high word of word * high."""
+    words = _reference_words(seed, STREAMS["data"], step, 9)
+    u = draw(torch.tensor([seed]), "data", step, (9,))[0]
+    assert u.tolist() == [(w >> 8) * 2.0**-24 for w in words]
+    u64 = draw(torch.tensor([seed]), "data", step, (9,), dtype=torch.float64)[0]
+    assert u64.tolist() == [w * 2.0**-32 for w in words]
+    z = draw(torch.tensor([seed]), "data", step, (4,), "normal", torch.float64)[0]
+    want = []
+    for w1, w2 in zip(words[0:4:2], words[1:4:2], strict=True):
+        r = math.sqrt(-2.0 * math.log((w1 + 1.0) * 2.0**-32))
+        want += [
+            r * math.cos(2.0 * math.pi * 2.0**-32 * w2),
+            r * math.sin(2 * math.pi * 2.0**-32 * w2),
+        ]
+    torch.testing.assert_close(z, torch.tensor(want, dtype=torch.float64), rtol=1e-14, atol=0)
+
+
+STREAM_METHODS = {
+    "normal": lambda s: s.normal(5, 3),
+    "uniform": lambda s: s.uniform(17),
+    "uniform64": lambda s: s.uniform(4, dtype=torch.float64),
+    "randint": lambda s: s.randint(7, 33),
+    "categorical": lambda s: s.categorical(torch.tensor([0.2, 0.0, 0.8]), 40),
+    "permutation": lambda s: s.permutation(12),
+}
+
+
+@pytest.mark.parametrize("method", sorted(STREAM_METHODS))
+def test_stream_batched_equals_separate_bitwise(method):
+    seeds = [4, 0, 4, 99]  # a repeated seed: equal copies get equal numbers
+    both = Stream(seeds, "data")
+    batched = [STREAM_METHODS[method](both) for _ in range(3)]  # the counter moves per call
+    for c, seed in enumerate(seeds):
+        one = Stream([seed], "data")
+        for b in batched:
+            assert torch.equal(b[c], STREAM_METHODS[method](one)[0])
+    assert torch.equal(batched[0][0], batched[0][2])
+    assert not torch.equal(batched[0][0], batched[1][0])
+
+
+def test_stream_distributions():
+    s = Stream(range(4), "eval")
+    k = s.randint(5, 20_000)
+    assert int(k.min()) == 0 and int(k.max()) == 4
+    freq = torch.stack([(k == i).double().mean(1) for i in range(5)])
+    torch.testing.assert_close(freq, torch.full_like(freq, 0.2), atol=0.015, rtol=0)
+    c = s.categorical(torch.tensor([1.0, 0.0, 3.0]), 20_000)
+    assert not bool((c == 1).any())
+    torch.testing.assert_close(
+        (c == 2).double().mean(1), torch.full((4,), 0.75, dtype=torch.float64), atol=0.015, rtol=0
+    )
+    p = s.permutation(50)
+    assert torch.equal(p.sort(1).values, torch.arange(50).expand(4, 50))
+    assert len({tuple(r) for r in p.tolist()}) == 4
+
+
+def test_stream_substream_state_and_device():
+    a, b = Stream([3], "eval"), Stream([3], "eval", substream=1)
+    assert not torch.equal(a.uniform(8), b.uniform(8))
+    # call k of substream t is draw's step t 2^32 + k, whether the step is an int or a tensor
+    want = draw(torch.tensor([3]), "eval", 2**32 + 1, (8,))
+    assert torch.equal(b.uniform(8), want)
+    assert torch.equal(draw(torch.tensor([3]), "eval", torch.tensor(2**32 + 1), (8,)), want)
+    # the counter is the whole state: restoring it continues the sequence exactly
+    c = Stream([3], "eval")
+    c.uniform(8)
+    d = Stream([3], "eval")
+    d.load_state_dict(c.state_dict())
+    assert torch.equal(c.normal(6), d.normal(6))
+    with pytest.raises(ValueError, match="substream"):
+        Stream([3], "eval", substream=-1)
+    m = Stream([0, 1, 2], "data", device="meta")
+    for method in ("normal", "randint", "permutation"):
+        out = STREAM_METHODS[method](m)
+        assert out.device.type == "meta" and out.shape[0] == 3
 
 
 def test_draw_on_meta_device_has_no_host_work():
@@ -187,8 +289,8 @@ def test_gan_loop_equals_repro_train_bitwise():
     """The GAN loop with D/G steps written against it reproduces repro.train.train_gan (which
     now runs on engine.gan itself; the test pins the closures' order of draws and the clipping)."""
     from repro.data import get_sampler, sample_normal
+    from repro.engine.streams import Stream
     from repro.losses import get_objective
-    from repro.nets import seed_generators
     from repro.train import TrainConfig, train_gan
 
     ring = get_sampler("ring", radius=1.0, mode_std=0.05)
@@ -206,7 +308,7 @@ def test_gan_loop_equals_repro_train_bitwise():
     train_gan(G1, D1, ring, cfg, z_dim=z_dim)
 
     G2, D2 = models()
-    obj, gens = get_objective("wgan"), seed_generators(seeds, STREAM_DATA)
+    obj, gens = get_objective("wgan"), Stream(seeds, STREAM_DATA)
     opt_d = optim.make("rmsprop", D2.parameters(), 5e-3)
     opt_g = optim.make("rmsprop", G2.parameters(), 5e-3)
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from repro.engine.streams import Stream
 from repro.experiments import minus_log_d_instability as mld
 from repro.experiments import vanishing_gradients as vg
 from repro.experiments.family import arjovsky_bottou as ab
@@ -63,7 +64,7 @@ def test_theorem_model_noise_free_limit_is_the_quadrature_of_the_exact_gradient(
     from scipy import integrate, special
 
     gap = 4.0
-    out = mld.theorem_model_gradients([_gen(0)], 3, gap, 0.0, 64)
+    out = mld.theorem_model_gradients(Stream([0], "theorem"), 3, gap, 0.0, 64)
     expected, _ = integrate.quad(
         lambda z: (
             gap
@@ -83,15 +84,15 @@ def test_theorem_model_noise_free_limit_is_the_quadrature_of_the_exact_gradient(
 def test_theorem_model_limits_gaussian_for_tiny_noise_cauchy_for_large():
     """Small noise: a smooth function of Gaussian errors (delta method) -> Gaussian tails (3.45).
     Noise far above D*: ratios of independent Gaussians, averaged -> Cauchy (31.8)."""
-    small = mld.theorem_model_gradients([_gen(3)], 20_000, 1.0, 1e-9, 32)
-    large = mld.theorem_model_gradients([_gen(4)], 20_000, 4.0, 1e3, 32)
+    small = mld.theorem_model_gradients(Stream([3], "theorem"), 20_000, 1.0, 1e-9, 32)
+    large = mld.theorem_model_gradients(Stream([4], "theorem"), 20_000, 4.0, 1e3, 32)
     assert float(mld.tail_ratio(small, dim=1)) == pytest.approx(3.449, rel=0.08)
     assert float(mld.tail_ratio(large, dim=1)) == pytest.approx(31.82, rel=0.2)
 
 
-def test_theorem_model_is_per_generator():
-    a = mld.theorem_model_gradients([_gen(5), _gen(6)], 50, 4.0, 1e-2, 16)
-    b = mld.theorem_model_gradients([_gen(6)], 50, 4.0, 1e-2, 16)
+def test_theorem_model_is_per_copy():
+    a = mld.theorem_model_gradients(Stream([5, 6], "theorem"), 50, 4.0, 1e-2, 16)
+    b = mld.theorem_model_gradients(Stream([6], "theorem"), 50, 4.0, 1e-2, 16)
     torch.testing.assert_close(a[1:], b, rtol=0, atol=0)
 
 

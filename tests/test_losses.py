@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from repro.divergences import F_DIVERGENCES
+from repro.engine.streams import Stream
 from repro.losses import F_NAMES, OBJECTIVES, get_objective, gradient_penalty
-from repro.nets import BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 
 LOG2, LOG4 = math.log(2), math.log(4)
 
@@ -159,7 +160,7 @@ def test_gradient_penalty_of_a_linear_critic():
 
     real = torch.randn(3, 5, 2, dtype=torch.float64)
     fake = torch.randn(3, 5, 2, dtype=torch.float64)
-    pen = gradient_penalty(critic, real, fake, seed_generators([0, 1, 2]))
+    pen = gradient_penalty(critic, real, fake, Stream([0, 1, 2], "data"))
     norms = w.detach().norm(dim=1)
     torch.testing.assert_close(pen, (norms - 1) ** 2, rtol=1e-12, atol=1e-12)
     (grad,) = torch.autograd.grad(pen.sum(), w)  # differentiable wrt the critic's weights
@@ -172,8 +173,8 @@ def test_gradient_penalty_batched_equals_separate():
     critic = BatchedMLP((2, 8, 1), seeds, activation="tanh").double()
     real = torch.randn(2, 9, 2, dtype=torch.float64)
     fake = torch.randn(2, 9, 2, dtype=torch.float64)
-    both = gradient_penalty(critic, real, fake, seed_generators(seeds))
+    both = gradient_penalty(critic, real, fake, Stream(seeds, "data"))
     for i, s in enumerate(seeds):
         single = BatchedMLP((2, 8, 1), [s], activation="tanh").double()
-        one = gradient_penalty(single, real[i : i + 1], fake[i : i + 1], seed_generators([s]))
+        one = gradient_penalty(single, real[i : i + 1], fake[i : i + 1], Stream([s], "data"))
         torch.testing.assert_close(both[i], one[0], rtol=1e-12, atol=1e-12)

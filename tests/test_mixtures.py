@@ -114,9 +114,9 @@ def test_instance_noise_uses_the_shared_transform():
 
 
 def _gens(seeds):
-    from repro.nets import seed_generators
+    from repro.engine.streams import Stream
 
-    return seed_generators(seeds, 5)
+    return Stream(seeds, 5)
 
 
 # ------------------------------------------------------------------ the claims at smoke scale

@@ -15,11 +15,12 @@ import yaml
 from scipy import integrate, special, stats
 
 from repro import data, divergences, experiments
+from repro.engine.streams import Stream
 from repro.experiments import annealed_noise_training as ant
 from repro.experiments import noise_bound as nb
 from repro.experiments import noise_restores_overlap as nro
 from repro.experiments.family import noise as fnoise
-from repro.nets import BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = {
@@ -114,14 +115,14 @@ def test_gen_cost_grad_of_a_linear_discriminator():
 
 def test_noisy_lines_batch_offsets_noise_and_seed_independence():
     stds, thetas = [0.0, 0.5], [0.0, 1.0]
-    real, fake = data.sample_noisy_line_pairs(stds, thetas, seed_generators([3, 4]), 4000)
+    real, fake = data.sample_noisy_line_pairs(stds, thetas, Stream([3, 4], "data"), 4000)
     assert real.shape == fake.shape == (2 * 2 * 2, 4000, 2)
     copy = lambda i_std, i_th, s: (i_std * 2 + i_th) * 2 + s  # noqa: E731
     torch.testing.assert_close(fake[copy(0, 1, 0), :, 0], torch.ones(4000))  # clean line at 1
     assert fake[copy(1, 1, 1), :, 0].mean().item() == pytest.approx(1.0, abs=0.05)
     assert fake[copy(1, 1, 1), :, 0].std().item() == pytest.approx(0.5, rel=0.05)
     # seed 4's copies are the same whether it is batched with seed 3 or alone
-    real4, fake4 = data.sample_noisy_line_pairs(stds, thetas, seed_generators([4]), 4000)
+    real4, fake4 = data.sample_noisy_line_pairs(stds, thetas, Stream([4], "data"), 4000)
     torch.testing.assert_close(fake[1::2], fake4)
     torch.testing.assert_close(real[1::2], real4)
 
@@ -145,7 +146,7 @@ def test_end_and_peak_of_gradient_curves():
 
 def test_instance_noise_only_on_the_noise_copies():
     x = torch.zeros(4, 1000, 2)
-    out = ant._two_conditions(x, 0.5, seed_generators([0, 1]))
+    out = ant._two_conditions(x, 0.5, Stream([0, 1], "data"))
     assert torch.equal(out[2:], x[2:])
     assert out[:2].std().item() == pytest.approx(0.5, rel=0.05)
 
@@ -162,7 +163,7 @@ def test_truncated_kernel_is_a_density_on_its_box():
 
 def test_truncated_noise_variance_and_range():
     std, k = 0.3, 2.0
-    eps = nb.truncated_noise((200_000, 2), std, k, torch.Generator().manual_seed(0))
+    (eps,) = nb.truncated_noise((200_000, 2), std, k, Stream([0], "eval"))
     assert np.abs(eps).max() <= k * std
     v = nb.truncated_noise_var(std, k)
     assert (eps**2).sum(1).mean() == pytest.approx(v, rel=1e-2)

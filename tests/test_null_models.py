@@ -194,9 +194,9 @@ def _stacked_null(kind: str) -> dict[str, list[float]]:
     as in the experiment (400 steps to save time): modes hit and quality (the share of stacks
     whose three channels the classifier labels with probability >= 0.9, over that share for
     held-out real stacks)."""
+    from repro.engine.streams import Stream
     from repro.experiments import stacked_digits_modes as stacked
     from repro.experiments.family import stacked_digits as sdata
-    from repro.nets import seed_generators
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -206,7 +206,7 @@ def _stacked_null(kind: str) -> dict[str, list[float]]:
     clf = sdata.train_classifier(train_x, train_y, SEEDS, params, "cpu")
     assert float(sdata.held_out_accuracy(clf, test_x, test_y).min()) > 0.9
     n = sdata.EVAL_SAMPLES
-    real = sdata.StackedSampler(test_x)(seed_generators(SEEDS, 7), n)
+    real = sdata.StackedSampler(test_x)(Stream(SEEDS, 7), n)
     if kind == "uniform":
         g = torch.Generator().manual_seed(0)
         fake = torch.rand(len(SEEDS), n, 3, *train_x.shape[-2:], generator=g) * 2 - 1
@@ -258,8 +258,9 @@ def test_saturation_learning_premise_fails_for_structureless_generators():
     untrained G; 300 training digits (a G that learned the data) pass it."""
     from repro import divergences
     from repro.data import sample_normal
+    from repro.engine.streams import Stream
     from repro.experiments import saturation as sat
-    from repro.nets import DCGANGenerator, seed_generators
+    from repro.nets import DCGANGenerator
 
     (premise,) = [p for p in _spec("saturation").premises if p["id"] == "ns_gan_learns"]
     assert premise["metric"] == "w1_ns_end_vs_mean_image"
@@ -271,7 +272,7 @@ def test_saturation_learning_premise_fails_for_structureless_generators():
     params = _spec("saturation").params("full")
     G = DCGANGenerator(SEEDS, int(params["z_dim"]), int(params["g_channels"]), params["g_norm"])
     with torch.no_grad():
-        untrained = G(sample_normal(seed_generators(SEEDS, 4), n, int(params["z_dim"])))
+        untrained = G(sample_normal(Stream(SEEDS, "eval"), n, int(params["z_dim"])))
     nulls = {
         "mean image": t.mean(0).expand(n, -1),
         "blob": t.mean(0) + t.std(0) * torch.randn(n, 64, generator=g, dtype=torch.float64),

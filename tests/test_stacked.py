@@ -18,9 +18,10 @@ import torch
 import yaml
 
 from repro import experiments, fashion_mnist
+from repro.engine.streams import Stream
 from repro.experiments import stacked_digits_modes as stacked
 from repro.experiments.family import stacked_digits as sdata
-from repro.nets import BatchedMLP, seed_generators
+from repro.nets import BatchedMLP
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -106,8 +107,8 @@ def test_mode_ids_and_histogram_extremes():
 def test_stacked_sampler_is_per_seed_and_uses_its_images():
     images = torch.arange(5, dtype=torch.float32).reshape(5, 1, 1, 1).expand(5, 1, 2, 2)
     sampler = sdata.StackedSampler(images)
-    both = sampler(seed_generators([3, 4]), 6)
-    alone = sampler(seed_generators([4]), 6)
+    both = sampler(Stream([3, 4], "g_init"), 6)
+    alone = sampler(Stream([4], "g_init"), 6)
     assert both.shape == (2, 6, 3, 2, 2)
     torch.testing.assert_close(both[1], alone[0])
     # every channel is one whole image (constant here), drawn from the five

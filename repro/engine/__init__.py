@@ -2,8 +2,9 @@
 
 Modules:
     copies    Copies.grid(seeds, **conditions): one row per batched copy, settings as columns
-    streams   STREAMS (name -> id, the one random-stream table), generators(seeds, name),
-              draw(seeds, stream, step, shape): counter-based device random numbers (not yet used)
+    streams   STREAMS (name -> id, the one random-stream table); Stream(seeds, name, device):
+              every draw after initialisation, on the device (draw: the counter-based hash);
+              generators(seeds, name): CPU generators for network initialisation
     optim     make(name, params, lr, ...): sgd, sgd-momentum, adam, rmsprop with a per-copy lr
     loops     fit (D only, critic only, classifier) and gan (k D steps, a G step, hooks), both
               with schedules and evaluation at scheduled steps returning tidy curves
@@ -15,10 +16,11 @@ snapshots) runs on ``gan``; repro.train's fresh-D protocol moves here in a later
 from repro.engine import optim
 from repro.engine.copies import Copies
 from repro.engine.loops import Result, cosine, fit, gan, update
-from repro.engine.streams import STREAMS, draw, generators, stream_id
+from repro.engine.streams import STREAMS, Stream, draw, generators, stream_id
 
 __all__ = [
     "STREAMS",
+    "Stream",
     "Copies",
     "Result",
     "cosine",

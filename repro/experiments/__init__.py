@@ -71,7 +71,6 @@ ATTRIBUTE = "EXPERIMENT"  # the module-level name of a claim module's Experiment
 FAMILY = "family"  # the package of shared science: not an experiment
 
 
-
 def _modules() -> list[str]:
     """The claim modules: every module directly in this package but ``family`` and ``_*``."""
     return sorted(

@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 
 from repro import plots
-from repro.engine import STREAMS, gan, generators, optim
+from repro.engine import STREAMS, gan, optim
+from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.noise import half_circle
 from repro.losses import gan_d_loss, get_objective
@@ -38,35 +39,36 @@ class LineGenerator(torch.nn.Module):
         return torch.cat([self.theta.reshape(-1, 1, 1).expand_as(z), z], dim=-1)
 
 
-def sample_target(target: str, gens: Sequence[torch.Generator], batch: int) -> torch.Tensor:
-    """Real samples per seed: the line (0, Z) or the half circle, Z ~ U[0, 1]. (S, B, 2)."""
-    u = torch.stack([torch.rand(batch, generator=g, dtype=torch.float64) for g in gens])
+def sample_target(target: str, gens: Stream, batch: int) -> torch.Tensor:
+    """Real samples per seed: the line (0, Z) or the half circle, Z ~ U[0, 1]. (S, B, 2), on
+    the stream's device."""
+    u = gens.uniform(batch, dtype=torch.float64)
     if target == "lines":
         return torch.stack([torch.zeros_like(u), u], dim=-1).to(torch.get_default_dtype())
-    return torch.from_numpy(half_circle(u.numpy())).to(torch.get_default_dtype())
+    return half_circle(u).to(torch.get_default_dtype())
 
 
-def sample_latent(target: str, gens: Sequence[torch.Generator], batch: int) -> torch.Tensor:
+def sample_latent(target: str, gens: Stream, batch: int) -> torch.Tensor:
     """Latent z per seed: U[0, 1] for the line generator, N(0, 1) for the curve MLP. (S, B, 1)."""
     if target == "lines":
-        return torch.stack([torch.rand(batch, 1, generator=g) for g in gens])
-    return torch.stack([torch.randn(batch, 1, generator=g) for g in gens])
+        return gens.uniform(batch, 1, dtype=torch.get_default_dtype())
+    return gens.normal(batch, 1)
 
 
-def _two_conditions(x: torch.Tensor, std: float, gens: Sequence[torch.Generator]) -> torch.Tensor:
+def _two_conditions(x: torch.Tensor, std: float, gens: Stream) -> torch.Tensor:
     """Copies [0, S) get instance noise of ``std`` (shared transform), copies [S, 2S) none."""
     n_s = len(gens)
     return torch.cat([add_instance_noise(x[:n_s], std, gens), x[n_s:]])
 
 
-def _eval_samples(target: str, G, gens, n: int, device) -> dict[str, torch.Tensor]:
+def _eval_samples(target: str, G, gens: Stream, n: int) -> dict[str, torch.Tensor]:
     """What the W1 to the target needs, kept on the device until training ends: |theta| per copy
     (lines) or G's samples (2S, n, 2) and the target's (S, n, 2) from ``gens`` (curve)."""
     if target == "lines":
         return {"abs_theta": G.theta.detach().abs()}
     with torch.no_grad():
         z = sample_latent(target, gens, n)
-        fake = G(torch.cat([z, z]).to(device))  # (2S, n, 2)
+        fake = G(torch.cat([z, z]))  # (2S, n, 2)
     return {"fake": fake, "real": sample_target(target, gens, n)}
 
 
@@ -77,7 +79,7 @@ def _w1_to_target(target: str, evals: Sequence[dict[str, torch.Tensor]]) -> list
         return [ev["abs_theta"].double().cpu().numpy() for ev in evals]
     pairs = []
     for ev in evals:
-        fake, real = ev["fake"].double().cpu().numpy(), ev["real"].double().numpy()
+        fake, real = ev["fake"].double().cpu().numpy(), ev["real"].double().cpu().numpy()
         n_s = len(real)
         pairs += [(fake[c], real[c % n_s]) for c in range(2 * n_s)]
     w1 = w1_pool(pairs)
@@ -101,7 +103,7 @@ def train_annealed(target: str, params: Mapping[str, Any], seeds: Sequence[int],
     opt_g = optim.make("adam", G.parameters(), float(params["lr_g"]), betas=betas)
     opt_d = optim.make("adam", D.parameters(), float(params["lr_d"]), betas=betas)
     g_cost = get_objective(str(params["g_objective"])).g_loss
-    gens = generators(seeds, "data")
+    gens = Stream(seeds, "data", device)  # both conditions of a seed see the same draws
     steps, batch = int(params["steps"]), int(params["batch_size"])
     schedule, anneal = dict(params["noise_schedule"]), int(params["anneal_steps"])
 
@@ -109,22 +111,22 @@ def train_annealed(target: str, params: Mapping[str, Any], seeds: Sequence[int],
         std = noise_std_at(step, anneal, schedule)
         real = sample_target(target, gens, batch)
         z = sample_latent(target, gens, batch)
-        real = _two_conditions(torch.cat([real, real]), std, gens).to(device)
+        real = _two_conditions(torch.cat([real, real]), std, gens)
         with torch.no_grad():
-            fake = G(torch.cat([z, z]).to(device)).cpu()
-        fake = _two_conditions(fake, std, gens).to(device)
+            fake = G(torch.cat([z, z]))
+        fake = _two_conditions(fake, std, gens)
         return gan_d_loss(D(real), D(fake))
 
     def g_loss(step: int) -> torch.Tensor:
         std = noise_std_at(step, anneal, schedule)
         z = sample_latent(target, gens, batch)
-        fake = G(torch.cat([z, z]).to(device))
-        eps = _two_conditions(torch.zeros_like(fake).cpu(), std, gens).to(device)  # noise only
+        fake = G(torch.cat([z, z]))
+        eps = _two_conditions(torch.zeros_like(fake), std, gens)  # the noise only
         return g_cost(D(fake + eps))
 
     def evaluate(step: int) -> dict[str, torch.Tensor]:
-        eval_gens = generators([s + 7919 * step for s in seeds], "eval")
-        return _eval_samples(target, G, eval_gens, int(params["n_w1"]), device)
+        eval_gens = Stream(seeds, "eval", device, substream=step)  # fresh draws at every step
+        return _eval_samples(target, G, eval_gens, int(params["n_w1"]))
 
     every = int(params["eval_every"])
     result = gan(

@@ -22,7 +22,7 @@ captures a smaller fraction.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,8 @@ from repro.data import (  # the WGAN-GP toy data sets
     sample_swiss_roll,  # noqa: F401
     toy_sampler,
 )
-from repro.engine import STREAMS, Copies, fit, generators, optim
+from repro.engine import STREAMS, Copies, fit, optim
+from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.losses import penalty_at, wgan_d_loss
@@ -45,11 +46,11 @@ from repro.metrics import w1_pool
 from repro.nets import BatchedMLP
 
 
-def data_and_fake(sampler, gens, batch: int, fake_noise_std: float, device):
+def data_and_fake(sampler, gens: Stream, batch: int, fake_noise_std: float, device):
     """Real batch and the fixed generator's batch: an independent real batch + N(0, std^2 I)."""
     real = sampler(gens, batch, device=device)
     base = sampler(gens, batch, device=device)
-    eps = torch.stack([torch.randn(batch, 2, generator=g) for g in gens]).to(base)
+    eps = gens.normal(batch, 2).to(base)
     return real, base + fake_noise_std * eps
 
 
@@ -72,18 +73,18 @@ def clip_per_copy_(net: BatchedMLP, bounds: torch.Tensor) -> None:
 
 
 def penalty_per_copy(
-    net: BatchedMLP, real: torch.Tensor, fake: torch.Tensor, gens: Sequence[torch.Generator]
+    net: BatchedMLP, real: torch.Tensor, fake: torch.Tensor, gens: Stream
 ) -> torch.Tensor:
     """The WGAN-GP penalty per copy (``repro.losses.penalty_at``) with u ~ U[0, 1] per sample
-    drawn from the copy's own generator. real, fake (C, B, 2) -> (C,)."""
-    u = torch.stack([torch.rand(real.shape[1], 1, generator=g) for g in gens]).to(real)
+    drawn from the copies' stream. real, fake (C, B, 2) -> (C,)."""
+    u = gens.uniform(real.shape[1], 1).to(real)
     return penalty_at(net, real, fake, u)
 
 
 def train_critic(
     net: BatchedMLP,
     sampler,
-    gens: Sequence[torch.Generator],
+    gens: Stream,
     params: Mapping[str, Any],
     steps: int,
     clip_bounds: torch.Tensor | None,
@@ -197,7 +198,7 @@ def efficiency(
     The solves go through ``repro.metrics.w1_pool`` (one per copy, all at once)."""
     n = int(params["n_w1"])
     real, fake = data_and_fake(sampler, gens, n, float(params["fake_noise_std"]), device)
-    u = torch.stack([torch.rand(n, 1, generator=g) for g in gens]).to(real)
+    u = gens.uniform(n, 1).to(real)
     pts = torch.cat([real, fake, u * real + (1 - u) * fake], 1).requires_grad_(True)
     (grad,) = torch.autograd.grad(net(pts).sum(), pts)
     lip = grad.norm(dim=-1).amax(1).double().cpu().numpy()
@@ -233,7 +234,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     train_critic(
         deep_clip,
         roll,
-        generators(clip_seeds, "data"),
+        Stream(clip_seeds, "data", device),
         params,
         int(params["steps"]),
         bounds,
@@ -243,7 +244,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     train_critic(
         deep_gp,
         roll,
-        generators(seeds, "data"),
+        Stream(seeds, "data", device),
         params,
         int(params["steps"]),
         None,
@@ -252,16 +253,18 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     nb = int(params["n_eval_batches"])
     norms = np.concatenate(
         [
-            layer_grad_norms(deep_clip, roll, generators(clip_seeds, "eval"), params, nb, device),
-            layer_grad_norms(deep_gp, roll, generators(seeds, "eval"), params, nb, device),
+            layer_grad_norms(
+                deep_clip, roll, Stream(clip_seeds, "eval", device), params, nb, device
+            ),
+            layer_grad_norms(deep_gp, roll, Stream(seeds, "eval", device), params, nb, device),
         ]
     )  # (C, L), rows: clips x seeds, then penalty x seeds
     act_norms = np.concatenate(
         [
             activation_grad_norms(
-                deep_clip, roll, generators(clip_seeds, "eval"), params, nb, device
+                deep_clip, roll, Stream(clip_seeds, "eval", device), params, nb, device
             ),
-            activation_grad_norms(deep_gp, roll, generators(seeds, "eval"), params, nb, device),
+            activation_grad_norms(deep_gp, roll, Stream(seeds, "eval", device), params, nb, device),
         ]
     )  # (C, L): input, then hidden activations 1..L-1; rows as above
     act_slopes, act_vanished = fit_slopes(act_norms)
@@ -296,13 +299,13 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
             train_critic(
                 net,
                 sampler,
-                generators(seeds, "data"),
+                Stream(seeds, "data", device),
                 params,
                 int(params["surface_steps"]),
                 bounds_a,
                 device,
             )
-            eff, est, w1 = efficiency(net, sampler, generators(seeds, "eval"), params, device)
+            eff, est, w1 = efficiency(net, sampler, Stream(seeds, "eval", device), params, device)
             for i, sd in enumerate(seeds):
                 eff_rows.append(
                     {

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.data import ring_means, sample_mixture, sample_normal
-from repro.engine import STREAMS, gan, generators, optim
+from repro.engine import STREAMS, gan, optim
+from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.losses import get_objective
 from repro.metrics import w1_pool
@@ -63,14 +64,14 @@ def _gan_pair(params: Mapping[str, Any], seeds: Sequence[int], device):
 def evaluate_checkpoint(
     g: BatchedMLP, d: BatchedMLP, real_sampler, params: Mapping[str, Any], seeds, kind: str, device
 ) -> dict[str, torch.Tensor]:
-    """On fresh held-out batches (evaluation stream, reseeded so every checkpoint sees the same
+    """On fresh held-out batches (evaluation stream, restarted so every checkpoint sees the same
     real samples and latent codes): the net's estimate (S,) and the first ``n_w1`` real and fake
     samples (S, n_w1, ambient_dim), whose exact W1 (``w1_after``) is solved after training.
 
     WGAN: E_real f - E_fake f. GAN: V/2 + log 2 with V = E log D(real) + E log(1 - D(fake)),
     the JS estimate of WGAN Sec. 4.2 / Fig. 4.
     """
-    gens = generators(seeds, "eval")
+    gens = Stream(seeds, "eval", device)
     n = int(params["n_eval"])
     with torch.no_grad():
         real = real_sampler(gens, n, device=device)
@@ -133,7 +134,7 @@ def train_tracking(
         betas = (0.5, 0.999)
         opt_g = optim.make("adam", g.parameters(), float(params["lr_gan"]), betas=betas)
         opt_d = optim.make("adam", d.parameters(), float(params["lr_gan"]), betas=betas)
-    gens = generators(seeds, "data")
+    gens = Stream(seeds, "data", device)
     z_dim, b = int(params["z_dim"]), int(params["batch_size"])
     steps, every = int(params["steps"]), int(params["eval_every"])
 

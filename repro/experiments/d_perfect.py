@@ -17,6 +17,7 @@ from torch import nn
 
 from repro.data import load_labels, sample_normal
 from repro.engine import fit, optim
+from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.arjovsky_bottou import (
     PROTOCOL_PARAMS,
@@ -66,8 +67,9 @@ def train_classifier(
 ) -> tuple[FeatureNet, float]:
     """Train ``FeatureNet`` on the training split (Adam 1e-3); return it and its held-out accuracy.
 
-    Initialised and fed from its own generator (stream STREAM_CLASSIFIER of seed 0): the same
-    instrument for every seed of a run.
+    Stream STREAM_CLASSIFIER of seed 0 gives its weights (a CPU generator, like every network's
+    initialisation) and its minibatches (a ``Stream`` drawn on ``device``): the same instrument
+    for every seed of a run.
     """
     x, y = load_split(params, "train", device), load_labels(params["dataset"], "train").to(device)
     gen = seed_generators([0], STREAM_CLASSIFIER)[0]
@@ -79,9 +81,10 @@ def train_classifier(
                 m.weight.copy_((torch.rand(m.weight.shape, generator=gen) * 2 - 1) * bound)
                 m.bias.copy_((torch.rand(m.bias.shape, generator=gen) * 2 - 1) * bound)
     net = net.to(device)
+    batches = Stream([0], STREAM_CLASSIFIER, device)
 
     def loss(step: int) -> torch.Tensor:  # one classifier for all seeds: a single loss
-        idx = torch.randint(len(x), (batch,), generator=gen).to(device)
+        idx = batches.randint(len(x), batch)[0]
         return F.cross_entropy(net(x[idx]), y[idx])
 
     fit(optim.make("adam", net.parameters(), 1e-3), loss, steps)
@@ -108,23 +111,19 @@ def sample_quality(
     p = params
     net, accuracy = train_classifier(p, p["classifier_steps"], device)
     n = p["fd_samples"]
-    gen = seed_generators([0], STREAM_CLASSIFIER + 100)[0]
+    perms = Stream([0], STREAM_CLASSIFIER + 100, device)  # which real images: seed 0, every run
     test, train = load_split(p, "test", device), load_split(p, "train", device)
     n_real = min(n, len(test))
-    real = feature_gaussian(_features(net, test[torch.randperm(len(test), generator=gen)[:n_real]]))
+    real = feature_gaussian(_features(net, test[perms.permutation(len(test))[0, :n_real]]))
     floor = frechet_distance(
-        *feature_gaussian(
-            _features(net, train[torch.randperm(len(train), generator=gen)[:n_real]])
-        ),
+        *feature_gaussian(_features(net, train[perms.permutation(len(train))[0, :n_real]])),
         *real,
     )
     state = copy.deepcopy(G.state_dict())
     untrained = make_generator(p, seeds, G.base * 4).to(device)
     rows = []
     for label, gen_model in (("snapshot", G), ("untrained", untrained)):
-        z = sample_normal(
-            seed_generators(gen_model.seeds, STREAM_EVAL + 100), n, p["z_dim"], device=device
-        )
+        z = sample_normal(Stream(gen_model.seeds, STREAM_EVAL + 100, device), n, p["z_dim"])
         with torch.no_grad():
             fakes = gen_model(z)  # (K, n, 1, H, W)
         for c in range(len(gen_model.seeds)):

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from repro import plots
+from repro.engine import Stream
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.dirac import (
     Method,
@@ -27,7 +28,7 @@ from repro.experiments.family.dirac import (
     step,
 )
 from repro.invariants import require
-from repro.nets import STREAM_DATA, seed_generators
+from repro.nets import STREAM_DATA
 
 
 def schemes(params: Mapping) -> list[tuple[str, str, int]]:
@@ -37,13 +38,11 @@ def schemes(params: Mapping) -> list[tuple[str, str, int]]:
     return out
 
 
-def random_starts(seeds: Sequence[int], n: int, radius: float) -> torch.Tensor:
-    """n starts per seed on the circle of the given radius, angle ~ U[0, 2 pi): (S, n, 2)."""
-    out = []
-    for g in seed_generators(seeds, STREAM_DATA):
-        a = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)
-        out.append(radius * torch.stack([torch.cos(a), torch.sin(a)], -1))
-    return torch.stack(out)
+def random_starts(seeds: Sequence[int], n: int, radius: float, device=None) -> torch.Tensor:
+    """n starts per seed on the circle of the given radius, angle ~ U[0, 2 pi): (S, n, 2) float64,
+    drawn on ``device`` from each seed's ``data`` stream."""
+    a = 2 * math.pi * Stream(seeds, STREAM_DATA, device).uniform(n, dtype=torch.float64)  # (S, n)
+    return radius * torch.stack([torch.cos(a), torch.sin(a)], -1)
 
 
 NON_CONVERGENT = ("gan", "ns-gan", "wgan", "wgan-gp")  # the paper's prediction, for the metrics
@@ -54,10 +53,10 @@ def run(params: Mapping, seeds: list[int], device) -> Tables:
     methods = make_methods(params)
     table = MethodTable(methods, device)
     h, n_steps, tol = float(params["step_size"]), int(params["n_steps"]), float(params["tol"])
-    start = torch.tensor([params["start"]], dtype=torch.float64)  # (1, 2)
+    start = torch.tensor([params["start"]], dtype=torch.float64, device=device)  # (1, 2)
     radius = float(start.norm())
-    rand = random_starts(seeds, int(params["n_random_starts"]), radius)  # (S, n, 2)
-    starts = torch.cat([start, rand.reshape(-1, 2)]).to(device)  # (1 + S n, 2)
+    rand = random_starts(seeds, int(params["n_random_starts"]), radius, device)  # (S, n, 2)
+    starts = torch.cat([start, rand.reshape(-1, 2)])  # (1 + S n, 2)
     traj_rows, final_rows, eig_rows = [], [], []
     for label, scheme, k in schemes(params):
         path = simulate(starts, table, h, n_steps, scheme, k).cpu()  # (T+1, M, P, 2)

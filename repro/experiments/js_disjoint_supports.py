@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.data import sample_line_pairs
-from repro.engine import STREAMS, Copies, fit, generators, optim
+from repro.engine import STREAMS, Copies, Stream, fit, optim
 from repro.experiments import Experiment, Tables
 from repro.losses import gan_d_loss, penalty_at
 from repro.nets import BatchedMLP
@@ -66,13 +66,13 @@ def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> tuple[Batc
         optim.make("adam", d_net.parameters(), float(params["lr_d"])),
         optim.make("adam", critic.parameters(), float(params["lr_critic"]), betas=(0.0, 0.9)),
     )
-    gens = generators(seeds, "data")
+    gens = Stream(seeds, "data", device)
     batch, lam = int(params["batch_size"]), float(params["gp_lambda"])
 
     def per_copy_loss(step: int) -> torch.Tensor:
-        real, fake = (t.to(device) for t in sample_line_pairs(thetas, gens, batch))
-        u = torch.stack([torch.rand(len(thetas), batch, 1, generator=g) for g in gens], 1)
-        u = u.reshape(-1, batch, 1).to(device)  # (T*S, B, 1), drawn per seed like the data
+        real, fake = sample_line_pairs(thetas, gens, batch)
+        u = gens.uniform(len(thetas), batch, 1, dtype=torch.get_default_dtype())  # (S, T, B, 1)
+        u = u.transpose(0, 1).reshape(-1, batch, 1)  # (T*S, B, 1), drawn per seed like the data
         d_loss = gan_d_loss(d_net(real), d_net(fake))
         # disjoint parameters: one backward of the sum serves both networks
         return d_loss + critic_loss(critic, real, fake, u, lam)
@@ -91,8 +91,7 @@ def estimates(
     device,
 ) -> pd.DataFrame:
     """Held-out JS estimate V/2 + log 2, D accuracy and critic W estimate per (theta, seed)."""
-    gens = generators(seeds, "eval")
-    real, fake = (t.to(device) for t in sample_line_pairs(thetas, gens, n_eval))
+    real, fake = sample_line_pairs(thetas, Stream(seeds, "eval", device), n_eval)
     lr_, lf = d_net(real), d_net(fake)  # (C, N, 1) logits
     value = F.logsigmoid(lr_).mean((1, 2)) + F.logsigmoid(-lf).mean((1, 2))
     acc = 0.5 * ((lr_ > 0).float().mean((1, 2)) + (lf < 0).float().mean((1, 2)))

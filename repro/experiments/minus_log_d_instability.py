@@ -17,6 +17,7 @@ from scipy import stats
 from torch import nn
 
 from repro.data import sample_normal
+from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.arjovsky_bottou import (
     PROTOCOL_PARAMS,
@@ -39,7 +40,6 @@ from repro.experiments.family.arjovsky_bottou import (
 from repro.invariants import require
 from repro.losses import non_saturating_g_loss
 from repro.metrics import per_seed_grad_norm
-from repro.nets import seed_generators
 
 # (q99 - q01) / (q75 - q25): the two-sided tail-quantile ratio of a symmetric law.
 GAUSSIAN_TAIL_RATIO = float(
@@ -60,9 +60,8 @@ def tail_ratio(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     gradient; this ratio compares a sample's tails with its bulk, free of location and scale.
     NaN where the inter-quartile range is 0.
     """
-    q = torch.quantile(
-        values.double(), torch.tensor([0.01, 0.25, 0.75, 0.99], dtype=torch.float64), dim=dim
-    )
+    probs = torch.tensor([0.01, 0.25, 0.75, 0.99], dtype=torch.float64, device=values.device)
+    q = torch.quantile(values.double(), probs, dim=dim)
     iqr = q[2] - q[1]
     return torch.where(iqr > 0, (q[3] - q[0]) / iqr, torch.full_like(iqr, float("nan")))
 
@@ -70,9 +69,8 @@ def tail_ratio(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
 def robust_standardise(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """(v - median) / (q75 - q25) * 1.349 along ``dim``: a N(m, s^2) sample becomes ~N(0, 1)."""
     v = values.double()
-    q = torch.quantile(
-        v, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64), dim=dim, keepdim=True
-    )
+    probs = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=v.device)
+    q = torch.quantile(v, probs, dim=dim, keepdim=True)
     return (v - q[1]) / (q[2] - q[0]) * (2 * stats.norm.ppf(0.75))
 
 
@@ -90,9 +88,10 @@ def pooled_tail_ratio(values: torch.Tensor) -> float:
 
 
 def theorem_model_gradients(
-    gens: Sequence[torch.Generator], draws: int, gap: float, noise_std: float, points: int
+    gens: Stream, draws: int, gap: float, noise_std: float, points: int
 ) -> torch.Tensor:
-    """E_z[-d/dtheta log D(g_theta(z))] for ``draws`` realisations of D's error, per generator.
+    """E_z[-d/dtheta log D(g_theta(z))] for ``draws`` realisations of D's error, per copy of the
+    random stream ``gens``.
 
     The model of Arjovsky & Bottou 2017, Thm 2.6: P_r = N(0, 1), P_g = N(gap, 1) with
     g_theta(z) = theta + z at theta = gap; the optimal D* = P_r / (P_r + P_g) =
@@ -101,19 +100,16 @@ def theorem_model_gradients(
     quadrature with ``points`` nodes, so -d/dtheta log D(theta + z) = -D'(x) / D(x) is averaged as
     sum_i w_i (-D'(x_i) / D(x_i)). D is not kept inside (0, 1): the theorem does not either.
 
-    Returns (len(gens), draws) float64.
+    Returns (len(gens), draws) float64, on the stream's device.
     """
     nodes, weights = np.polynomial.hermite_e.hermegauss(points)
-    x = torch.as_tensor(gap + nodes, dtype=torch.float64)
-    w = torch.as_tensor(weights / weights.sum(), dtype=torch.float64)
+    x = torch.as_tensor(gap + nodes, dtype=torch.float64, device=gens.device)
+    w = torch.as_tensor(weights / weights.sum(), dtype=torch.float64, device=gens.device)
     d_star = torch.sigmoid(gap**2 / 2 - gap * x)
     d_star_prime = -gap * d_star * (1 - d_star)
-    out = []
-    for g in gens:
-        eps = noise_std * torch.randn(draws, points, generator=g, dtype=torch.float64)
-        r = noise_std * torch.randn(draws, points, generator=g, dtype=torch.float64)
-        out.append((-(d_star_prime + r) / (d_star + eps) * w).sum(dim=1))
-    return torch.stack(out)
+    eps = noise_std * gens.normal(draws, points, dtype=torch.float64)  # (C, draws, points)
+    r = noise_std * gens.normal(draws, points, dtype=torch.float64)
+    return (-(d_star_prime + r) / (d_star + eps) * w).sum(dim=2)
 
 
 def require_theorem_model_heavy(theorem: pd.DataFrame, draws: int) -> None:
@@ -163,7 +159,7 @@ def per_d_gradients(
 def minibatch_norms(
     G: nn.Module,
     D: nn.Module,
-    gens: Sequence[torch.Generator],
+    gens: Stream,
     n_ds: int,
     *,
     z_dim: int,
@@ -210,18 +206,16 @@ def run_instability(params: Mapping[str, Any], seeds: Sequence[int], device: Any
     mb = dict(
         z_dim=p["z_dim"], batch_size=p["batch_size"], n_batches=p["tail_batches"], device=device
     )
-    start = minibatch_norms(G, D, seed_generators(G.seeds, STREAM_MINIBATCH), n_ds, **mb)
+    start = minibatch_norms(G, D, Stream(G.seeds, STREAM_MINIBATCH, device), n_ds, **mb)
     G.load_state_dict(state)
     curves = run_fresh_d(p, G, D, n_ds, ("non_saturating",), device)
-    end = minibatch_norms(G, D, seed_generators(G.seeds, STREAM_MINIBATCH), n_ds, **mb)
+    end = minibatch_norms(G, D, Stream(G.seeds, STREAM_MINIBATCH, device), n_ds, **mb)
     G.load_state_dict(state)
     # Thm 2.6 across Ds: each D's gradient on eval_size z shared by the Ds of a G copy
-    gens = seed_generators(G.seeds, STREAM_MINIBATCH + 100)
+    gens = Stream(G.seeds, STREAM_MINIBATCH + 100, device)
     n_params = sum(q[0].numel() for q in G.parameters())
-    coords = torch.stack(
-        [torch.randint(n_params, (p["tail_coords"],), generator=g) for g in gens]
-    ).to(device)
-    z = sample_normal(gens, p["eval_size"], p["z_dim"], device=device)
+    coords = gens.randint(n_params, p["tail_coords"])  # (K, J)
+    z = sample_normal(gens, p["eval_size"], p["z_dim"])
     grads = per_d_gradients(G, D, z, n_ds, coords)  # (n_ds, K, J)
     G.load_state_dict(state)
     G.zero_grad(set_to_none=True)
@@ -267,7 +261,7 @@ def run_instability(params: Mapping[str, Any], seeds: Sequence[int], device: Any
     theorem = []
     for noise in sorted(set(THEOREM_NOISE_GRID) | {p["analytic_noise_std"]}):
         g = theorem_model_gradients(
-            seed_generators(seeds, STREAM_THEOREM),
+            Stream(seeds, STREAM_THEOREM, device),
             p["analytic_draws"],
             p["analytic_gap"],
             noise,

@@ -19,7 +19,7 @@ from scipy import special, stats
 
 from repro import divergences as dv
 from repro import plots
-from repro.engine import generators
+from repro.engine import Stream
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.noise import half_circle, js_2d
 from repro.invariants import require
@@ -56,10 +56,11 @@ def truncated_noise_var(noise_std: float, trunc_stds: float) -> float:
 
 
 def truncated_noise(
-    shape: tuple[int, ...], noise_std: float, trunc_stds: float, gen: torch.Generator
+    shape: tuple[int, ...], noise_std: float, trunc_stds: float, gens: Stream
 ) -> np.ndarray:
-    """Samples of N(0, s^2) truncated to [-k s, k s] by the inverse CDF, from ``gen``."""
-    u = torch.rand(shape, generator=gen, dtype=torch.float64).numpy()
+    """Samples of N(0, s^2) truncated to [-k s, k s] by the inverse CDF, (C, *shape) for the C
+    copies of ``gens`` (a CPU stream: the numbers go to numpy)."""
+    u = gens.uniform(*shape, dtype=torch.float64).numpy()
     lo = special.ndtr(-trunc_stds)
     return noise_std * special.ndtri(lo + u * (1.0 - 2.0 * lo))
 
@@ -71,11 +72,12 @@ def truncated_kernel(t: np.ndarray, noise_std: float, trunc_stds: float) -> np.n
     return np.where(inside, dv.gaussian_pdf(t, 0.0, noise_std) / mass, 0.0)
 
 
-def pair_samples(pair: str, theta: float, n: int, gen: torch.Generator) -> tuple[np.ndarray, ...]:
-    """n clean samples of P_r and of P_g of ``pair`` (u ~ U[0, 1] from ``gen``): two (n, 2)."""
+def pair_samples(pair: str, theta: float, n: int, gens: Stream) -> tuple[np.ndarray, ...]:
+    """n clean samples of P_r and of P_g of ``pair`` per copy of the CPU stream ``gens``
+    (u ~ U[0, 1]): two (C, n, 2)."""
     r, g = PAIRS[pair]
-    u = torch.rand(2, n, generator=gen, dtype=torch.float64).numpy()
-    return r(u[0], theta), g(u[1], theta)
+    u = gens.uniform(2, n, dtype=torch.float64).numpy()  # (C, 2, n)
+    return r(u[:, 0], theta), g(u[:, 1], theta)
 
 
 def noisy_pair_densities(
@@ -165,18 +167,19 @@ def run_bound(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
             )
     exact = pd.DataFrame(exact)
     # the point sets are drawn first (the same draws in the same order as solving them one by
-    # one), then every exact W1 is solved at once through ``repro.metrics.w1_pool``
+    # one), then every exact W1 is solved at once through ``repro.metrics.w1_pool``. The points
+    # go to POT on the host, so they are drawn on the CPU: one stream copy per seed (row 0).
     rows, pairs, checks = [], [], []
     for seed in seeds:
-        gen = generators([seed], "eval")[0]
+        gen = Stream([seed], "eval", "cpu")
         for pair in params["pairs"]:
-            xr, xg = pair_samples(pair, theta, n_w, gen)
+            (xr,), (xg,) = pair_samples(pair, theta, n_w, gen)
             clean = len(pairs)
             pairs.append((xr, xg))
-            xr2, _ = pair_samples(pair, theta, n_w, gen)  # an independent sample of P_r
+            (xr2,), _ = pair_samples(pair, theta, n_w, gen)  # an independent sample of P_r
             for std in map(float, params["noise_stds"]):
-                eps = truncated_noise((n_w, 2), std, k, gen)
-                eps2 = truncated_noise((n_w, 2), std, k, gen)
+                (eps,) = truncated_noise((n_w, 2), std, k, gen)
+                (eps2,) = truncated_noise((n_w, 2), std, k, gen)
                 paired = float(np.linalg.norm(eps, axis=1).mean())  # coupling x -> x + eps
                 i = len(pairs)
                 pairs += [

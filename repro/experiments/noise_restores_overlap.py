@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.data import sample_noisy_line_pairs
-from repro.engine import STREAMS, Copies, fit, generators, optim
+from repro.engine import STREAMS, Copies, fit, optim
+from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.noise import bayes_accuracy, gen_grad_limit, js_noisy_lines
 from repro.invariants import require
@@ -54,11 +55,10 @@ def _train_overlap_d(params: Mapping[str, Any], seeds: Sequence[int], device):
     copies = Copies.grid(seeds, noise_std=stds, theta=thetas)
     sizes = (2, *[int(params["hidden"])] * int(params["depth"]), 1)
     d_net = BatchedMLP(sizes, seeds=copies.seeds, stream=STREAMS["d_init"]).to(device)
-    gens = generators(seeds, "data")
+    gens = Stream(seeds, "data", device)  # the samplers draw on the device
     eval_real, eval_fake = sample_noisy_line_pairs(
-        stds, thetas, generators(seeds, "eval"), int(params["n_eval"])
+        stds, thetas, Stream(seeds, "eval", device), int(params["n_eval"])
     )
-    eval_real, eval_fake = eval_real.to(device), eval_fake.to(device)
     iters, every, batch = (
         int(params["d_iterations"]),
         int(params["eval_every"]),
@@ -66,7 +66,7 @@ def _train_overlap_d(params: Mapping[str, Any], seeds: Sequence[int], device):
     )
 
     def per_copy_loss(step: int) -> torch.Tensor:
-        real, fake = (t.to(device) for t in sample_noisy_line_pairs(stds, thetas, gens, batch))
+        real, fake = sample_noisy_line_pairs(stds, thetas, gens, batch)
         return gan_d_loss(d_net(real), d_net(fake))
 
     result = fit(

@@ -5,13 +5,12 @@ max_D V(D, G) = -log 4 + 2 JSD(p_data || p_g). We train a discriminator (Batched
 fresh samples from known 1-D pairs (p_data, p_g) with the GAN objective and compare, on a grid,
 the learned D with D* and the attained V with -log 4 + 2 JSD (both by quadrature).
 
-Every (pair, seed) is one copy in the batched model's leading dimension; seed s draws the
-samples of all its pairs from its own generator, so batched seeds equal separate runs.
+Every (pair, seed) is one copy in the batched model's leading dimension; seed s's samples of all
+its pairs come from its own copy of the ``data`` stream, so batched seeds equal separate runs.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +21,7 @@ from scipy.special import expit
 
 from repro import divergences as dv
 from repro import plots
-from repro.engine import STREAMS, Copies, cosine, fit, generators, optim
+from repro.engine import STREAMS, Copies, Stream, cosine, fit, optim
 from repro.experiments import Experiment, Tables, check_names
 from repro.invariants import require
 from repro.losses import gan_d_loss
@@ -48,31 +47,30 @@ def mixture_density(x: np.ndarray, mix: Mixture) -> np.ndarray:
     return dv.mixture_pdf(x, *mix)
 
 
-def sample_mixture(mix: Mixture, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
-    """Samples of a 1-D Gaussian mixture, drawn on CPU from ``gen``: tensor of ``shape``."""
-    weights, means, stds = (torch.tensor(v, dtype=torch.get_default_dtype()) for v in mix)
-    n = math.prod(shape)
-    comp = torch.multinomial(weights, n, replacement=True, generator=gen)  # (n,)
-    noise = torch.randn(n, generator=gen)
-    return (means[comp] + stds[comp] * noise).reshape(shape)
+def sample_mixture(mix: Mixture, u: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Samples of a 1-D Gaussian mixture from uniforms ``u`` (float64: the component, by the
+    inverse CDF of the weights) and N(0, 1) numbers ``eps`` (the noise) of one shape."""
+    weights, means, stds = (torch.tensor(v, dtype=eps.dtype, device=eps.device) for v in mix)
+    cdf = torch.cumsum(weights.double() / weights.sum(), 0)
+    comp = torch.searchsorted(cdf, u.contiguous(), right=True).clamp_(max=len(cdf) - 1)
+    return means[comp] + stds[comp] * eps
 
 
-def draw_batch(
-    pairs: Sequence[str], seeds_gens: Sequence[torch.Generator], batch: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_batch(pairs: Sequence[str], gens: Stream, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real and fake batches for every (pair, seed) copy, copy index = pair * S + seed.
 
-    Seed s's generator draws all of its pairs in a fixed order, so its copies see the same
-    numbers whether it runs alone or beside other seeds. Returns two (K*S, B, 1) tensors.
+    ``gens`` has one copy per seed; two calls draw the components and the noise of every pair at
+    once, and seed s's numbers depend on its seed alone, so its copies see the same numbers
+    whether it runs alone or beside other seeds. Returns two (K*S, B, 1) tensors on the stream's
+    device.
     """
-    real = torch.empty(len(pairs), len(seeds_gens), batch)
-    fake = torch.empty_like(real)
-    for s, gen in enumerate(seeds_gens):
-        for k, name in enumerate(pairs):
-            p_data, p_g = PAIRS[name]
-            real[k, s] = sample_mixture(p_data, (batch,), gen)
-            fake[k, s] = sample_mixture(p_g, (batch,), gen)
-    return real.reshape(-1, batch, 1), fake.reshape(-1, batch, 1)
+    u = gens.uniform(len(pairs), 2, batch, dtype=torch.float64)  # (S, K, real/fake, B)
+    eps = gens.normal(len(pairs), 2, batch)
+    x = torch.empty(len(pairs), 2, len(gens), batch, dtype=eps.dtype, device=eps.device)
+    for k, name in enumerate(pairs):
+        for j, mix in enumerate(PAIRS[name]):  # p_data, then p_g
+            x[k, j] = sample_mixture(mix, u[:, k, j], eps[:, k, j])  # (S, B)
+    return x[:, 0].reshape(-1, batch, 1), x[:, 1].reshape(-1, batch, 1)
 
 
 def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device) -> BatchedMLP:
@@ -83,11 +81,11 @@ def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device)
     width, depth = int(params["hidden"]), int(params["depth"])
     copies = Copies.grid(seeds, pair=pairs)  # copy (k, s) is initialised from seed s
     net = BatchedMLP((1, *[width] * depth, 1), copies.seeds, stream=STREAMS["d_init"]).to(device)
-    gens = generators(seeds, "data")
+    gens = Stream(seeds, "data", device)
 
     def per_copy_loss(step: int) -> torch.Tensor:
         real, fake = draw_batch(pairs, gens, int(params["batch_size"]))
-        return gan_d_loss(net(real.to(device)), net(fake.to(device)))
+        return gan_d_loss(net(real), net(fake))
 
     lr, steps = float(params["lr"]), int(params["steps"])
     fit(optim.make("adam", net.parameters(), lr), per_copy_loss, steps, schedule=cosine(lr, steps))

@@ -20,7 +20,8 @@ import torch
 
 from repro import losses, metrics
 from repro.data import EpochSampler, load_digits_images, sample_normal
-from repro.engine import gan, generators, optim
+from repro.engine import gan, optim
+from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
 from repro.nets import DCGANDiscriminator, DCGANGenerator
@@ -163,8 +164,8 @@ def train_pair(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
     """Train the minimax and the non-saturating GAN of every seed as one batched model.
 
     Copy o * S + s of G and of D is initialised from seed s (the same weights for both
-    objectives) and draws its minibatches and noise from a generator seeded by s alone, so the
-    two runs of a seed see the same numbers. Plain SGD with momentum for both players and
+    objectives) and draws its minibatches and noise from the data stream keyed by s alone, so
+    the two runs of a seed see the same numbers. Plain SGD with momentum for both players and
     k = 1 D step per G step, as in Goodfellow et al. 2014 (Algorithm 1). Returns curves, G, D.
     """
     p, s = params, len(seeds)
@@ -174,7 +175,7 @@ def train_pair(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
     D = DCGANDiscriminator(copy_seeds, int(p["d_channels"])).to(device)
     opt_g = optim.make("sgd-momentum", G.parameters(), float(p["lr_g"]), momentum=p["momentum"])
     opt_d = optim.make("sgd-momentum", D.parameters(), float(p["lr_d"]), momentum=p["momentum"])
-    gens = generators(copy_seeds, "data")
+    gens = Stream(copy_seeds, "data", device)
     train_digits, held_out = digits_split()
     real_sampler = EpochSampler(train_digits.to(device))
     batch, steps, every = int(p["batch_size"]), int(p["steps"]), int(p["eval_every"])
@@ -191,7 +192,7 @@ def train_pair(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
 
     def evaluate(step: int) -> dict[str, torch.Tensor]:
         # the same evaluation draws at every evaluation and for both runs of a seed
-        return _evaluate(G, D, p, held_out, generators(copy_seeds, "eval"), device)
+        return _evaluate(G, D, p, held_out, Stream(copy_seeds, "eval", device), device)
 
     result = gan(
         opt_d,
@@ -287,7 +288,7 @@ def run_saturation(params: Mapping[str, Any], seeds: Sequence[int], device: Any)
         raise ValueError("early_steps must be a multiple of eval_every")
     curves, G, D = train_pair(params, seeds, device)
     copy_seeds = [int(x) for _ in OBJECTIVES for x in seeds]
-    gens = generators(copy_seeds, "eval")
+    gens = Stream(copy_seeds, "eval", device)
     with torch.no_grad():
         z = sample_normal(gens, int(params["batch_size"]), int(params["z_dim"]), device=device)
         logits = D(G(z))

@@ -36,6 +36,7 @@ from torch import nn
 from repro import data as rdata
 from repro import plots
 from repro.data import resolve_dataset
+from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables, setup_table
 from repro.experiments.family.stacked_digits import (
     EVAL_SAMPLES,
@@ -61,7 +62,6 @@ from repro.nets import (
     BatchedLinear,
     BatchedModule,
     fold_seeds,
-    seed_generators,
     unfold_seeds,
 )
 from repro.remedies import minibatch_features, pack
@@ -176,10 +176,10 @@ def build_discriminator(method: str, seeds, params, side: int) -> StackedDiscrim
 @torch.no_grad()
 def generate(g: StackedGenerator, n: int, seeds, device, chunk: int = 1000) -> torch.Tensor:
     """n samples per seed from G (train-mode batch norm, chunks of ``chunk``): (S, n, 3, H, W)."""
-    gens = seed_generators(seeds, STREAM_EVAL)
+    gens = Stream(seeds, STREAM_EVAL, device)
     out = []
     for i in range(0, n, chunk):
-        z = rdata.sample_normal(gens, min(chunk, n - i), g.z_dim, device=device)
+        z = rdata.sample_normal(gens, min(chunk, n - i), g.z_dim)
         out.append(g(z))
     return torch.cat(out, 1)
 
@@ -231,7 +231,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     per_seed: dict[str, Any] = {"seed": [int(s) for s in seeds]}
     per_seed["classifier_accuracy"] = held_out_accuracy(clf, test_x, test_y).numpy()
     # reference: stacks of held-out images, labelled by the classifier (what a perfect G scores)
-    real = StackedSampler(test_x.to(device))(seed_generators(seeds, STREAM_EVAL), n_eval)
+    real = StackedSampler(test_x.to(device))(Stream(seeds, STREAM_EVAL, device), n_eval)
     hist_rows, method_rows, sample_rows = [], [], []
     ref = histogram_metrics(mode_histogram(mode_ids(classify(clf, real))))
     per_seed["real_modes"], per_seed["real_kl"] = ref["modes"].cpu(), ref["kl"].cpu()

@@ -26,7 +26,7 @@ import torch
 
 from repro import plots
 from repro.data import sample_mixture_1d
-from repro.engine import STREAMS, fit, generators, optim
+from repro.engine import STREAMS, Stream, fit, optim
 from repro.experiments import Experiment, Tables
 from repro.losses import gan_d_loss, wgan_d_loss
 from repro.metrics import d_accuracy
@@ -51,7 +51,7 @@ def sigmoid_slope(logits: torch.Tensor, dlogits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits) * torch.sigmoid(-logits) * dlogits
 
 
-def _gaussians(params: Mapping[str, Any], gens, batch: int, device):
+def _gaussians(params: Mapping[str, Any], gens: Stream, batch: int, device):
     real = sample_mixture_1d(gens, batch, [params["real_mean"]], params["real_std"], device=device)
     fake = sample_mixture_1d(gens, batch, [params["fake_mean"]], params["fake_std"], device=device)
     return real, fake  # (S, B, 1) each
@@ -70,7 +70,7 @@ def train_pair(
         optim.make("adam", d_net.parameters(), float(params["lr_d"])),
         optim.make("rmsprop", critic.parameters(), float(params["lr_critic"])),
     )
-    gens = generators(seeds, "data")
+    gens = Stream(seeds, "data", device)
 
     def per_copy_loss(step: int) -> torch.Tensor:
         real, fake = _gaussians(params, gens, int(params["batch_size"]), device)
@@ -102,7 +102,7 @@ def run_critic_vs_discriminator(params: Mapping[str, Any], seeds: list[int], dev
     """Train D and the critic per seed; slopes on held-out fakes and on a grid."""
     d_net, critic = train_pair(params, seeds, device)
     n = int(params["n_eval"])
-    real, fake = _gaussians(params, generators(seeds, "eval"), n, device)
+    real, fake = _gaussians(params, Stream(seeds, "eval", device), n, device)
     with torch.no_grad():
         acc = d_accuracy(d_net(real), d_net(fake))
     on_fake = slopes_on(d_net, critic, fake)

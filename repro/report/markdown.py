@@ -28,6 +28,15 @@ from repro.report.claims_table import (
 from repro.report.history import read_history, update_history
 from repro.report.tables import fmt, holds_label, to_markdown
 
+# The one change of every number (issue 15): disclosed in every report's header.
+RANDOM_NUMBERS = (
+    "every draw after network initialisation comes from `repro.engine.streams.Stream`: a "
+    "counter-based hash of (seed, stream, call, position) computed on the run's device, the same "
+    "numbers on a CPU and a GPU; weights are initialised from per-seed CPU generators. Results "
+    "recorded before 2026-12-06 (history) drew everything from per-seed CPU generators: other "
+    "random numbers, the same checks"
+)
+
 
 def repository_url(citation: Path = ROOT / "CITATION.cff") -> str | None:
     """CITATION.cff's ``repository-code`` when it is set (a commented placeholder is not)."""
@@ -74,6 +83,7 @@ def build_report(
         f"| CPU(s): model, vendor, PyTorch kernels, vector extensions | {'; '.join(cpus)} |",
         f"| generated | {provenance.now_utc()} |",
         f"| packages | {', '.join(f'{k} {v}' for k, v in versions.items())} |",
+        f"| random numbers | {RANDOM_NUMBERS} |",
     ]
     for kind in ("identity", "empirical"):
         counts = primary[primary["kind"] == kind]["verdict"].value_counts().to_dict()

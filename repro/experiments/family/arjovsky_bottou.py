@@ -43,6 +43,7 @@ from repro.data import (
     sample_normal,
 )
 from repro.engine import fit, optim
+from repro.engine.streams import Stream
 from repro.experiments import setup_table
 from repro.experiments.family.arjovsky_bottou_gan import (  # the shared GAN run (re-exported)
     CHECKPOINT_DIR_ENV,  # noqa: F401
@@ -59,7 +60,6 @@ from repro.nets import (
     STREAM_FRESH_D,
     ConvDiscriminator,
     ConvGenerator,
-    seed_generators,
     stream_seed,
 )
 
@@ -149,13 +149,14 @@ def label_copies(df: pd.DataFrame, seeds: Sequence[int], epochs: Sequence[int]) 
 
 
 class HeldOutEval:
-    """Held-out evaluation: real test images (per-copy passes) and fresh z, own random stream."""
+    """Held-out evaluation: real test images (per-copy passes) and fresh z, own random stream
+    (STREAM_EVAL, drawn on ``device``)."""
 
     def __init__(self, params: Mapping[str, Any], G: ConvGenerator, device: Any):
         self.test = EpochSampler(load_split(params, "test", device))
         self.n_real = min(params["eval_size"], len(self.test.data))
         self.n_fake = params["eval_size"]
-        self.gens = seed_generators(G.seeds, STREAM_EVAL)
+        self.gens = Stream(G.seeds, STREAM_EVAL, device)
         self.z_dim, self.device = params["z_dim"], device
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,16 +203,16 @@ def run_fresh_d(
     ``eval_schedule``. G's parameters and buffers are left exactly as they were.
 
     Training batches: per G copy, minibatches of the training split without replacement and z,
-    from stream STREAM_FRESH_D (shared by the copy's n_ds Ds). Returns one row per (evaluation,
-    D copy): iteration, copy, accuracy (held-out), train_accuracy (mean over the D steps since the
-    previous evaluation, before each update; NaN at 0), fake_loss, real_loss, grad_norm_<cost>
-    (NaN for Ds with index > 0).
+    from stream STREAM_FRESH_D drawn on ``device`` (shared by the copy's n_ds Ds). Returns one
+    row per (evaluation, D copy): iteration, copy, accuracy (held-out), train_accuracy (mean over
+    the D steps since the previous evaluation, before each update; NaN at 0), fake_loss,
+    real_loss, grad_norm_<cost> (NaN for Ds with index > 0).
     """
     p = params
     frozen = copy.deepcopy(G.state_dict())  # batch-norm statistics move in train mode
     k, b = len(G.seeds), p["batch_size"]
     train = EpochSampler(load_split(p, "train", device))
-    gens = seed_generators(G.seeds, STREAM_FRESH_D)
+    gens = Stream(G.seeds, STREAM_FRESH_D, device)
     ev = HeldOutEval(p, G, device)
     opt = optim.make("adam", D.parameters(), p["d_lr"], betas=(0.5, 0.999))
     schedule = eval_schedule(

@@ -12,9 +12,10 @@ D_f this module computes
   min_theta max_V E_P[g_f(V)] - E_Q[f*(g_f(V))], one simultaneous Adam step for V (ascent) and
   theta (descent) per minibatch, as in the paper's single-step gradient method.
 
-Every (divergence, seed) pair is one copy of the batched V and of theta; the seed's generator
-draws one data batch and one z batch per step that all of that seed's divergences share, so a
-run over any subset of divergences or seeds gives the same numbers for the copies it holds.
+Every (divergence, seed) pair is one copy of the batched V and of theta; the seed's copy of the
+``data`` stream draws one data batch and one z batch per step that all of that seed's divergences
+share, so a run over any subset of divergences or seeds gives the same numbers for the copies it
+holds.
 
 Used by the claims ``fgan-gaussian-fit`` (six divergences on an asymmetric mixture) and
 ``kl-covers-reverse-kl-seeks`` (KL covers, reverse KL seeks, on two separated modes).
@@ -34,7 +35,7 @@ import torch
 from scipy import optimize
 
 from repro import divergences as dv
-from repro.engine import STREAMS, Copies, cosine, fit, generators, optim
+from repro.engine import STREAMS, Copies, Stream, cosine, fit, generators, optim
 from repro.nets import BatchedMLP
 
 # A 1-D Gaussian mixture: (weights, means, stds).
@@ -115,11 +116,12 @@ def cross_matrix(
 # f-GAN training
 
 
-def sample_mixture(mix: Mixture, n: int, gen: torch.Generator) -> torch.Tensor:
-    """n samples of a 1-D Gaussian mixture from ``gen``: components first, then the noise."""
-    weights, means, stds = (torch.tensor(v, dtype=torch.float64) for v in mix)
-    comp = torch.multinomial(weights, n, replacement=True, generator=gen)
-    return means[comp] + stds[comp] * torch.randn(n, generator=gen, dtype=torch.float64)
+def sample_mixture(mix: Mixture, n: int, gens: Stream) -> torch.Tensor:
+    """n samples of a 1-D Gaussian mixture per copy of ``gens``, float64 (C, n) on its device:
+    components first, then the noise."""
+    weights, means, stds = (torch.tensor(v, dtype=torch.float64, device=gens.device) for v in mix)
+    comp = gens.categorical(weights, n)  # (C, n)
+    return means[comp] + stds[comp] * gens.normal(n, dtype=torch.float64)
 
 
 def fgan_bound(v_real: torch.Tensor, v_fake: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
@@ -183,15 +185,13 @@ def train_fits(
         optim.make("adam", critic.parameters(), lr_v, betas=(0.5, 0.999)),
         optim.make("adam", gen.parameters(), lr_g, betas=(0.5, 0.999)),
     )
-    gens = generators(seeds, "data")
+    gens = Stream(seeds, "data", device)
 
     def per_copy_bound(step: int) -> torch.Tensor:
-        real = torch.stack([sample_mixture(mix, batch, g) for g in gens])  # (S, B)
-        z = torch.stack([torch.randn(batch, generator=g) for g in gens])  # (S, B)
-        real = (
-            real.to(torch.get_default_dtype()).repeat(n_f, 1).unsqueeze(-1).to(device)
-        )  # (F*S, B, 1)
-        z = z.repeat(n_f, 1).unsqueeze(-1).to(device)
+        real = sample_mixture(mix, batch, gens)  # (S, B)
+        z = gens.normal(batch)  # (S, B)
+        real = real.to(torch.get_default_dtype()).repeat(n_f, 1).unsqueeze(-1)  # (F*S, B, 1)
+        z = z.repeat(n_f, 1).unsqueeze(-1)
         return fgan_bound(critic(real), critic(gen(z)), names)  # (F*S,)
 
     def ascend_v() -> None:

@@ -26,17 +26,11 @@ from torch.func import functional_call
 
 from repro import remedies
 from repro.data import grid_means, ring_means, sample_mixture, sample_normal
-from repro.engine import gan, generators, optim
+from repro.engine import gan, optim
+from repro.engine.streams import Stream
 from repro.losses import Objective, get_objective
 from repro.metrics import mode_metrics, w1_pool
-from repro.nets import (
-    STREAM_D,
-    STREAM_EVAL,
-    STREAM_G,
-    BatchedLinear,
-    BatchedModule,
-    seed_generators,
-)
+from repro.nets import STREAM_D, STREAM_EVAL, STREAM_G, BatchedLinear, BatchedModule
 from repro.train import clip_parameters_
 
 log = logging.getLogger(__name__)
@@ -215,16 +209,16 @@ STREAM_TRAINSET = 9  # the finite training set (PacGAN: 100,000 points), drawn o
 
 def _real_sampler(mixture: Mixture, params, seeds, device):
     """Fresh mixture samples every batch, or (params["train_points"] > 0) minibatches drawn with
-    replacement from a finite training set of that many points per seed (PacGAN's setup)."""
+    replacement from a finite training set of that many points per seed (PacGAN's setup).
+    The returned sampler takes the training stream (a ``Stream`` on ``device``) and a batch size."""
     n = int(params.get("train_points", 0))
     if not n:
         return lambda gens, b: mixture.sample(gens, b, device)
-    data = mixture.sample(seed_generators(seeds, STREAM_TRAINSET), n, device)  # (S, N, 2)
+    data = mixture.sample(Stream(seeds, STREAM_TRAINSET, device), n, device)  # (S, N, 2)
     rows = torch.arange(len(seeds), device=data.device)[:, None]
 
     def draw(gens, b):
-        idx = torch.stack([torch.randint(n, (b,), generator=g) for g in gens]).to(data.device)
-        return data[rows, idx]
+        return data[rows, gens.randint(n, b).to(data.device)]  # (S, b, 2)
 
     return draw
 
@@ -266,7 +260,7 @@ def train_method(
     betas = tuple(method.betas or params["betas"])
     opt_g = optim.make(method.optimizer, G.parameters(), lr, betas=betas)
     opt_d = optim.make(method.optimizer, D.parameters(), lr_d, betas=betas)
-    gens = generators(seeds, "data")
+    gens = Stream(seeds, "data", device)
     b, z_dim = params["batch_size"] * method.pack, params["z_dim"]
     steps = params["steps"]
 
@@ -332,7 +326,14 @@ def _g_loss(method, obj, G, D, opt_d, params, step, gens, batch) -> torch.Tensor
             return _d_loss(obj, lambda v: functional_call(D, theta, (v,)), xi, G(zi))
 
         theta = remedies.unrolled_params(
-            d_loss, named, state, t, method.unroll, float(params["lr_d"]), tuple(params["betas"])
+            d_loss,
+            named,
+            state,
+            t,
+            method.unroll,
+            float(params["lr_d"]),
+            tuple(params["betas"]),
+            flat=True,  # one flat buffer: the same K Adam updates in far fewer kernels
         )
         return obj.g_loss(functional_call(D, theta, (fake,)))
     return obj.g_loss(D(_noise(method, params, step, fake, gens)))
@@ -342,7 +343,7 @@ def _g_loss(method, obj, G, D, opt_d, params, step, gens, batch) -> torch.Tensor
 def sample_generator(G: nn.Module, params, seeds, device, n: int | None = None) -> torch.Tensor:
     """n (default params["eval_samples"]) samples per seed from G, evaluation stream: (S, n, 2)."""
     n = n or params["eval_samples"]
-    z = sample_normal(seed_generators(seeds, STREAM_EVAL), n, params["z_dim"], device=device)
+    z = sample_normal(Stream(seeds, STREAM_EVAL, device), n, params["z_dim"])
     return G(z).cpu().double()
 
 
@@ -359,7 +360,8 @@ def evaluate_deferred(
     sets, one per seed, to solve later (all methods at once) through ``repro.metrics.w1_pool``."""
     m = mode_metrics(samples, mixture.means, mixture.mode_std)
     n_w1 = params["w1_samples"]
-    data = mixture.sample(seed_generators(seeds, STREAM_W1), n_w1).double()
+    # drawn on the CPU, where the samples and the W1 solver are
+    data = mixture.sample(Stream(seeds, STREAM_W1), n_w1).double()
     pairs = [(samples[i, :n_w1].numpy(), data[i].numpy()) for i in range(len(seeds))]
     rows = []
     for i, seed in enumerate(seeds):

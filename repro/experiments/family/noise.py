@@ -121,6 +121,10 @@ def bayes_accuracy(theta: float, noise_std: float) -> float:
     return float(special.ndtr(abs(theta) / (2.0 * noise_std)))
 
 
-def half_circle(u: np.ndarray) -> np.ndarray:
-    """The 1-D curve in 2-D used as a target: (cos pi u, sin pi u), u in [0, 1] (radius 1)."""
+def half_circle(u: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """The 1-D curve in 2-D used as a target: (cos pi u, sin pi u), u in [0, 1] (radius 1).
+
+    A tensor ``u`` gives a tensor on its device, an array an array."""
+    if isinstance(u, torch.Tensor):
+        return torch.stack([torch.cos(math.pi * u), torch.sin(math.pi * u)], dim=-1)
     return np.stack([np.cos(np.pi * u), np.sin(np.pi * u)], axis=-1)

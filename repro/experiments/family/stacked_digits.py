@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from repro import data as rdata
-from repro.engine import STREAMS, fit, generators, optim
+from repro.engine import STREAMS, Stream, fit, optim
 from repro.metrics import reverse_kl_uniform
 from repro.nets import (
     BatchedMLP,
@@ -64,19 +64,20 @@ def load_labelled(dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]
 class StackedSampler:
     """Stacks of ``N_CHANNELS`` independent, uniformly drawn images: (S, B, 3, H, W).
 
-    Seed s draws its indices from ``gens[s]`` alone (with replacement), so batched seeds see the
-    data separate runs would. ``labels`` gives each stack's mode when asked for.
+    ``gens`` is a ``repro.engine.streams.Stream`` of S copies: copy s's indices (with
+    replacement) depend on its seed alone, so batched seeds see the data separate runs would.
+    The indices are drawn on the stream's device. ``labels`` gives each stack's mode when asked
+    for.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         self.images = images  # (N, 1, H, W)
         self.labels = labels
 
-    def indices(self, gens: Sequence[torch.Generator], batch: int) -> torch.Tensor:
-        n = len(self.images)
-        return torch.stack([torch.randint(n, (batch, N_CHANNELS), generator=g) for g in gens])
+    def indices(self, gens: Stream, batch: int) -> torch.Tensor:
+        return gens.randint(len(self.images), batch, N_CHANNELS)  # (S, B, 3)
 
-    def __call__(self, gens, batch: int, device: Any = None) -> torch.Tensor:
+    def __call__(self, gens: Stream, batch: int, device: Any = None) -> torch.Tensor:
         idx = self.indices(gens, batch)  # (S, B, 3)
         out = self.images[idx.to(self.images.device)].squeeze(3)  # (S, B, 3, H, W)
         return out if device is None else out.to(device)
@@ -107,18 +108,18 @@ def train_classifier(
     images: torch.Tensor, labels: torch.Tensor, seeds: Sequence[int], params, device
 ) -> BatchedMLP:
     """One MLP digit classifier per seed (pixels -> hidden -> hidden -> 10), Adam on the SUM of
-    per-seed cross-entropies over minibatches of the training split."""
+    per-seed cross-entropies over minibatches of the training split (drawn with replacement from
+    stream "classifier" on ``device``; the same stream id initialises the weights)."""
     side = images.shape[-1]
     width = int(params["classifier_hidden"])
     net = BatchedMLP((side * side, width, width, N_CLASSES), seeds, stream=STREAMS["classifier"])
     net.to(device)
-    gens = generators(seeds, "classifier")
+    gens = Stream(seeds, "classifier", device)
     flat, labels = images.reshape(len(images), -1).to(device), labels.to(device)
     batch = min(128, len(flat))
 
     def per_seed_loss(step: int) -> torch.Tensor:
-        idx = torch.stack([torch.randint(len(flat), (batch,), generator=g) for g in gens])
-        idx = idx.to(device)
+        idx = gens.randint(len(flat), batch)  # (S, B)
         logits = net(flat[idx])  # (S, B, 10)
         ce = F.cross_entropy(
             logits.reshape(-1, N_CLASSES), labels[idx].reshape(-1), reduction="none"
