@@ -318,8 +318,10 @@ def count_run(
     """Run the experiment on meta under ``Counting``; an exception ends the run (noted).
     Warnings (numpy on the all-zero results of meta tensors) are silenced. Returns the counts,
     the error and the shapes of the exact W1 solves the run handed to ``w1_pool``."""
+    from repro.data import clear_caches
     from repro.metrics import w1_dry_run
 
+    clear_caches()  # one-time tables are made in every counted run, so they cancel per step
     mode = Counting()
     err = None
     with w1_dry_run() as solves, mode, warnings.catch_warnings():

@@ -10,7 +10,9 @@ Public API:
     SAMPLERS, get_sampler(name, **params) -> Sampler   toy samplers by name (partial application)
     ring_means(n_modes, radius) -> (K, 2)              ring of Gaussians, angles 2 pi k / K, k < K
     grid_means(n_per_side, spacing) -> (K, 2)          square grid centred on 0
-    sample_mixture(gens, batch, means, mode_std, weights)   isotropic Gaussian mixture in R^d
+    GaussianMixture(means, mode_std, weights)          isotropic Gaussian mixture in R^d, its
+                                                       device tables made once; .sample(gens, B)
+    sample_mixture(gens, batch, means, mode_std, weights)   a one-off draw of one
     sample_ring / sample_grid / sample_mixture_1d / sample_parallel_lines
     sample_line_pairs(thetas, gens, batch)             P0 and P_theta for every (theta, seed) copy
     sample_noisy_line_pairs(stds, thetas, gens, batch) with instance noise, per (std, theta, seed)
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from repro.engine.streams import Stream
+from repro.engine.streams import Stream, cdf, inverse_cdf
 from repro.fashion_mnist import (  # re-exported: the data sets on disk live there
     AUTO,  # noqa: F401
     DATA_DIR_ENV,  # noqa: F401
@@ -89,6 +91,85 @@ def grid_means(n_per_side: int = 5, spacing: float = GRID_SPACING) -> torch.Tens
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
 
+class GaussianMixture:
+    """sum_k w_k N(mu_k, s_k^2 I_d): the tables (means, stds, the weights' CDF) are made once
+    on the host and moved to a device once (``tables``), so a draw inside a training step does
+    no host work and no host-device copy (a captured CUDA graph could not replay one).
+
+    Args:
+        means: (K, d) component means (a sequence of K numbers for d = 1).
+        mode_std: one std for every component, or one per component.
+        weights: mixture weights (normalised here); uniform when None (components by
+            ``Stream.randint``, else by the inverse CDF of a float64 uniform).
+
+    Example:
+        >>> from repro.engine.streams import Stream, cdf, inverse_cdf
+        >>> GaussianMixture(ring_means(8), 0.01).sample(Stream([0, 1], "data"), 5).shape
+        torch.Size([2, 5, 2])
+    """
+
+    def __init__(
+        self,
+        means: torch.Tensor | Sequence[float],
+        mode_std: float | Sequence[float],
+        weights: Sequence[float] | None = None,
+    ):
+        means = torch.as_tensor(means, dtype=torch.float64)
+        self.means = means.reshape(-1, 1) if means.dim() == 1 else means  # (K, d)
+        k = len(self.means)
+        self.stds = torch.as_tensor(mode_std, dtype=torch.float64).expand(k)
+        self.uniform = weights is None
+        probs = (
+            torch.ones(k, dtype=torch.float64)
+            if weights is None
+            else torch.as_tensor(weights, dtype=torch.float64)
+        )
+        if probs.shape != (k,) or bool((probs < 0).any()):
+            raise ValueError(f"weights must be {k} non-negative numbers, got {weights}")
+        self.cdf = cdf(probs)  # on the host, once: the same CDF on every device
+        self._tables: dict[tuple, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self.means)
+
+    def tables(self, device: Any, dtype: torch.dtype = torch.float64) -> tuple:
+        """(means (K, d), stds (K,), cdf (K,) float64) on ``device``, made once per device."""
+        key = (str(device), dtype)
+        if key not in self._tables:
+            self._tables[key] = (
+                self.means.to(device, dtype),
+                self.stds.to(device, dtype),
+                self.cdf.to(device),
+            )
+        return self._tables[key]
+
+    def components(self, gens: Stream, *shape: int) -> torch.Tensor:
+        """(C, *shape) component indices drawn from ``gens``: ``randint`` for equal weights,
+        else the inverse CDF of a float64 uniform."""
+        if self.uniform:
+            return gens.randint(len(self), *shape)
+        return self.components_of(gens.uniform(*shape, dtype=torch.float64))
+
+    def components_of(self, u: torch.Tensor) -> torch.Tensor:
+        """Component indices of float64 uniforms ``u`` by the inverse CDF of the weights."""
+        return inverse_cdf(self.tables(u.device)[2], u)
+
+    def at(self, comp: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """mu_comp + s_comp eps in eps's dtype: comp (...), eps (..., d) -> (..., d)."""
+        means, stds, _ = self.tables(eps.device, eps.dtype)
+        return means[comp] + stds[comp, None] * eps
+
+    def sample(
+        self, gens: Stream, batch: int, device: Any = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """(S, B, d) samples per copy of ``gens``: the components first, then the noise (both
+        float64), rounded to ``dtype`` (default: torch's default dtype)."""
+        comp = self.components(gens, batch)  # (S, B)
+        eps = gens.normal(batch, self.means.shape[1], dtype=torch.float64)
+        x = self.at(comp, eps)
+        return _to(x.to(dtype or torch.get_default_dtype()), device)  # (S, B, d)
+
+
 def sample_mixture(
     gens: Stream,
     batch: int,
@@ -98,29 +179,38 @@ def sample_mixture(
     device: Any = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """x = mu_c + std_c * eps with c ~ Categorical(weights), eps ~ N(0, I_d), per seed.
+    """x = mu_c + std_c * eps with c ~ Categorical(weights), eps ~ N(0, I_d), per seed: (S, B, d).
 
-    Args:
-        gens: the copies' random stream (S copies).
-        batch: samples per seed B.
-        means: (K, d) component means.
-        mode_std: one std for every component, or one per component.
-        weights: mixture weights (normalised here); uniform when None.
-
-    Returns:
-        (S, B, d) samples; the component indices are drawn first, then the noise.
+    A one-off draw; a sampler called every step holds a ``GaussianMixture`` (tables made once).
     """
-    means = torch.as_tensor(means, dtype=torch.float64)
-    k, d = means.shape
-    stds = torch.as_tensor(mode_std, dtype=torch.float64).expand(k)
-    probs = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-    if probs is not None and (probs.shape != (k,) or (probs < 0).any()):
-        raise ValueError(f"weights must be {k} non-negative numbers, got {weights}")
-    comp = gens.randint(k, batch) if probs is None else gens.categorical(probs, batch)  # (S, B)
-    eps = gens.normal(batch, d, dtype=torch.float64)
-    means, stds = means.to(eps.device), stds.to(eps.device)
-    x = means[comp] + stds[comp, None] * eps
-    return _to(x.to(dtype or torch.get_default_dtype()), device)  # (S, B, d)
+    return GaussianMixture(means, mode_std, weights).sample(gens, batch, device, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _mixture(kind: str, *args: Any) -> GaussianMixture:
+    """The mixtures of the ring and grid samplers, made once per parameter set."""
+    if kind == "ring":
+        n_modes, radius, mode_std = args
+        return GaussianMixture(ring_means(n_modes, radius), mode_std)
+    n_per_side, spacing, mode_std = args
+    return GaussianMixture(grid_means(n_per_side, spacing), mode_std)
+
+
+def clear_caches() -> None:
+    """Forget the mixtures made once per process (the budget counts each run from scratch)."""
+    _mixture.cache_clear()
+    mixture_1d.cache_clear()
+
+
+def _floats(v: Any) -> Any:
+    return tuple(float(x) for x in v) if isinstance(v, Sequence | np.ndarray) else float(v)
+
+
+@functools.lru_cache(maxsize=64)
+def mixture_1d(weights: Any, means: Any, stds: Any) -> GaussianMixture:
+    """The 1-D mixture sum_k w_k N(mean_k, std_k^2) (weights None: equal), made once per
+    (weights, means, stds) of hashable floats / tuples."""
+    return GaussianMixture(means, stds, weights)
 
 
 def sample_ring(
@@ -132,7 +222,8 @@ def sample_ring(
     device: Any = None,
 ) -> torch.Tensor:
     """Uniform mixture of K isotropic Gaussians on a circle (``ring_means``): (S, B, 2)."""
-    return sample_mixture(gens, batch, ring_means(n_modes, radius), mode_std, device=device)
+    mixture = _mixture("ring", int(n_modes), float(radius), float(mode_std))
+    return mixture.sample(gens, batch, device=device)
 
 
 def sample_grid(
@@ -144,7 +235,8 @@ def sample_grid(
     device: Any = None,
 ) -> torch.Tensor:
     """Uniform mixture of n^2 isotropic Gaussians on a grid (``grid_means``): (S, B, 2)."""
-    return sample_mixture(gens, batch, grid_means(n_per_side, spacing), mode_std, device=device)
+    mixture = _mixture("grid", int(n_per_side), float(spacing), float(mode_std))
+    return mixture.sample(gens, batch, device=device)
 
 
 def sample_mixture_1d(
@@ -156,8 +248,9 @@ def sample_mixture_1d(
     device: Any = None,
 ) -> torch.Tensor:
     """1-D Gaussian mixture sum_k w_k N(mean_k, std_k^2): (S, B, 1)."""
-    mu = torch.as_tensor(means, dtype=torch.float64).reshape(-1, 1)
-    return sample_mixture(gens, batch, mu, mode_std, weights, device=device)
+    w = None if weights is None else _floats(weights)
+    mixture = mixture_1d(w, _floats(means), _floats(mode_std))
+    return mixture.sample(gens, batch, device=device)
 
 
 def sample_parallel_lines(
@@ -243,7 +336,8 @@ def toy_sampler(name: str):
         means, std = grid_means(5, 2.0) / 2.828, 0.05 / 2.828
     else:
         raise ValueError(f"unknown data set {name!r}; valid: swissroll, 8gaussians, 25gaussians")
-    return lambda gens, batch, device=None: sample_mixture(gens, batch, means, std, device=device)
+    mixture = GaussianMixture(means, std)
+    return lambda gens, batch, device=None: mixture.sample(gens, batch, device=device)
 
 
 def sample_normal(
@@ -300,7 +394,7 @@ class EpochSampler:
     permutations, position) goes into checkpoints via ``state_dict``.
 
     Example:
-        >>> from repro.engine.streams import Stream
+        >>> from repro.engine.streams import Stream, cdf, inverse_cdf
         >>> sampler = EpochSampler(load_digits_images())
         >>> sampler(Stream([0, 1], "data"), 64).shape
         torch.Size([2, 64, 1, 8, 8])

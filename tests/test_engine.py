@@ -157,6 +157,33 @@ def test_stream_batched_equals_separate_bitwise(method):
     assert not torch.equal(batched[0][0], batched[1][0])
 
 
+@pytest.mark.parametrize("method", sorted(STREAM_METHODS))
+def test_static_stream_draws_the_numbers_of_the_host_counter(method):
+    """static=True (the counter a device tensor, as a captured graph needs) and the host counter
+    (words computed in numpy on the CPU) give the same numbers, call by call, and resume alike."""
+    seeds = [4, 0, 2**40 + 9]
+    host = Stream(seeds, "data", substream=2)
+    static = Stream(seeds, "data", substream=2, static=True)
+    for _ in range(3):
+        assert torch.equal(STREAM_METHODS[method](host), STREAM_METHODS[method](static))
+    assert host.counter == static.counter == 3 and static.static and not host.static
+    again = Stream(seeds, "data", substream=2, static=True)
+    again.load_state_dict(host.state_dict())
+    assert torch.equal(STREAM_METHODS[method](again), STREAM_METHODS[method](host))
+
+
+@pytest.mark.parametrize("dist", ["uniform", "normal"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_host_words_equal_the_torch_kernel(dist, dtype):
+    """A CPU Stream hashes in numpy (``_words_host``), ``draw`` in torch int32 ops: the same
+    integers, so the same numbers, for 64-bit seeds and an odd number of normals."""
+    seeds = torch.tensor([0, 7, 2**40 + 3, 2**63 - 1])
+    s = Stream(seeds, "eval")
+    for step in range(3):
+        got = s.uniform(5, 3, dtype=dtype) if dist == "uniform" else s.normal(5, 3, dtype=dtype)
+        assert torch.equal(got, draw(seeds, "eval", step, (5, 3), dist, dtype))
+
+
 def test_stream_distributions():
     s = Stream(range(4), "eval")
     k = s.randint(5, 20_000)

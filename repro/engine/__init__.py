@@ -7,7 +7,9 @@ Modules:
               generators(seeds, name): CPU generators for network initialisation
     optim     make(name, params, lr, ...): sgd, sgd-momentum, adam, rmsprop with a per-copy lr
     loops     fit (D only, critic only, classifier) and gan (k D steps, a G step, hooks), both
-              with schedules and evaluation at scheduled steps returning tidy curves
+              with schedules and evaluation at scheduled steps returning tidy curves;
+              graphs=True runs each update as a static step (captured and replayed on CUDA)
+    graph     StaticStep: the static-buffer contract of a CUDA graph, eager off CUDA
 
 The engine knows nothing about any claim (issue 15). repro.train.train_gan (checkpoints, logging,
 snapshots) runs on ``gan``; repro.train's fresh-D protocol moves here in a later commit.

@@ -14,6 +14,16 @@ Schedules and evaluation:
   the copy's settings (``Copies.table``) as columns, one column per metric. Others (samples for
   an exact W1 computed after training, off the training loop) are in ``Result.evals``.
 
+Graphs (``graphs=True``): each update (fit's step; gan's D step and G step) runs as a
+``repro.engine.graph.StaticStep``, captured once as a CUDA graph and replayed on CUDA, eager on
+the same static buffers elsewhere (so on the CPU it equals ``graphs=False`` bit for bit, tested).
+The closures then follow the graph contract: their numbers come from static streams
+(``Stream(..., static=True)``: the counter is a device tensor), they do not branch on the step
+or k they are passed (a replay repeats the kernels recorded at the capture), and the optimisers
+are capturable (``optim.make(..., capturable=True)``: lr and step count on the device). Hooks that
+run between updates (evaluation, ``after_step``) stay eager; ``after_d_step`` is captured with
+the D step.
+
 Example (a D-only run):
     >>> from repro.engine import Copies, fit, optim
     >>> copies = Copies.grid([0, 1], pair=["shift"])
@@ -33,6 +43,7 @@ import torch
 from torch import nn
 
 from repro.engine.copies import Copies
+from repro.engine.graph import StaticStep
 from repro.engine.optim import BatchedOptimizer, Chain
 
 LossFn = Callable[[int], torch.Tensor]  # step -> per-copy loss (C,)
@@ -59,6 +70,36 @@ def update(
         before_step()
     opt.step()
     return per_copy_loss.detach()
+
+
+class _Update:
+    """One kind of update (a D step, a G step, fit's step): ``fn() -> (C,)`` detached losses,
+    run eagerly, or (``graphs``) as a ``StaticStep`` that writes them into a static buffer, of
+    which each call returns a copy."""
+
+    def __init__(self, fn: Callable[[], torch.Tensor], graphs: bool, *opts):
+        self.fn, self.out = fn, None
+        self.static = None
+        if graphs:
+            members = [o for opt in opts for o in getattr(opt, "opts", [opt])]  # a Chain's too
+            if not all(o.capturable for o in members):
+                raise ValueError(
+                    "graphs=True needs capturable optimisers (optim.make(..., capturable=True)):"
+                    " a float lr and a host step count would be recorded into the graph"
+                )
+            self.static = StaticStep(self._write, device=members[0].device)
+
+    def _write(self) -> None:
+        value = self.fn()
+        if self.out is None:  # the first (eager or warm-up) call sizes the buffer
+            self.out = torch.empty_like(value)
+        self.out.copy_(value)
+
+    def __call__(self) -> torch.Tensor:
+        if self.static is None:
+            return self.fn()
+        self.static()
+        return self.out.clone()
 
 
 def _result(losses: list[torch.Tensor], rec: _Recorder, copies: Copies | None) -> Result:
@@ -112,6 +153,7 @@ def fit(
     evaluate: EvalFn | None = None,
     eval_at: Iterable[int] = (),
     copies: Copies | None = None,
+    graphs: bool = False,
 ) -> Result:
     """Train one (batched) network: ``steps`` updates of ``opt`` on sum_c ``loss(step)``_c.
 
@@ -126,15 +168,24 @@ def fit(
         after_step: called after each update (e.g. weight clipping).
         evaluate, eval_at: see the module docstring.
         copies: the copy table joined onto the curves.
+        graphs: run each update as a static step (module docstring); ``after_step`` is then
+            captured with it.
     """
-    rec, losses = _Recorder(evaluate, eval_at), []
+    rec, losses, at = _Recorder(evaluate, eval_at), [], [0]
+
+    def one() -> torch.Tensor:
+        value = update(opt, loss(at[0]), before_step)
+        if after_step is not None:
+            after_step(at[0])
+        return value
+
+    run = _Update(one, graphs, opt)
     rec(0)
     for step in range(steps):
+        at[0] = step
         if schedule is not None:
             opt.set_lr(schedule(step))
-        losses.append(update(opt, loss(step), before_step))
-        if after_step is not None:
-            after_step(step)
+        losses.append(run())
         rec(step + 1)
     return _result(losses, rec, copies)
 
@@ -156,6 +207,7 @@ def gan(
     copies: Copies | None = None,
     start: int = 0,
     after_step: Callable[[int, torch.Tensor], None] | None = None,
+    graphs: bool = False,
 ) -> Result:
     """Alternating GAN training (Goodfellow et al. 2014, Alg. 1): per generator step, ``d_steps``
     D updates on sum_c ``d_loss(step, k)``_c, each followed by ``after_d_step(step, k)`` (WGAN
@@ -170,30 +222,43 @@ def gan(
         start: the first generator step (a resumed run continues from its checkpoint's step).
         after_step: called after every generator step with (step, its (2, C) losses), e.g. for
             logging, snapshots and checkpoints.
+        graphs: run the D step (with ``after_d_step``) and the G step as static steps (module
+            docstring).
 
     Returns:
         Result with losses (steps, 2, C): mean D loss over the k D steps, and G loss.
     """
-    rec, losses = _Recorder(evaluate, eval_at), []
+    rec, losses, at = _Recorder(evaluate, eval_at), [], [start, 0]
+
+    def d_update() -> torch.Tensor:
+        value = update(opt_d, d_loss(*at))
+        if after_d_step is not None:
+            after_d_step(*at)
+        return value
+
+    def g_update() -> torch.Tensor:
+        if discriminator is not None:
+            discriminator.requires_grad_(False)
+        try:
+            return update(opt_g, g_loss(at[0]))
+        finally:
+            if discriminator is not None:
+                discriminator.requires_grad_(True)
+
+    run_d, run_g = _Update(d_update, graphs, opt_d), _Update(g_update, graphs, opt_g)
     rec(start)
     for step in range(start, steps):
+        at[0] = step
         if schedule_d is not None:
             opt_d.set_lr(schedule_d(step))
         if schedule_g is not None:
             opt_g.set_lr(schedule_g(step))
         d_sum, n_d = None, d_steps(step) if callable(d_steps) else d_steps
         for k in range(n_d):
-            d = update(opt_d, d_loss(step, k))
+            at[1] = k
+            d = run_d()
             d_sum = d if d_sum is None else d_sum + d
-            if after_d_step is not None:
-                after_d_step(step, k)
-        if discriminator is not None:
-            discriminator.requires_grad_(False)
-        try:
-            g = update(opt_g, g_loss(step))
-        finally:
-            if discriminator is not None:
-                discriminator.requires_grad_(True)
+        g = run_g()
         losses.append(torch.stack([d_sum / n_d, g]))
         if after_step is not None:
             after_step(step, losses[-1])

@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from repro.nets import seed_generators
@@ -163,25 +164,59 @@ def _words(seed_keys: torch.Tensor, step_keys: tuple, counter: torch.Tensor) -> 
     return _mix32(x)
 
 
+def _mix32_np(x: np.ndarray) -> np.ndarray:
+    """lowbias32 in place on a uint32 array: the same bijection as ``_mix32`` (numpy's uint32
+    products wrap and its shifts are logical, so no masks are needed)."""
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(_K1)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(_K2)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def _words_host(seed_keys: np.ndarray, step_keys: tuple, n: int) -> torch.Tensor:
+    """``_words`` for CPU tensors, in numpy: the same integers (the hash is exact integer
+    arithmetic), in a third of the operations and without torch's per-op overhead, which
+    dominates the many small draws of a training step. (C, n) int32 sharing numpy's memory."""
+    k1 = seed_keys[0] ^ np.uint32(step_keys[0] & _M32)  # (C, 1)
+    k2 = seed_keys[1] ^ np.uint32(step_keys[1] & _M32)
+    x = np.arange(n, dtype=np.uint32) ^ k1
+    _mix32_np(x)
+    x ^= k2
+    return torch.from_numpy(_mix32_np(x).view(np.int32))
+
+
 def _unsigned(words: torch.Tensor) -> torch.Tensor:
     """int32 words as their unsigned values in int64, [0, 2^32)."""
     return words.to(torch.int64) & _M32
+
+
+def _unsigned_f64(words: torch.Tensor) -> torch.Tensor:
+    """int32 words as their unsigned values in float64 (exact: 2^32 < 2^53)."""
+    if words.device.type == "cpu":  # one pass in numpy, no int64 temporary
+        return torch.from_numpy(words.numpy().view(np.uint32).astype(np.float64))
+    return _unsigned(words).to(torch.float64)
 
 
 def _as(words: torch.Tensor, shape: Sequence[int], dist: str, dtype: torch.dtype) -> torch.Tensor:
     """The (C, n) words as numbers of ``dist`` (see ``draw``), shaped (C, *shape)."""
     if dist == "uniform":
         if dtype == torch.float64:
-            u = _unsigned(words).to(torch.float64) * 2.0**-32
+            u = _unsigned_f64(words).mul_(2.0**-32)
         else:
             u = ((words >> 8) & 0xFFFFFF).to(torch.float32) * 2.0**-24  # exact in float32
         return u.to(dtype).reshape(-1, *shape)
-    n = math.prod(shape)
-    w = _unsigned(words).to(torch.float64).reshape(len(words), -1, 2)
-    r = torch.sqrt(-2.0 * torch.log((w[..., 0] + 1.0) * 2.0**-32))
-    a = (2.0 * math.pi * 2.0**-32) * w[..., 1]
-    z = torch.stack([r * torch.cos(a), r * torch.sin(a)], dim=-1).reshape(len(words), -1)
-    return z[:, :n].to(dtype).reshape(-1, *shape)
+    # Box-Muller in float64; r cos and r sin are rounded to dtype as they are stored
+    c, n = len(words), math.prod(shape)
+    w = _unsigned_f64(words).view(c, -1, 2)
+    r = (w[..., 0] + 1.0).mul_(2.0**-32).log_().mul_(-2.0).sqrt_()
+    a = w[..., 1] * (2.0 * math.pi * 2.0**-32)
+    z = torch.empty(c, w.shape[1], 2, dtype=dtype, device=words.device)
+    torch.mul(r, torch.cos(a), out=z[..., 0])
+    torch.mul(r, a.sin_(), out=z[..., 1])
+    z = z.view(c, -1)
+    return (z if z.shape[1] == n else z[:, :n]).reshape(-1, *shape)
 
 
 def _n_words(shape: Sequence[int], dist: str) -> int:
@@ -245,6 +280,13 @@ class Stream:
     stream (e.g. the evaluation batches drawn afresh at step t): call k of it is keyed by the
     64-bit counter t 2^32 + k.
 
+    The counter is a host int by default: the key of a call is then computed on the host and a
+    CPU draw runs in numpy (``_words_host``: the same integers, without torch's per-op cost).
+    ``static=True`` keeps it in a 0-d int64 tensor on the device, which every call reads and
+    increments in place: the form a captured CUDA graph needs (``repro.engine.graph``), where a
+    host int would be baked into the graph and every replay would redraw the first numbers. Both
+    forms draw the same numbers (tests/test_engine.py).
+
     Example:
         >>> s = Stream([0, 1], "data")
         >>> s.normal(3, 2).shape, s.counter
@@ -257,6 +299,7 @@ class Stream:
         stream: str | int,
         device=None,
         substream: int = 0,
+        static: bool = False,
     ):
         seeds = torch.as_tensor(seeds, dtype=torch.int64)
         self.seeds = seeds.reshape(-1).to(device if device is not None else seeds.device)
@@ -264,8 +307,14 @@ class Stream:
         if not 0 <= substream < 2**31:
             raise ValueError(f"substream must be in [0, 2^31), got {substream}")
         self.base = int(substream) << 32
-        self.counter = 0
         self._seed_keys = _seed_keys(self.seeds)  # the per-copy half of every key: once
+        self._host = self.device.type == "cpu" and not static
+        if self._host:
+            self._seed_keys_np = self._seed_keys.numpy().view(np.uint32)
+        self._count = 0  # calls so far (host form)
+        self._step = (
+            torch.full((), self.base, dtype=torch.int64, device=self.device) if static else None
+        )
         self._counters: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -275,13 +324,28 @@ class Stream:
     def device(self) -> torch.device:
         return self.seeds.device
 
+    @property
+    def static(self) -> bool:
+        return self._step is not None
+
+    @property
+    def counter(self) -> int:
+        """Calls drawn so far (a static stream reads its device counter: a sync)."""
+        return self._count if self._step is None else int(self._step) - self.base
+
     def _words(self, n: int) -> torch.Tensor:
         """(C, n) words of the next call (the counter moves by one)."""
+        if self._step is not None:  # device counter: graph-safe, no host value
+            keys = _step_keys(self.stream, self._step)
+            self._step.add_(1)
+        else:
+            keys = _step_keys(self.stream, self.base + self._count)
+            self._count += 1
+            if self._host:
+                return _words_host(self._seed_keys_np, keys, n)
         if n not in self._counters:
             self._counters[n] = torch.arange(n, dtype=torch.int32, device=self.device)
-        step = self.base + self.counter
-        self.counter += 1
-        return _words(self._seed_keys, _step_keys(self.stream, step), self._counters[n])
+        return _words(self._seed_keys, keys, self._counters[n])
 
     def _draw(self, shape: Sequence[int], dist: str, dtype: torch.dtype) -> torch.Tensor:
         return _as(self._words(_n_words(shape, dist)), shape, dist, dtype)
@@ -303,14 +367,9 @@ class Stream:
 
     def categorical(self, probs: torch.Tensor, *shape: int) -> torch.Tensor:
         """Indices k with probability probs[k] (normalised here), (C, *shape) int64, by the
-        inverse CDF of a float64 uniform."""
-        cdf = torch.cumsum(probs.to(torch.float64) / probs.sum(), 0).to(self.device)
-        u = self.uniform(*shape, dtype=torch.float64)
-        return (
-            torch.searchsorted(cdf, u.reshape(-1).contiguous(), right=True)
-            .clamp_(max=len(cdf) - 1)
-            .reshape(u.shape)
-        )
+        inverse CDF of a float64 uniform (``inverse_cdf``). Pass ``probs`` on the stream's
+        device (made once per sampler) to keep host-device copies out of a step."""
+        return inverse_cdf(cdf(probs).to(self.device), self.uniform(*shape, dtype=torch.float64))
 
     def permutation(self, n: int) -> torch.Tensor:
         """One random permutation of range(n) per copy, (C, n) int64: a stable argsort of n
@@ -322,4 +381,18 @@ class Stream:
         return {"counter": self.counter}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.counter = int(state["counter"])
+        self._count = int(state["counter"])
+        if self._step is not None:
+            self._step.fill_(self.base + self._count)
+
+
+def cdf(probs: torch.Tensor) -> torch.Tensor:
+    """The float64 CDF of the weights ``probs`` (normalised here), on their device."""
+    return torch.cumsum(probs.to(torch.float64) / probs.sum(), 0)
+
+
+def inverse_cdf(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Component indices of float64 uniforms ``u`` (any shape) by the inverse of ``cdf`` (K,):
+    the first k with u < cdf[k], clamped to K - 1 against rounding in the last CDF value."""
+    k = torch.searchsorted(cdf, u.reshape(-1).contiguous(), right=True)
+    return k.clamp_(max=len(cdf) - 1).reshape(u.shape)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from repro import divergences as dv
 from repro import plots
-from repro.data import ring_means, sample_mixture, sample_normal
+from repro.data import GaussianMixture, ring_means, sample_normal
 from repro.engine import STREAMS, gan, optim
 from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
@@ -46,8 +46,10 @@ def _mixture(params: Mapping[str, Any]):
     if pad < 0:
         raise ValueError(f"ambient_dim must be >= 2, got {params['ambient_dim']}")
 
+    mixture = GaussianMixture(means, float(params["mode_std"]))
+
     def sample(gens, batch, device=None):
-        x = sample_mixture(gens, batch, means, float(params["mode_std"]), device=device)
+        x = mixture.sample(gens, batch, device=device)
         return F.pad(x, (0, pad)) if pad else x
 
     return sample

@@ -21,6 +21,7 @@ from scipy.special import expit
 
 from repro import divergences as dv
 from repro import plots
+from repro.data import mixture_1d
 from repro.engine import STREAMS, Copies, Stream, cosine, fit, optim
 from repro.experiments import Experiment, Tables, check_names
 from repro.invariants import require
@@ -49,11 +50,10 @@ def mixture_density(x: np.ndarray, mix: Mixture) -> np.ndarray:
 
 def sample_mixture(mix: Mixture, u: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """Samples of a 1-D Gaussian mixture from uniforms ``u`` (float64: the component, by the
-    inverse CDF of the weights) and N(0, 1) numbers ``eps`` (the noise) of one shape."""
-    weights, means, stds = (torch.tensor(v, dtype=eps.dtype, device=eps.device) for v in mix)
-    cdf = torch.cumsum(weights.double() / weights.sum(), 0)
-    comp = torch.searchsorted(cdf, u.contiguous(), right=True).clamp_(max=len(cdf) - 1)
-    return means[comp] + stds[comp] * eps
+    inverse CDF of the weights) and N(0, 1) numbers ``eps`` (the noise) of one shape, computed
+    in eps's dtype."""
+    gm = mixture_1d(*mix)
+    return gm.at(gm.components_of(u), eps[..., None])[..., 0]
 
 
 def draw_batch(pairs: Sequence[str], gens: Stream, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

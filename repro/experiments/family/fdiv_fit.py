@@ -35,6 +35,7 @@ import torch
 from scipy import optimize
 
 from repro import divergences as dv
+from repro.data import mixture_1d
 from repro.engine import STREAMS, Copies, Stream, cosine, fit, generators, optim
 from repro.nets import BatchedMLP
 
@@ -116,14 +117,6 @@ def cross_matrix(
 # f-GAN training
 
 
-def sample_mixture(mix: Mixture, n: int, gens: Stream) -> torch.Tensor:
-    """n samples of a 1-D Gaussian mixture per copy of ``gens``, float64 (C, n) on its device:
-    components first, then the noise."""
-    weights, means, stds = (torch.tensor(v, dtype=torch.float64, device=gens.device) for v in mix)
-    comp = gens.categorical(weights, n)  # (C, n)
-    return means[comp] + stds[comp] * gens.normal(n, dtype=torch.float64)
-
-
 def fgan_bound(v_real: torch.Tensor, v_fake: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
     """Per-copy F = E_P[g_f(V)] - E_Q[f*(g_f(V))] (f-GAN Eq. 6): (C, B, 1) each -> (C,).
 
@@ -185,10 +178,10 @@ def train_fits(
         optim.make("adam", critic.parameters(), lr_v, betas=(0.5, 0.999)),
         optim.make("adam", gen.parameters(), lr_g, betas=(0.5, 0.999)),
     )
-    gens = Stream(seeds, "data", device)
+    gens, data = Stream(seeds, "data", device), mixture_1d(*mix)
 
     def per_copy_bound(step: int) -> torch.Tensor:
-        real = sample_mixture(mix, batch, gens)  # (S, B)
+        real = data.sample(gens, batch, dtype=torch.float64)[..., 0]  # (S, B)
         z = gens.normal(batch)  # (S, B)
         real = real.to(torch.get_default_dtype()).repeat(n_f, 1).unsqueeze(-1)  # (F*S, B, 1)
         z = z.repeat(n_f, 1).unsqueeze(-1)

@@ -13,6 +13,7 @@ the two table claims are in ``repro.experiments.family.mixture_tables``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,17 +26,16 @@ from torch import nn
 from torch.func import functional_call
 
 from repro import remedies
-from repro.data import grid_means, ring_means, sample_mixture, sample_normal
+from repro.data import GaussianMixture, grid_means, ring_means, sample_normal
 from repro.engine import gan, optim
 from repro.engine.streams import Stream
 from repro.losses import Objective, get_objective
 from repro.metrics import mode_metrics, w1_pool
-from repro.nets import STREAM_D, STREAM_EVAL, STREAM_G, BatchedLinear, BatchedModule
+from repro.nets import STREAM_D, STREAM_G, BatchedLinear, BatchedModule
 from repro.train import clip_parameters_
 
 log = logging.getLogger(__name__)
 
-STREAM_W1 = 8  # fresh data for the W1 evaluation, independent of the training stream
 
 # ---------------------------------------------------------------------------------------------
 # data sets: the VEEGAN / PacGAN protocol (ring radius 1, std 0.01; grid -4 + 2i, std 0.05)
@@ -47,8 +47,12 @@ class Mixture:
     means: torch.Tensor  # (K, 2)
     mode_std: float
 
+    @functools.cached_property
+    def gaussian(self) -> GaussianMixture:
+        return GaussianMixture(self.means, self.mode_std)  # device tables made once
+
     def sample(self, gens, batch, device=None) -> torch.Tensor:
-        return sample_mixture(gens, batch, self.means, self.mode_std, device=device)
+        return self.gaussian.sample(gens, batch, device=device)
 
 
 def get_mixture(name: str, params: Mapping[str, Any]) -> Mixture:
@@ -204,9 +208,6 @@ def build_models(method: Method, params: Mapping[str, Any], seeds: Sequence[int]
 # training
 
 
-STREAM_TRAINSET = 9  # the finite training set (PacGAN: 100,000 points), drawn once per seed
-
-
 def _real_sampler(mixture: Mixture, params, seeds, device):
     """Fresh mixture samples every batch, or (params["train_points"] > 0) minibatches drawn with
     replacement from a finite training set of that many points per seed (PacGAN's setup).
@@ -214,7 +215,8 @@ def _real_sampler(mixture: Mixture, params, seeds, device):
     n = int(params.get("train_points", 0))
     if not n:
         return lambda gens, b: mixture.sample(gens, b, device)
-    data = mixture.sample(Stream(seeds, STREAM_TRAINSET, device), n, device)  # (S, N, 2)
+    # PacGAN's finite training set, drawn once per seed: (S, N, 2)
+    data = mixture.sample(Stream(seeds, "trainset", device), n, device)
     rows = torch.arange(len(seeds), device=data.device)[:, None]
 
     def draw(gens, b):
@@ -343,7 +345,7 @@ def _g_loss(method, obj, G, D, opt_d, params, step, gens, batch) -> torch.Tensor
 def sample_generator(G: nn.Module, params, seeds, device, n: int | None = None) -> torch.Tensor:
     """n (default params["eval_samples"]) samples per seed from G, evaluation stream: (S, n, 2)."""
     n = n or params["eval_samples"]
-    z = sample_normal(Stream(seeds, STREAM_EVAL, device), n, params["z_dim"])
+    z = sample_normal(Stream(seeds, "eval", device), n, params["z_dim"])
     return G(z).cpu().double()
 
 
@@ -361,7 +363,7 @@ def evaluate_deferred(
     m = mode_metrics(samples, mixture.means, mixture.mode_std)
     n_w1 = params["w1_samples"]
     # drawn on the CPU, where the samples and the W1 solver are
-    data = mixture.sample(Stream(seeds, STREAM_W1), n_w1).double()
+    data = mixture.sample(Stream(seeds, "w1"), n_w1).double()  # fresh data, not the training stream
     pairs = [(samples[i, :n_w1].numpy(), data[i].numpy()) for i in range(len(seeds))]
     rows = []
     for i, seed in enumerate(seeds):
