@@ -5,7 +5,9 @@ the carried wheels (snakemake, POT, ...) and calls this module, which
 
 1. **self-tests** the device: every claim's experiment at smoke scale, in this process, on the
    device (1 seed; a few seconds each). If one raises or gives a non-finite checked metric, it
-   stops before the full run (exit 3), so no GPU minutes go to a broken build;
+   stops before the full run (exit 3), so no GPU minutes go to a broken build; then
+   ``graph_check`` trains a batched GAN eagerly and on captured CUDA graphs and records in
+   ``gpurun.json`` whether they agree bit for bit and the seconds per step of each (never fatal);
 2. **plans** which claims fit: with a table of predicted one-H100 seconds per run
    (``--predicted``, default ``profiles/gpu/predicted_h100.csv``, the columns of ``make
    budget``'s ``bench/out/budget.csv``), the claims whose runs' predicted seconds add up to at
@@ -76,6 +78,67 @@ def self_test(device: str, claim_ids: list[str] | None = None) -> list[dict[str,
         rows.append(row)
         print(f"self-test {cid}: {'ok' if row['ok'] else row['error']} ({row['seconds']} s)")
     return rows
+
+
+def graph_check(device: str, steps: int = 200, n_seeds: int = 64) -> dict[str, Any]:
+    """The engine's static-step path (``gan(graphs=True)``: captured CUDA graphs on CUDA) against
+    eager on ``device``: a batched ring GAN (MLPs 2-64-64, Adam without fusing, k = 1, batch 64)
+    trained ``steps`` G steps both ways from the same start. Returns whether the parameters and
+    losses agree bit for bit, their largest difference, whether a graph was captured, and the
+    seconds per G step of each path (warm-up and capture included). Informational: no
+    experiment runs on graphs yet; this measures, on the first GPU lent, that capture works and
+    what it saves (the budget's replay constant)."""
+    import torch
+
+    from repro import provenance
+    from repro.data import sample_ring
+    from repro.engine import Stream, gan, optim
+    from repro.losses import get_objective
+    from repro.nets import STREAM_D, BatchedMLP
+
+    dev = provenance.pick_device(device)
+    obj, seeds = get_objective("non-saturating"), list(range(n_seeds))
+
+    def run(graphs: bool):
+        G = BatchedMLP((2, 64, 64, 2), seeds).to(dev)
+        D = BatchedMLP((2, 64, 64, 1), seeds, stream=STREAM_D).to(dev)
+        opts = [
+            optim.make("adam", net.parameters(), lr, betas=(0.5, 0.999), capturable=graphs,
+                       fused=False)
+            for net, lr in ((D, 2e-4), (G, 1e-4))
+        ]  # fmt: skip
+        data = Stream(seeds, "data", dev, static=graphs)
+
+        def d_loss(step, k):
+            with torch.no_grad():
+                fake = G(data.normal(64, 2))
+            return obj.d_loss(D(sample_ring(data, 64, device=dev)), D(fake))
+
+        def g_loss(step):
+            return obj.g_loss(D(G(data.normal(64, 2))))
+
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        res = gan(*opts, d_loss, g_loss, steps, discriminator=D, graphs=graphs)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        seconds = time.perf_counter() - t0
+        params = torch.cat([p.detach().reshape(-1) for p in (*G.parameters(), *D.parameters())])
+        return params, res.losses, seconds / steps
+
+    (p0, l0, s0), (p1, l1, s1) = run(False), run(True)
+    diff = max(float((p0 - p1).abs().max()), float((l0 - l1).abs().max()))
+    return {
+        "device": str(dev),
+        "steps": steps,
+        "copies": n_seeds,
+        "captured": dev.type == "cuda",
+        "bitwise_equal": bool(torch.equal(p0, p1) and torch.equal(l0, l1)),
+        "max_abs_diff": diff,
+        "eager_s_per_step": round(s0, 6),
+        "graphs_s_per_step": round(s1, 6),
+    }
 
 
 DEFAULT_PREDICTED = ROOT / "profiles" / "gpu" / "predicted_h100.csv"
@@ -199,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         (out / "gpurun.json").write_text(json.dumps(report, indent=1))
         print(report["stopped"], file=sys.stderr)
         return EXIT_SELF_TEST
+    try:  # informational: a failure is recorded, never fatal (no claim runs on graphs yet)
+        small = args.device == "cpu" or args.scale != "full"
+        report["graphs"] = graph_check(args.device, *((10, 4) if small else (200, 64)))
+    except Exception as e:  # noqa: BLE001
+        report["graphs"] = {"error": f"{type(e).__name__}: {e}"}
+    print(f"graphs: {report['graphs']}")
     budget = args.time_limit - (time.perf_counter() - t0)
     claim_ids = args.claims
     if args.predicted != "none" and args.scale == "full":  # the predictions are for full

@@ -141,3 +141,11 @@ def test_a_full_run_starts_only_the_planned_claims_and_records_the_skipped(tmp_p
     report = json.loads((out / "gpurun.json").read_text())
     assert report["plan"]["chosen"] == ["optimal-discriminator"]
     assert [s["claim"] for s in report["plan"]["skipped"]] == ["noise-bound"]
+
+
+def test_graph_check_on_the_cpu_runs_both_paths_and_they_agree_bitwise():
+    """Off CUDA the static path runs eagerly on its static buffers: the same numbers."""
+    row = gpurun.graph_check("cpu", steps=4, n_seeds=3)
+    assert row["device"] == "cpu" and not row["captured"]
+    assert row["bitwise_equal"] and row["max_abs_diff"] == 0.0
+    assert row["eager_s_per_step"] > 0 and row["graphs_s_per_step"] > 0
