@@ -17,10 +17,11 @@ Public API:
     BatchedLinear, BatchedMLP            per-seed affine maps / MLPs on (S, B, n)
     BatchedConv2d, BatchedConvTranspose2d, BatchedBatchNorm2d   grouped layers on (B, S*C, H, W)
     fold_seeds(x), unfold_seeds(x, S)    (S, B, C, H, W) <-> (B, S*C, H, W)
-    DCGANGenerator(seeds, z_dim, channels, norm)   z (S, B, z_dim) -> (S, B, 1, 8, 8) in [-1, 1]
-    DCGANDiscriminator(seeds, channels)            images (S, B, 1, 8, 8) -> logits (S, B, 1)
-    ConvGenerator, ConvDiscriminator               the standard DCGAN for 28x28 (issue 6):
-                                                   N(0, 0.02) init, D batch norm switchable
+    ConvGenerator, ConvDiscriminator               the suite's one DCGAN family (issue 6, 15):
+                                                   28x28 (Fashion-MNIST) or 8x8 (digits);
+                                                   N(0, 0.02) init or the layers' defaults
+                                                   (init=), batch norm switchable (norm=), a
+                                                   3x3 output conv for G (out_kernel=3)
 """
 
 from __future__ import annotations
@@ -284,82 +285,6 @@ class BatchedModule(nn.Module):
                 module.reset_parameters(gens)
 
 
-class DCGANGenerator(BatchedModule):
-    """A small DCGAN-style generator for 8x8 images, all seeds at once.
-
-    z (S, B, z_dim) -> Linear -> (2c, 4, 4) -> [BN] -> ReLU -> ConvT(4, stride 2) -> (c, 8, 8)
-    -> [BN] -> ReLU -> Conv(3, pad 1) -> (1, 8, 8) -> tanh, so images lie in [-1, 1] like the
-    scaled digits. Radford et al. 2016 (DCGAN) shape, shrunk to 8x8.
-
-    Args:
-        seeds: one integer seed per batched copy.
-        z_dim: latent dimension.
-        channels: c, the width of the last hidden layer (the first has 2c).
-        norm: "none" or "batch" (per-seed batch norm after the two hidden layers).
-        stream: initialisation stream (default ``STREAM_G``).
-
-    Example:
-        >>> g = DCGANGenerator([0, 1], z_dim=16, channels=8)
-        >>> g(torch.zeros(2, 5, 16)).shape
-        torch.Size([2, 5, 1, 8, 8])
-    """
-
-    def __init__(
-        self,
-        seeds: Sequence[int],
-        z_dim: int = 16,
-        channels: int = 32,
-        norm: str = "none",
-        stream: int = STREAM_G,
-    ):
-        super().__init__(seeds, stream)
-        if norm not in NORMS:
-            raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
-        s, c = self.n_seeds, channels
-        self.z_dim, self.channels = z_dim, c
-        self.fc = BatchedLinear(z_dim, 2 * c * 16, s)
-        self.norm1 = BatchedBatchNorm2d(2 * c, s) if norm == "batch" else nn.Identity()
-        self.up = BatchedConvTranspose2d(2 * c, c, 4, s, stride=2, padding=1)
-        self.norm2 = BatchedBatchNorm2d(c, s) if norm == "batch" else nn.Identity()
-        self.out = BatchedConv2d(c, 1, 3, s, stride=1, padding=1)
-        self.reset_parameters()
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        s, b, _ = z.shape
-        h = self.fc(z).reshape(s, b, 2 * self.channels, 4, 4)  # (S, B, 2c, 4, 4)
-        h = torch.relu(self.norm1(fold_seeds(h)))  # (B, S*2c, 4, 4)
-        h = torch.relu(self.norm2(self.up(h)))  # (B, S*c, 8, 8)
-        return unfold_seeds(torch.tanh(self.out(h)), s)  # (S, B, 1, 8, 8)
-
-
-class DCGANDiscriminator(BatchedModule):
-    """A small DCGAN-style discriminator (critic) for 8x8 images, all seeds at once.
-
-    x (S, B, 1, 8, 8) -> Conv(4, stride 2) -> (c, 4, 4) -> LeakyReLU(0.2) -> Conv(4, stride 2)
-    -> (2c, 2, 2) -> LeakyReLU(0.2) -> Linear -> logit (S, B, 1). No batch norm, so it also
-    serves as a WGAN-GP critic (Gulrajani et al. 2017 drop BN in the critic).
-
-    Args:
-        seeds: one integer seed per batched copy.
-        channels: c, the width of the first conv layer (the second has 2c).
-        stream: initialisation stream (default ``STREAM_D``; ``STREAM_FRESH_D`` for a fresh D).
-    """
-
-    def __init__(self, seeds: Sequence[int], channels: int = 32, stream: int = STREAM_D):
-        super().__init__(seeds, stream)
-        s, c = self.n_seeds, channels
-        self.conv1 = BatchedConv2d(1, c, 4, s, stride=2, padding=1)
-        self.conv2 = BatchedConv2d(c, 2 * c, 4, s, stride=2, padding=1)
-        self.fc = BatchedLinear(2 * c * 4, 1, s)
-        self.reset_parameters()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s, b = x.shape[:2]
-        h = F.leaky_relu(self.conv1(fold_seeds(x)), 0.2)  # (B, S*c, 4, 4)
-        h = F.leaky_relu(self.conv2(h), 0.2)  # (B, S*2c, 2, 2)
-        return self.fc(unfold_seeds(h, s).reshape(s, b, -1))  # (S, B, 1)
-
-
 # ---------------------------------------------------------------------------------------------
 # the standard DCGAN for 28x28 images (issue 6; Radford et al. 2016 layout, two up/down stages)
 
@@ -386,8 +311,22 @@ def dcgan_init_(module: nn.Module, generators: Sequence[torch.Generator]) -> Non
         module.bias.zero_()
 
 
+INITS = ("dcgan", "default")
+
+
 class _DCGANInit(BatchedModule):
+    """init "dcgan": ``dcgan_init_`` (Radford et al. 2016); "default": every layer's own
+    ``reset_parameters`` (PyTorch's defaults, ``BatchedModule``), per seed, in registration
+    order."""
+
+    def _set_init(self, init: str) -> None:
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
+        self.init = init
+
     def reset_parameters(self) -> None:
+        if self.init == "default":
+            return super().reset_parameters()
         gens = seed_generators(self.seeds, self.stream)
         for module in self.modules():  # registration order: fixed, so init is reproducible
             if module is not self:
@@ -400,7 +339,8 @@ class ConvGenerator(_DCGANInit):
     z (S, B, z_dim) -> Linear -> (2c, H/4, W/4) -> BN -> ReLU -> ConvT(4, stride 2, pad 1)
     -> (c, H/2, W/2) -> BN -> ReLU -> ConvT(4, stride 2, pad 1) -> (1, H, W) -> tanh.
     With z_dim = 100, c = 64, H = 28: linear to 128x7x7, ConvT to 64x14x14, ConvT to 1x28x28
-    (issue 6). Init N(0, 0.02) (``dcgan_init_``).
+    (issue 6). Init N(0, 0.02) (``dcgan_init_``). ``out_kernel=3`` (saturation's small 8x8 G):
+    Linear -> (2c, H/2, W/2), the one ConvT to (c, H, W), then Conv(3, pad 1) -> (1, H, W).
 
     Args:
         seeds: one integer seed per batched copy.
@@ -409,6 +349,8 @@ class ConvGenerator(_DCGANInit):
         image_size: H = W, a multiple of 4 (28 for Fashion-MNIST, 8 for the digits).
         norm: "batch" (standard) or "none".
         stream: initialisation stream (default ``STREAM_G``).
+        init: "dcgan" (N(0, 0.02), standard) or "default" (the layers' PyTorch defaults).
+        out_kernel: 4 (a stride-2 ConvT, standard) or 3 (a stride-1 3x3 conv after one ConvT).
 
     Example:
         >>> g = ConvGenerator([0, 1], z_dim=100, channels=64)
@@ -424,19 +366,28 @@ class ConvGenerator(_DCGANInit):
         image_size: int = 28,
         norm: str = "batch",
         stream: int = STREAM_G,
+        init: str = "dcgan",
+        out_kernel: int = 4,
     ):
         super().__init__(seeds, stream)
+        self._set_init(init)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
         if image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4, got {image_size}")
+        if out_kernel not in (3, 4):
+            raise ValueError(f"out_kernel must be 4 (ConvT) or 3 (conv), got {out_kernel}")
         s, c = self.n_seeds, channels
-        self.z_dim, self.channels, self.base = z_dim, c, image_size // 4
+        self.z_dim, self.channels = z_dim, c
+        self.base = image_size // 4 if out_kernel == 4 else image_size // 2
         self.fc = BatchedLinear(z_dim, 2 * c * self.base**2, s)
         self.norm1 = BatchedBatchNorm2d(2 * c, s) if norm == "batch" else nn.Identity()
         self.up1 = BatchedConvTranspose2d(2 * c, c, 4, s, stride=2, padding=1)
         self.norm2 = BatchedBatchNorm2d(c, s) if norm == "batch" else nn.Identity()
-        self.up2 = BatchedConvTranspose2d(c, 1, 4, s, stride=2, padding=1)
+        if out_kernel == 4:
+            self.up2 = BatchedConvTranspose2d(c, 1, 4, s, stride=2, padding=1)
+        else:
+            self.up2 = BatchedConv2d(c, 1, 3, s, stride=1, padding=1)
         self.reset_parameters()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -459,8 +410,10 @@ class ConvDiscriminator(_DCGANInit):
         seeds: one integer seed per batched copy.
         channels: c (64 for the standard model).
         image_size: H = W, a multiple of 4.
-        norm: "batch" (standard) or "none" (the d-bn-off variant).
+        norm: "batch" (standard) or "none" (the d-bn-off variant; saturation's D; a WGAN-GP
+            critic, Gulrajani et al. 2017 drop batch norm there).
         stream: initialisation stream (default ``STREAM_D``; ``STREAM_FRESH_D`` for a fresh D).
+        init: "dcgan" (N(0, 0.02), standard) or "default" (the layers' PyTorch defaults).
     """
 
     def __init__(
@@ -470,8 +423,10 @@ class ConvDiscriminator(_DCGANInit):
         image_size: int = 28,
         norm: str = "batch",
         stream: int = STREAM_D,
+        init: str = "dcgan",
     ):
         super().__init__(seeds, stream)
+        self._set_init(init)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
         if image_size % 4:

@@ -11,8 +11,8 @@ from repro.nets import (
     BatchedConv2d,
     BatchedConvTranspose2d,
     BatchedMLP,
-    DCGANDiscriminator,
-    DCGANGenerator,
+    ConvDiscriminator,
+    ConvGenerator,
     fold_seeds,
     seed_generators,
     stream_seed,
@@ -68,22 +68,31 @@ def _params_equal(batched, single, s):
         assert torch.equal(pb[s], ps[0]), name
 
 
+# saturation's small 8x8 form of the DCGAN family (PyTorch-default init, a 3x3 output conv)
+def small_generator(seeds, z_dim=16, channels=32, norm="none"):
+    return ConvGenerator(seeds, z_dim, channels, 8, norm, init="default", out_kernel=3)
+
+
+def small_discriminator(seeds, channels=32):
+    return ConvDiscriminator(seeds, channels, 8, "none", init="default")
+
+
 @pytest.mark.parametrize("norm", ["none", "batch"])
 def test_dcgan_batched_equals_single_seed_models(norm):
     seeds = [2, 9, 4]
-    G = DCGANGenerator(seeds, z_dim=6, channels=4, norm=norm).double()
-    D = DCGANDiscriminator(seeds, channels=4).double()
+    G = small_generator(seeds, z_dim=6, channels=4, norm=norm).double()
+    D = small_discriminator(seeds, channels=4).double()
     z = torch.randn(3, 5, 6, dtype=torch.float64)
     for i, s in enumerate(seeds):
-        _params_equal(G, DCGANGenerator([s], z_dim=6, channels=4, norm=norm).double(), i)
-        _params_equal(D, DCGANDiscriminator([s], channels=4).double(), i)
+        _params_equal(G, small_generator([s], z_dim=6, channels=4, norm=norm).double(), i)
+        _params_equal(D, small_discriminator([s], channels=4).double(), i)
     x = G(z)
     assert x.shape == (3, 5, 1, 8, 8) and x.abs().max() <= 1
     logits = D(x)
     assert logits.shape == (3, 5, 1)
     for i, s in enumerate(seeds):
-        g1 = DCGANGenerator([s], z_dim=6, channels=4, norm=norm).double()
-        d1 = DCGANDiscriminator([s], channels=4).double()
+        g1 = small_generator([s], z_dim=6, channels=4, norm=norm).double()
+        d1 = small_discriminator([s], channels=4).double()
         x1 = g1(z[i : i + 1])
         torch.testing.assert_close(x[i], x1[0], rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(logits[i], d1(x1)[0], rtol=1e-12, atol=1e-12)
@@ -92,7 +101,7 @@ def test_dcgan_batched_equals_single_seed_models(norm):
 
 
 def test_batch_norm_shares_no_statistics_across_seeds():
-    G = DCGANGenerator([0, 1], z_dim=6, channels=4, norm="batch")
+    G = small_generator([0, 1], z_dim=6, channels=4, norm="batch")
     z = torch.randn(2, 8, 6)
     out = G(z)
     z2 = z.clone()
@@ -101,13 +110,30 @@ def test_batch_norm_shares_no_statistics_across_seeds():
 
 
 def test_generator_and_discriminator_use_different_streams():
-    G, D = DCGANGenerator([0], channels=4), DCGANDiscriminator([0], channels=4)
+    G, D = small_generator([0], channels=4), small_discriminator([0], channels=4)
     assert G.stream != D.stream
     with pytest.raises(ValueError, match="valid: none, batch"):
-        DCGANGenerator([0], norm="layer")
+        small_generator([0], norm="layer")
+
+
+def test_dcgan_family_options_init_and_output_layer():
+    """init "dcgan" draws every conv / linear weight from N(0, 0.02) with zero biases; "default"
+    keeps the layers' own (PyTorch) init; out_kernel 3 ends in a 3x3 conv on an H/2 base."""
+    dc = ConvGenerator([0], 8, 16, 8, "batch", init="dcgan")
+    default = ConvGenerator([0], 8, 16, 8, "batch", init="default")
+    w = dc.up1.weight.flatten()
+    assert abs(float(w.std()) - 0.02) < 0.003 and float(dc.up1.bias.abs().max()) == 0.0
+    assert float(default.up1.bias.abs().max()) > 0  # PyTorch's default init draws biases
+    small = ConvGenerator([0], 8, 16, 8, "none", init="default", out_kernel=3)
+    assert small.base == 4 and tuple(small.up2.weight.shape[-2:]) == (3, 3)
+    assert small(torch.zeros(1, 2, 8)).shape == (1, 2, 1, 8, 8)
+    with pytest.raises(ValueError, match="unknown init 'xavier'; valid: dcgan, default"):
+        ConvDiscriminator([0], 4, 8, init="xavier")
+    with pytest.raises(ValueError, match="out_kernel must be 4"):
+        ConvGenerator([0], 8, 4, 8, out_kernel=5)
 
 
 def test_batch_norm_draws_nothing_so_norm_does_not_change_the_init():
-    plain, normed = DCGANGenerator([3], channels=4), DCGANGenerator([3], channels=4, norm="batch")
-    for name in ("fc.weight", "up.weight", "out.bias"):
+    plain, normed = small_generator([3], channels=4), small_generator([3], channels=4, norm="batch")
+    for name in ("fc.weight", "up1.weight", "up2.bias"):
         assert torch.equal(plain.state_dict()[name], normed.state_dict()[name])

@@ -260,7 +260,6 @@ def test_saturation_learning_premise_fails_for_structureless_generators():
     from repro.data import sample_normal
     from repro.engine.streams import Stream
     from repro.experiments import saturation as sat
-    from repro.nets import DCGANGenerator
 
     (premise,) = [p for p in _spec("saturation").premises if p["id"] == "ns_gan_learns"]
     assert premise["metric"] == "w1_ns_end_vs_mean_image"
@@ -270,7 +269,7 @@ def test_saturation_learning_premise_fails_for_structureless_generators():
     g = torch.Generator().manual_seed(5)
     n = len(h)
     params = _spec("saturation").params("full")
-    G = DCGANGenerator(SEEDS, int(params["z_dim"]), int(params["g_channels"]), params["g_norm"])
+    G = sat.generator(SEEDS, int(params["z_dim"]), int(params["g_channels"]), params["g_norm"])
     with torch.no_grad():
         untrained = G(sample_normal(Stream(SEEDS, "eval"), n, int(params["z_dim"])))
     nulls = {

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from repro.data import EpochSampler, get_sampler, load_digits_images
-from repro.nets import STREAM_D, BatchedMLP, DCGANDiscriminator, DCGANGenerator
+from repro.nets import STREAM_D, BatchedMLP, ConvDiscriminator, ConvGenerator
 from repro.train import (
     TrainConfig,
     epoch_steps,
@@ -26,8 +26,8 @@ def _mlp_pair(seeds, dtype=torch.float64):
 
 
 def _dcgan_pair(seeds, dtype=torch.float64):
-    G = DCGANGenerator(seeds, z_dim=4, channels=4).to(dtype)
-    D = DCGANDiscriminator(seeds, channels=4).to(dtype)
+    G = ConvGenerator(seeds, 4, 4, 8, "none", init="default", out_kernel=3).to(dtype)
+    D = ConvDiscriminator(seeds, 4, 8, "none", init="default").to(dtype)
     return G, D
 
 

@@ -24,7 +24,7 @@ from repro.engine import gan, optim
 from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
-from repro.nets import DCGANDiscriminator, DCGANGenerator
+from repro.nets import ConvDiscriminator, ConvGenerator
 from repro.plots import figure, mean_band
 
 # --------------------------------------------------------------------------------------------
@@ -160,6 +160,18 @@ def _g_loss(d_fake_logits: torch.Tensor, n_seeds: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def generator(seeds: Sequence[int], z_dim: int, channels: int, norm: str) -> ConvGenerator:
+    """G: the suite's DCGAN family in its small 8x8 form, as registered: PyTorch-default init,
+    Linear -> (2c, 4, 4) -> [BN] -> ReLU -> ConvT -> (c, 8, 8) -> [BN] -> ReLU -> 3x3 conv."""
+    return ConvGenerator(seeds, z_dim, channels, 8, norm, init="default", out_kernel=3)
+
+
+def discriminator(seeds: Sequence[int], channels: int) -> ConvDiscriminator:
+    """D: two stride-2 4x4 convs (c, 2c), LeakyReLU 0.2, a linear; no batch norm, PyTorch-default
+    init."""
+    return ConvDiscriminator(seeds, channels, 8, "none", init="default")
+
+
 def train_pair(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
     """Train the minimax and the non-saturating GAN of every seed as one batched model.
 
@@ -171,8 +183,8 @@ def train_pair(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
     p, s = params, len(seeds)
     copy_seeds = [int(x) for _ in OBJECTIVES for x in seeds]
     z_dim = int(p["z_dim"])
-    G = DCGANGenerator(copy_seeds, z_dim, int(p["g_channels"]), str(p["g_norm"])).to(device)
-    D = DCGANDiscriminator(copy_seeds, int(p["d_channels"])).to(device)
+    G = generator(copy_seeds, z_dim, int(p["g_channels"]), str(p["g_norm"])).to(device)
+    D = discriminator(copy_seeds, int(p["d_channels"])).to(device)
     opt_g = optim.make("sgd-momentum", G.parameters(), float(p["lr_g"]), momentum=p["momentum"])
     opt_d = optim.make("sgd-momentum", D.parameters(), float(p["lr_d"]), momentum=p["momentum"])
     gens = Stream(copy_seeds, "data", device)
