@@ -143,6 +143,14 @@ class GaussianMixture:
             )
         return self._tables[key]
 
+    def prepare(self, device: Any, dtype: torch.dtype | None = None) -> GaussianMixture:
+        """Make the device tables a draw uses now (float64, and ``dtype``: default torch's
+        default), before a training loop, so that no step makes them (a graph-captured step
+        must do no host work, its first call included); returns self."""
+        self.tables(device)
+        self.tables(device, dtype or torch.get_default_dtype())
+        return self
+
     def components(self, gens: Stream, *shape: int) -> torch.Tensor:
         """(C, *shape) component indices drawn from ``gens``: ``randint`` for equal weights,
         else the inverse CDF of a float64 uniform."""
