@@ -17,7 +17,7 @@ Public API:
     sample_line_pairs(thetas, gens, batch)             P0 and P_theta for every (theta, seed) copy
     sample_noisy_line_pairs(stds, thetas, gens, batch) with instance noise, per (std, theta, seed)
     line_offsets(thetas, device)                       their first coordinates, made once per run
-    sample_swiss_roll, toy_sampler(name)               WGAN-GP's toy sets (swissroll, 8 or 25 modes)
+    sample_swiss_roll, toy_sampler(name, device)       WGAN-GP's toy sets (swissroll, 8 or 25 modes)
     sample_normal(gens, batch, dim)                    latent noise z ~ N(0, I)
     load_digits_images() -> (1797, 1, 8, 8)            scikit-learn digits scaled to [-1, 1]
     EpochSampler(data)                                 minibatches without replacement, per-seed
@@ -343,9 +343,10 @@ def sample_swiss_roll(
     return _to((xy / SWISS_SCALE).to(torch.get_default_dtype()), device)
 
 
-def toy_sampler(name: str):
+def toy_sampler(name: str, device: Any = None):
     """WGAN-GP's toy sets: "swissroll", "8gaussians" (ring radius 2, std 0.02, all / 1.414),
-    "25gaussians" (grid 2 (i, j), i, j in -2..2, std 0.05, all / 2.828)."""
+    "25gaussians" (grid 2 (i, j), i, j in -2..2, std 0.05, all / 2.828). ``device``: make a
+    mixture's device tables there now (before a training loop) rather than at the first draw."""
     if name == "swissroll":
         return sample_swiss_roll
     if name == "8gaussians":
@@ -355,6 +356,8 @@ def toy_sampler(name: str):
     else:
         raise ValueError(f"unknown data set {name!r}; valid: swissroll, 8gaussians, 25gaussians")
     mixture = GaussianMixture(means, std)
+    if device is not None:
+        mixture.prepare(device)
     return lambda gens, batch, device=None: mixture.sample(gens, batch, device=device)
 
 
