@@ -12,7 +12,9 @@ shape.
 
 Graph-captured steps: ops issued while a ``repro.engine.graph.StaticStep`` runs its step are
 also counted in ``graph_kernels`` / ``graph_host_ops`` (on CUDA they are one graph replay, not
-eager launches and Python), and ``replays`` counts the static steps run under the mode.
+eager launches and Python), host<->device copies and syncs there in ``graph_copies`` /
+``graph_syncs`` (a capture would record stale host values or fail), and ``replays`` counts the
+static steps run under the mode.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class Counts:
     graph_kernels: int = 0  # of ``kernels``: inside a StaticStep (a CUDA graph replay)
     graph_host_ops: int = 0  # of ``host_ops``: inside a StaticStep (skipped by a replay)
     replays: int = 0  # StaticStep calls (one graph launch each on CUDA)
+    graph_syncs: int = 0  # of ``syncs``: inside a StaticStep
+    graph_copies: int = 0  # of ``copies``: inside a StaticStep
 
     def __sub__(self, other: Counts) -> Counts:
         return Counts(
@@ -92,6 +96,8 @@ class Counts:
             self.graph_kernels - other.graph_kernels,
             self.graph_host_ops - other.graph_host_ops,
             self.replays - other.replays,
+            self.graph_syncs - other.graph_syncs,
+            self.graph_copies - other.graph_copies,
         )
 
 
@@ -117,6 +123,7 @@ class Counting(TorchDispatchMode):
         in_dev = {t.device.type for t in flat_in if isinstance(t, torch.Tensor)}
         if func in SYNC_OPS and "meta" in in_dev:
             c.syncs += 1
+            c.graph_syncs += graph.in_static_step()
             c.by_op["sync:" + str(func)] += 1
             x = next(t for t in flat_in if isinstance(t, torch.Tensor))
             return False if x.dtype == torch.bool else 0  # no data on meta: go on with zero
@@ -127,9 +134,11 @@ class Counting(TorchDispatchMode):
                 out_dev = {args[0].device.type}
             if "meta" in in_dev | out_dev and "cpu" in in_dev | out_dev:
                 c.copies += 1
+                c.graph_copies += graph.in_static_step()
                 c.by_op["copy:" + str(func)] += 1
                 if "cpu" in out_dev and "meta" in in_dev:  # device -> host: a sync as well
                     c.syncs += 1
+                    c.graph_syncs += graph.in_static_step()
                     src = args[1] if func is aten.copy_.default else args[0]
                     return self._host_zeros(func, args, kwargs, src)
                 return func(*args, **kwargs)

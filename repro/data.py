@@ -16,7 +16,8 @@ Public API:
     sample_ring / sample_grid / sample_mixture_1d / sample_parallel_lines
     sample_line_pairs(thetas, gens, batch)             P0 and P_theta for every (theta, seed) copy
     sample_noisy_line_pairs(stds, thetas, gens, batch) with instance noise, per (std, theta, seed)
-    sample_swiss_roll, toy_sampler(name)               WGAN-GP's toy sets (swissroll, 8 or 25 modes)
+    line_offsets(thetas, device)                       their first coordinates, made once per run
+    sample_swiss_roll, toy_sampler(name, device)       WGAN-GP's toy sets (swissroll, 8 or 25 modes)
     sample_normal(gens, batch, dim)                    latent noise z ~ N(0, I)
     load_digits_images() -> (1797, 1, 8, 8)            scikit-learn digits scaled to [-1, 1]
     EpochSampler(data)                                 minibatches without replacement, per-seed
@@ -143,6 +144,14 @@ class GaussianMixture:
             )
         return self._tables[key]
 
+    def prepare(self, device: Any, dtype: torch.dtype | None = None) -> GaussianMixture:
+        """Make the device tables a draw uses now (float64, and ``dtype``: default torch's
+        default), before a training loop, so that no step makes them (a graph-captured step
+        must do no host work, its first call included); returns self."""
+        self.tables(device)
+        self.tables(device, dtype or torch.get_default_dtype())
+        return self
+
     def components(self, gens: Stream, *shape: int) -> torch.Tensor:
         """(C, *shape) component indices drawn from ``gens``: ``randint`` for equal weights,
         else the inverse CDF of a float64 uniform."""
@@ -262,22 +271,30 @@ def sample_parallel_lines(
 
 
 def sample_line_pairs(
-    thetas: Sequence[float], gens: Stream, batch: int
+    thetas: Sequence[float] | torch.Tensor, gens: Stream, batch: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples of P0 and P_theta for every (theta, seed) copy, copy index = theta * S + seed.
 
+    ``thetas``: numbers, or a (T,) tensor of them in torch's default dtype on the stream's
+    device (made once per run: no host work inside a training step).
     Returns (real, fake), each (T*S, B, 2): real = (0, z), fake = (theta, z'), z, z' ~ U[0, 1].
     """
     n_t, n_s = len(thetas), len(gens)
     z = gens.uniform(n_t, 2, batch, dtype=torch.get_default_dtype()).transpose(0, 1)  # (T,S,2,B)
-    th = (
-        torch.tensor(thetas, dtype=torch.get_default_dtype(), device=z.device)
-        .reshape(n_t, 1, 1)
-        .expand(n_t, n_s, batch)
-    )
+    if not isinstance(thetas, torch.Tensor):
+        thetas = torch.tensor(thetas, dtype=torch.get_default_dtype(), device=z.device)
+    th = thetas.reshape(n_t, 1, 1).expand(n_t, n_s, batch)
     real = torch.stack([torch.zeros_like(th), z[:, :, 0]], dim=-1)  # (T, S, B, 2)
     fake = torch.stack([th, z[:, :, 1]], dim=-1)
     return real.reshape(n_t * n_s, batch, 2), fake.reshape(n_t * n_s, batch, 2)
+
+
+def line_offsets(thetas: Sequence[float], device: Any = None) -> torch.Tensor:
+    """The first coordinate of P0 and P_theta for every theta: (1, 1, T, 2, 1) on ``device``
+    (0 theta and 1 theta), as ``sample_noisy_line_pairs`` uses it."""
+    return torch.tensor([0.0, 1.0], device=device).reshape(1, 1, 1, 2, 1) * torch.tensor(
+        thetas, device=device
+    ).reshape(1, 1, len(thetas), 1, 1)
 
 
 def sample_noisy_line_pairs(
@@ -285,17 +302,18 @@ def sample_noisy_line_pairs(
     thetas: Sequence[float],
     gens: Stream,
     batch: int,
+    offsets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy samples of P0 and P_theta for every copy: (real, fake), each (N*T*S, B, 2).
 
     Seed s's lines and noise depend on its seed alone; the noise goes through the shared
-    transform ``repro.noise.add_instance_noise`` (one call per noise std).
+    transform ``repro.noise.add_instance_noise`` (one call per noise std). ``offsets``:
+    ``line_offsets(thetas, device)`` made once per run (no host work inside a training step);
+    made here when None.
     """
     n_n, n_t, n_s = len(noise_stds), len(thetas), len(gens)
     z = gens.uniform(n_n, n_t, 2, batch, dtype=torch.get_default_dtype())  # (S, N, T, 2, B)
-    th = torch.tensor([0.0, 1.0], device=z.device).reshape(1, 1, 1, 2, 1) * torch.tensor(
-        thetas, device=z.device
-    ).reshape(1, 1, n_t, 1, 1)
+    th = offsets if offsets is not None else line_offsets(thetas, z.device)
     x = torch.stack([th.expand_as(z), z], dim=-1)  # (S, N, T, 2 sides, B, 2)
     noisy = []
     for i, std in enumerate(noise_stds):
@@ -325,9 +343,10 @@ def sample_swiss_roll(
     return _to((xy / SWISS_SCALE).to(torch.get_default_dtype()), device)
 
 
-def toy_sampler(name: str):
+def toy_sampler(name: str, device: Any = None):
     """WGAN-GP's toy sets: "swissroll", "8gaussians" (ring radius 2, std 0.02, all / 1.414),
-    "25gaussians" (grid 2 (i, j), i, j in -2..2, std 0.05, all / 2.828)."""
+    "25gaussians" (grid 2 (i, j), i, j in -2..2, std 0.05, all / 2.828). ``device``: make a
+    mixture's device tables there now (before a training loop) rather than at the first draw."""
     if name == "swissroll":
         return sample_swiss_roll
     if name == "8gaussians":
@@ -337,6 +356,8 @@ def toy_sampler(name: str):
     else:
         raise ValueError(f"unknown data set {name!r}; valid: swissroll, 8gaussians, 25gaussians")
     mixture = GaussianMixture(means, std)
+    if device is not None:
+        mixture.prepare(device)
     return lambda gens, batch, device=None: mixture.sample(gens, batch, device=device)
 
 

@@ -210,6 +210,7 @@ def train_gan(
     device: Any = None,
     checkpoint: str | Path | None = None,
     data_stream: int = STREAM_DATA,
+    graphs: bool = False,
 ) -> TrainResult:
     """Train a batched GAN: k D steps per G step, ``config.steps`` G steps, all seeds at once.
 
@@ -223,6 +224,10 @@ def train_gan(
         checkpoint: file to resume from if it exists and to write every
             ``config.checkpoint_every`` steps and at the end; None: no checkpoints.
         data_stream: random stream of the data / noise generators.
+        graphs: run the D and G updates as static steps (captured CUDA graphs on CUDA:
+            ``repro.engine.loops``), with a static stream and capturable optimisers; pass
+            ``repro.engine.use_graphs(device)``. ``real`` must then draw on the device without
+            host state (``EpochSampler``'s reshuffles are host decisions: not graph-safe).
 
     Returns:
         TrainResult with the loss history and G snapshots at ``config.snapshot_steps``.
@@ -232,11 +237,21 @@ def train_gan(
     generator.to(device)
     discriminator.to(device)
     objective = config.get_objective()
-    opt_g = optim.make(config.optimizer, generator.parameters(), config.lr_g, betas=config.betas)
-    opt_d = optim.make(
-        config.optimizer, discriminator.parameters(), config.lr_d, betas=config.betas
+    opt_g = optim.make(
+        config.optimizer,
+        generator.parameters(),
+        config.lr_g,
+        betas=config.betas,
+        capturable=graphs,
     )
-    gens = Stream(seeds, data_stream, device)
+    opt_d = optim.make(
+        config.optimizer,
+        discriminator.parameters(),
+        config.lr_d,
+        betas=config.betas,
+        capturable=graphs,
+    )
+    gens = Stream(seeds, data_stream, device, static=graphs)
     run = _Run(0, torch.zeros(2, len(seeds), device=device, dtype=torch.float64))
     if checkpoint is not None and Path(checkpoint).exists():
         ckpt = load_checkpoint(checkpoint, device)
@@ -246,7 +261,9 @@ def train_gan(
     bar = tqdm(total=config.steps, initial=run.step, disable=not sys.stderr.isatty(), leave=False)
     t0, b = time.perf_counter(), config.batch_size
     dtype = next(generator.parameters()).dtype
-    d_parts: list[torch.Tensor] = []  # this G step's D losses, without the penalty (logged)
+    # the sum of this G step's D losses without the penalty (logged), accumulated in place on
+    # the device (a static step writes it; the bookkeeping between steps reads and zeroes it)
+    d_sum = torch.zeros(len(seeds), device=device, dtype=dtype)
 
     def d_loss(step: int, k: int) -> torch.Tensor:
         x = real(gens, b, device=device).to(dtype)
@@ -254,7 +271,7 @@ def train_gan(
         with torch.no_grad():
             fake = generator(z)  # only D learns here
         loss = objective.d_loss(discriminator(x), discriminator(fake))  # (S,)
-        d_parts.append(loss.detach())
+        d_sum.add_(loss.detach())
         if objective.penalty is None:
             return loss
         return loss + objective.penalty_weight * objective.penalty(discriminator, x, fake, gens)
@@ -269,11 +286,8 @@ def train_gan(
 
     def bookkeeping(step: int, losses: torch.Tensor) -> None:
         nonlocal t0
-        d_sum = torch.zeros(len(seeds), device=device, dtype=dtype)
-        for part in d_parts:
-            d_sum += part
-        d_parts.clear()
         run.sums += torch.stack([d_sum / config.d_steps, losses[1]]).to(run.sums.dtype)
+        d_sum.zero_()
         run.count += 1
         run.step += 1
         bar.update()
@@ -303,6 +317,7 @@ def train_gan(
         after_d_step=clip,
         start=run.step,
         after_step=bookkeeping,
+        graphs=graphs,
     )
     bar.close()
     history = pd.DataFrame(run.rows, columns=["step", "seed", "d_loss", "g_loss"])

@@ -9,7 +9,9 @@ Modules:
     loops     fit (D only, critic only, classifier) and gan (k D steps, a G step, hooks), both
               with schedules and evaluation at scheduled steps returning tidy curves;
               graphs=True runs each update as a static step (captured and replayed on CUDA)
-    graph     StaticStep: the static-buffer contract of a CUDA graph, eager off CUDA
+    graph     StaticStep: the static-buffer contract of a CUDA graph, eager off CUDA;
+              use_graphs(device): the one switch (CUDA, unless $REPRO_GRAPHS=0; "1" forces the
+              static path on any device, the CPU's check that it equals eager bit for bit)
 
 The engine knows nothing about any claim (issue 15). repro.train.train_gan (checkpoints, logging,
 snapshots) runs on ``gan``; repro.train's fresh-D protocol moves here in a later commit.
@@ -17,6 +19,7 @@ snapshots) runs on ``gan``; repro.train's fresh-D protocol moves here in a later
 
 from repro.engine import optim
 from repro.engine.copies import Copies
+from repro.engine.graph import use_graphs
 from repro.engine.loops import Result, cosine, fit, gan, update
 from repro.engine.streams import STREAMS, Stream, draw, generators, stream_id
 
@@ -33,4 +36,5 @@ __all__ = [
     "optim",
     "stream_id",
     "update",
+    "use_graphs",
 ]

@@ -22,6 +22,12 @@ every call runs the same function eagerly on the same buffers, so the CPU tests 
 (tests/test_graph.py: static equals plain eager bit for bit; buffers and parameters keep their
 storage; no sync) cover what the GPU replays.
 
+The one switch: ``use_graphs(device)``, True on CUDA. The experiments that train through
+``fit`` / ``gan`` ask it once and then use static streams, capturable optimisers and
+``graphs=...``. The environment variable ``REPRO_GRAPHS`` overrides it: "0" keeps every update
+eager (also on CUDA), "1" takes the static path on any device (on the CPU it runs eagerly on the
+static buffers and must give the eager numbers bit for bit: tests/test_graph_experiments.py).
+
 Example (a D step on a static batch, a device step counter):
     >>> x = torch.zeros(4, 8, 2)                       # (C, B, d) batch buffer
     >>> step = torch.zeros((), dtype=torch.int64)      # read by draw(seeds, "data", step, ...)
@@ -35,14 +41,32 @@ Example (a D step on a static batch, a device step counter):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import torch
+
+GRAPHS_ENV = "REPRO_GRAPHS"  # "0": never capture; "1": the static path on every device
 
 # For the budget (bench/counting.py): how many static steps have run in this process, and
 # whether one is running now (its kernels are a graph replay's on CUDA, not eager launches).
 static_calls = 0
 _depth = 0
+
+
+def use_graphs(device: torch.device | str | None) -> bool:
+    """Whether an experiment on ``device`` runs its updates as static steps (CUDA graphs).
+
+    True when ``device`` is CUDA, unless ``$REPRO_GRAPHS`` is "0"; ``REPRO_GRAPHS=1`` forces the
+    static path on any device (eager on the same static buffers off CUDA, the CPU check that it
+    reproduces the eager numbers). Any other value of the variable -> ValueError.
+    """
+    flag = os.environ.get(GRAPHS_ENV, "").strip()
+    if flag not in ("", "0", "1"):
+        raise ValueError(f"${GRAPHS_ENV} must be 0 or 1 (or unset), got {flag!r}")
+    if flag:
+        return flag == "1"
+    return device is not None and torch.device(device).type == "cuda"
 
 
 def in_static_step() -> bool:

@@ -23,6 +23,9 @@ or k they are passed (a replay repeats the kernels recorded at the capture), and
 are capturable (``optim.make(..., capturable=True)``: lr and step count on the device). Hooks that
 run between updates (evaluation, ``after_step``) stay eager; ``after_d_step`` is captured with
 the D step.
+An experiment asks ``repro.engine.use_graphs(device)`` once (CUDA, unless ``$REPRO_GRAPHS`` is
+"0"; "1" forces the static path on any device) and passes the answer to its streams
+(``static=``), optimisers (``capturable=``) and the loop (``graphs=``).
 
 Example (a D-only run):
     >>> from repro.engine import Copies, fit, optim

@@ -15,14 +15,14 @@ import pandas as pd
 import torch
 
 from repro import plots
-from repro.engine import STREAMS, gan, optim
+from repro.engine import STREAMS, gan, optim, use_graphs
 from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.noise import half_circle
 from repro.losses import gan_d_loss, get_objective
 from repro.metrics import w1_pool
 from repro.nets import BatchedMLP
-from repro.noise import add_instance_noise, noise_std_at
+from repro.noise import add_instance_noise, noise_on_device, noise_std_at, noise_std_on_device
 
 TARGETS = ("lines", "curve")
 
@@ -100,49 +100,83 @@ def train_annealed(target: str, params: Mapping[str, Any], seeds: Sequence[int],
     d_sizes = (2, *[int(params["hidden"])] * int(params["depth"]), 1)
     D = BatchedMLP(d_sizes, seeds=copy_seeds, stream=STREAMS["d_init"]).to(device)
     betas = tuple(float(b) for b in params["betas"])
-    opt_g = optim.make("adam", G.parameters(), float(params["lr_g"]), betas=betas)
-    opt_d = optim.make("adam", D.parameters(), float(params["lr_d"]), betas=betas)
-    g_cost = get_objective(str(params["g_objective"])).g_loss
-    gens = Stream(seeds, "data", device)  # both conditions of a seed see the same draws
     steps, batch = int(params["steps"]), int(params["batch_size"])
     schedule, anneal = dict(params["noise_schedule"]), int(params["anneal_steps"])
+    # Static steps (CUDA graphs): while the std is > 0 it comes from a device G-step count; once
+    # it is 0 (a suffix of the run) the noise draws nothing, a host decision, so those steps
+    # run as a second loop with std 0. Eager when the schedule is not of that form.
+    stds = [noise_std_at(t, anneal, schedule) for t in range(steps)]
+    zero = next((t for t, v in enumerate(stds) if v == 0), steps)
+    graphs = (
+        use_graphs(device)
+        and all(v == 0 for v in stds[zero:])
+        and (zero == 0 or noise_on_device(schedule, anneal, range(zero)))
+    )
+    opt_g = optim.make(
+        "adam", G.parameters(), float(params["lr_g"]), betas=betas, capturable=graphs
+    )
+    opt_d = optim.make(
+        "adam", D.parameters(), float(params["lr_d"]), betas=betas, capturable=graphs
+    )
+    g_cost = get_objective(str(params["g_objective"])).g_loss
+    # both conditions of a seed see the same draws
+    gens = Stream(seeds, "data", device, static=graphs)
+    step_t = torch.zeros((), dtype=torch.float64, device=device)  # the G steps so far (graphs)
 
-    def d_loss(step: int, k: int) -> torch.Tensor:
-        std = noise_std_at(step, anneal, schedule)
-        real = sample_target(target, gens, batch)
-        z = sample_latent(target, gens, batch)
-        real = _two_conditions(torch.cat([real, real]), std, gens)
-        with torch.no_grad():
+    def losses(std_at):
+        """The D and G losses with the noise std ``std_at(step)`` (a float or a device tensor)."""
+
+        def d_loss(step: int, k: int) -> torch.Tensor:
+            std = std_at(step)
+            real = sample_target(target, gens, batch)
+            z = sample_latent(target, gens, batch)
+            real = _two_conditions(torch.cat([real, real]), std, gens)
+            with torch.no_grad():
+                fake = G(torch.cat([z, z]))
+            fake = _two_conditions(fake, std, gens)
+            return gan_d_loss(D(real), D(fake))
+
+        def g_loss(step: int) -> torch.Tensor:
+            std = std_at(step)
+            z = sample_latent(target, gens, batch)
             fake = G(torch.cat([z, z]))
-        fake = _two_conditions(fake, std, gens)
-        return gan_d_loss(D(real), D(fake))
+            eps = _two_conditions(torch.zeros_like(fake), std, gens)  # the noise only
+            if isinstance(std, torch.Tensor):
+                step_t.add_(1)  # the next G step's std (captured with this step)
+            return g_cost(D(fake + eps))
 
-    def g_loss(step: int) -> torch.Tensor:
-        std = noise_std_at(step, anneal, schedule)
-        z = sample_latent(target, gens, batch)
-        fake = G(torch.cat([z, z]))
-        eps = _two_conditions(torch.zeros_like(fake), std, gens)  # the noise only
-        return g_cost(D(fake + eps))
+        return d_loss, g_loss
 
     def evaluate(step: int) -> dict[str, torch.Tensor]:
         eval_gens = Stream(seeds, "eval", device, substream=step)  # fresh draws at every step
         return _eval_samples(target, G, eval_gens, int(params["n_w1"]))
 
     every = int(params["eval_every"])
-    result = gan(
-        opt_d,
-        opt_g,
-        d_loss,
-        g_loss,
-        steps,
-        d_steps=int(params["d_steps"]),
-        discriminator=D,
-        evaluate=evaluate,
-        eval_at=[t for t in range(steps + 1) if t % every == 0 or t == steps],
-    )
-    w1_all = _w1_to_target(target, [ev for _, ev in result.evals])
+    eval_at = [t for t in range(steps + 1) if t % every == 0 or t == steps]
+
+    def loop(std_at, end: int, start: int = 0, at=eval_at):
+        return gan(
+            opt_d,
+            opt_g,
+            *losses(std_at),
+            end,
+            d_steps=int(params["d_steps"]),
+            discriminator=D,
+            evaluate=evaluate,
+            eval_at=at,
+            start=start,
+            graphs=graphs,
+        )
+
+    if not graphs:
+        evals = loop(lambda step: noise_std_at(step, anneal, schedule), steps).evals
+    else:  # steps [0, zero) with the device std, then [zero, steps) with none
+        evals = loop(lambda step: noise_std_on_device(step_t, anneal, schedule), zero).evals
+        if zero < steps:  # the evaluation at step `zero` ended the first loop
+            evals += loop(lambda step: 0.0, steps, zero, [t for t in eval_at if t != zero]).evals
+    w1_all = _w1_to_target(target, [ev for _, ev in evals])
     rows = []
-    for (step, _), w1 in zip(result.evals, w1_all, strict=True):
+    for (step, _), w1 in zip(evals, w1_all, strict=True):
         std = noise_std_at(step, anneal, schedule)
         for c in range(2 * n_s):
             rows.append(

@@ -37,7 +37,7 @@ from repro.data import (  # the WGAN-GP toy data sets
     sample_swiss_roll,  # noqa: F401
     toy_sampler,
 )
-from repro.engine import STREAMS, Copies, fit, optim
+from repro.engine import STREAMS, Copies, fit, optim, use_graphs
 from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.invariants import require
@@ -65,7 +65,8 @@ def he_init_(net: BatchedMLP) -> BatchedMLP:
 
 
 def clip_per_copy_(net: BatchedMLP, bounds: torch.Tensor) -> None:
-    """Clamp copy i's parameters to [-bounds[i], bounds[i]] (WGAN clipping, one c per copy)."""
+    """Clamp copy i's parameters to [-bounds[i], bounds[i]] (WGAN clipping, one c per copy).
+    ``bounds`` on the parameters' device and dtype makes no copy (inside a training step)."""
     with torch.no_grad():
         for p in net.parameters():
             c = bounds.to(p).reshape(-1, *([1] * (p.dim() - 1)))
@@ -93,11 +94,17 @@ def train_critic(
     """Train every copy against the fixed G = data + N(0, I): clipping (RMSProp, clip after each
     step) when ``clip_bounds`` is given, else the penalty (Adam(lr, 0, 0.9), lambda)."""
     b, noise = int(params["batch_size"]), float(params["fake_noise_std"])
+    graphs = use_graphs(device)  # each update (with its clipping) a captured CUDA graph on CUDA
+    if graphs and not gens.static:
+        raise ValueError("static steps need a static stream: Stream(..., static=True)")
     if clip_bounds is not None:
         clip_per_copy_(net, clip_bounds)
-        opt = optim.make("rmsprop", net.parameters(), float(params["lr_clip"]))
+        opt = optim.make("rmsprop", net.parameters(), float(params["lr_clip"]), capturable=graphs)
+        bounds = clip_bounds.to(next(net.parameters()))  # on the device once, not every step
     else:
-        opt = optim.make("adam", net.parameters(), float(params["lr_gp"]), betas=(0.0, 0.9))
+        opt = optim.make(
+            "adam", net.parameters(), float(params["lr_gp"]), betas=(0.0, 0.9), capturable=graphs
+        )
     lam = float(params["gp_lambda"])
 
     def per_copy_loss(step: int) -> torch.Tensor:
@@ -108,9 +115,10 @@ def train_critic(
         return loss
 
     def clip(step: int) -> None:
-        clip_per_copy_(net, clip_bounds)  # WGAN: after every critic update, c per copy
+        clip_per_copy_(net, bounds)  # WGAN: after every critic update, c per copy
 
-    fit(opt, per_copy_loss, steps, after_step=clip if clip_bounds is not None else None)
+    after = clip if clip_bounds is not None else None
+    fit(opt, per_copy_loss, steps, after_step=after, graphs=graphs)
     if clip_bounds is not None:
         for p in net.parameters():
             excess = p.detach().abs().flatten(1).amax(1).cpu() - clip_bounds.to(p.dtype)
@@ -227,6 +235,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     depth, width = int(params["depth"]), int(params["width"])
     sizes = (2, *[width] * (depth - 1), 1)
     roll = toy_sampler("swissroll")
+    graphs = use_graphs(device)  # the critics' training streams are static on the graph path
     copies = Copies.grid(seeds, clip=clips)
     clip_seeds = copies.seeds
     deep_clip = he_init_(BatchedMLP(sizes, clip_seeds, stream=STREAMS["critic_init"]).to(device))
@@ -234,7 +243,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     train_critic(
         deep_clip,
         roll,
-        Stream(clip_seeds, "data", device),
+        Stream(clip_seeds, "data", device, static=graphs),
         params,
         int(params["steps"]),
         bounds,
@@ -244,7 +253,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     train_critic(
         deep_gp,
         roll,
-        Stream(seeds, "data", device),
+        Stream(seeds, "data", device, static=graphs),
         params,
         int(params["steps"]),
         None,
@@ -290,7 +299,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
     shallow = (2, *[int(params["surface_width"])] * 3, 1)
     eff_rows, surf_rows = [], []
     for data_name in ("8gaussians", "25gaussians"):
-        sampler = toy_sampler(data_name)
+        sampler = toy_sampler(data_name, device)  # tables made before training
         for method, bounds_a in (
             ("clip", torch.full((s,), float(params["surface_clip"]))),
             ("gradient penalty", None),
@@ -299,7 +308,7 @@ def run(params: Mapping[str, Any], seeds: list[int], device) -> Tables:
             train_critic(
                 net,
                 sampler,
-                Stream(seeds, "data", device),
+                Stream(seeds, "data", device, static=graphs),
                 params,
                 int(params["surface_steps"]),
                 bounds_a,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.data import GaussianMixture, ring_means, sample_normal
-from repro.engine import STREAMS, gan, optim
+from repro.engine import STREAMS, gan, optim, use_graphs
 from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.losses import get_objective
@@ -35,7 +35,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def _mixture(params: Mapping[str, Any]):
+def _mixture(params: Mapping[str, Any], device: Any = None):
     """The ring of Gaussians in the plane of the first two of ``ambient_dim`` coordinates (the
     others 0): with ``ambient_dim`` > 2 the data lie on a 2-D plane of R^ambient_dim, and a
     generator from R^z_dim almost surely puts its mass off it (Arjovsky & Bottou 2017, Lemma 2 /
@@ -47,6 +47,8 @@ def _mixture(params: Mapping[str, Any]):
         raise ValueError(f"ambient_dim must be >= 2, got {params['ambient_dim']}")
 
     mixture = GaussianMixture(means, float(params["mode_std"]))
+    if device is not None:
+        mixture.prepare(device)  # its device tables made before the first training step
 
     def sample(gens, batch, device=None):
         x = mixture.sample(gens, batch, device=device)
@@ -125,18 +127,20 @@ def train_tracking(
     (non-saturating, Adam, ``gan_d_steps``) on the ring mixture with ``repro.engine.gan``;
     evaluate at step 0 and every ``eval_every`` G steps, the exact W1 after training."""
     g, d = _gan_pair(params, seeds, device)
-    real = _mixture(params)
+    real = _mixture(params, device)
+    graphs = use_graphs(device)  # D steps (with clipping) and G steps captured on CUDA
     if kind == "wgan":
         obj = get_objective("wgan", clip=float(params["clip"]))
         clip_parameters_(d, obj.clip)
-        opt_g = optim.make("rmsprop", g.parameters(), float(params["lr_wgan"]))
-        opt_d = optim.make("rmsprop", d.parameters(), float(params["lr_wgan"]))
+        lr = float(params["lr_wgan"])
+        opt_g = optim.make("rmsprop", g.parameters(), lr, capturable=graphs)
+        opt_d = optim.make("rmsprop", d.parameters(), lr, capturable=graphs)
     else:
         obj = get_objective("non-saturating")
-        betas = (0.5, 0.999)
-        opt_g = optim.make("adam", g.parameters(), float(params["lr_gan"]), betas=betas)
-        opt_d = optim.make("adam", d.parameters(), float(params["lr_gan"]), betas=betas)
-    gens = Stream(seeds, "data", device)
+        betas, lr = (0.5, 0.999), float(params["lr_gan"])
+        opt_g = optim.make("adam", g.parameters(), lr, betas=betas, capturable=graphs)
+        opt_d = optim.make("adam", d.parameters(), lr, betas=betas, capturable=graphs)
+    gens = Stream(seeds, "data", device, static=graphs)
     z_dim, b = int(params["z_dim"]), int(params["batch_size"])
     steps, every = int(params["steps"]), int(params["eval_every"])
 
@@ -165,6 +169,7 @@ def train_tracking(
         after_d_step=clip,
         evaluate=lambda step: evaluate_checkpoint(g, d, real, params, seeds, kind, device),
         eval_at=[t for t in range(steps + 1) if t % every == 0 or t == steps],
+        graphs=graphs,
     )
     rows = []
     for (step_, ev), w1 in zip(result.evals, w1_after(result.evals, seeds), strict=True):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.data import load_labels, sample_normal
-from repro.engine import fit, optim
+from repro.engine import fit, optim, use_graphs
 from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.arjovsky_bottou import (
@@ -81,13 +81,14 @@ def train_classifier(
                 m.weight.copy_((torch.rand(m.weight.shape, generator=gen) * 2 - 1) * bound)
                 m.bias.copy_((torch.rand(m.bias.shape, generator=gen) * 2 - 1) * bound)
     net = net.to(device)
-    batches = Stream([0], STREAM_CLASSIFIER, device)
+    graphs = use_graphs(device)  # each update a captured CUDA graph on CUDA
+    batches = Stream([0], STREAM_CLASSIFIER, device, static=graphs)
 
     def loss(step: int) -> torch.Tensor:  # one classifier for all seeds: a single loss
         idx = batches.randint(len(x), batch)[0]
         return F.cross_entropy(net(x[idx]), y[idx])
 
-    fit(optim.make("adam", net.parameters(), 1e-3), loss, steps)
+    fit(optim.make("adam", net.parameters(), 1e-3, capturable=graphs), loss, steps, graphs=graphs)
     xt, yt = load_split(params, "test", device), load_labels(params["dataset"], "test").to(device)
     with torch.no_grad():
         pred = torch.cat([net(c).argmax(1) for c in xt.split(1024)])

@@ -25,7 +25,7 @@ import torch
 
 from repro import divergences as dv
 from repro import plots
-from repro.engine import STREAMS, Copies, Stream, cosine, fit, optim
+from repro.engine import STREAMS, Copies, Stream, cosine, fit, optim, use_graphs
 from repro.experiments import Experiment, Tables, check_names
 from repro.invariants import require
 from repro.nets import BatchedMLP
@@ -66,13 +66,26 @@ def conjugate_table(names: Sequence[str], n: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def draw(names: Sequence[str], pairs: Sequence[str], gens: Stream, batch: int):
+def pair_moments(pairs: Sequence[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of P and Q for every pair, each (1, K, 1, 2, 1) on ``device``: made once per
+    training run (no host work inside a step)."""
+    mean = torch.tensor([[PAIRS[k][0][0], PAIRS[k][1][0]] for k in pairs], device=device)
+    std = torch.tensor([[PAIRS[k][0][1], PAIRS[k][1][1]] for k in pairs], device=device)
+    return mean.reshape(1, -1, 1, 2, 1), std.reshape(1, -1, 1, 2, 1)
+
+
+def draw(
+    names: Sequence[str],
+    pairs: Sequence[str],
+    gens: Stream,
+    batch: int,
+    moments: tuple[torch.Tensor, torch.Tensor] | None = None,
+):
     """P and Q samples per (f, pair, seed) copy, copy = (f * K + pair) * S + seed: 2 x (C, B, 1),
-    on the stream's device (``gens`` has one copy per seed)."""
+    on the stream's device (``gens`` has one copy per seed); ``moments``: ``pair_moments``
+    (made here when None)."""
     z = gens.normal(len(names), len(pairs), 2, batch).permute(1, 2, 0, 3, 4)  # (F, K, S, 2, B)
-    mean = torch.tensor([[PAIRS[k][0][0], PAIRS[k][1][0]] for k in pairs], device=z.device)
-    std = torch.tensor([[PAIRS[k][0][1], PAIRS[k][1][1]] for k in pairs], device=z.device)
-    mean, std = mean.reshape(1, -1, 1, 2, 1), std.reshape(1, -1, 1, 2, 1)
+    mean, std = moments if moments is not None else pair_moments(pairs, z.device)
     x = (mean + std * z).reshape(-1, 2, batch, 1)  # (F*K*S, 2, B, 1)
     return x[:, 0], x[:, 1]
 
@@ -98,14 +111,17 @@ def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> BatchedMLP
     sizes = (1, *[int(params["hidden"])] * int(params["depth"]), 1)
     copies = Copies.grid(seeds, f=names, pair=pairs)  # copy (f, pair, s) is initialised from s
     net = BatchedMLP(sizes, seeds=copies.seeds, stream=STREAMS["d_init"]).to(device)
-    gens = Stream(seeds, "data", device)
+    graphs = use_graphs(device)  # each update a captured CUDA graph on CUDA
+    gens = Stream(seeds, "data", device, static=graphs)
+    moments = pair_moments(pairs, device)
 
     def per_copy_loss(step: int) -> torch.Tensor:
-        xp, xq = draw(names, pairs, gens, int(params["batch_size"]))
+        xp, xq = draw(names, pairs, gens, int(params["batch_size"]), moments)
         return -bound_terms(net(xp), net(xq), names)
 
     lr, steps = float(params["lr"]), int(params["steps"])
-    fit(optim.make("adam", net.parameters(), lr), per_copy_loss, steps, schedule=cosine(lr, steps))
+    opt = optim.make("adam", net.parameters(), lr, capturable=graphs)
+    fit(opt, per_copy_loss, steps, schedule=cosine(lr, steps), graphs=graphs)
     return net
 
 

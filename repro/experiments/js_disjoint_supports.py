@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from repro import divergences as dv
 from repro import plots
 from repro.data import sample_line_pairs
-from repro.engine import STREAMS, Copies, Stream, fit, optim
+from repro.engine import STREAMS, Copies, Stream, fit, optim, use_graphs
 from repro.experiments import Experiment, Tables
 from repro.losses import gan_d_loss, penalty_at
 from repro.nets import BatchedMLP
@@ -62,22 +62,30 @@ def train(params: Mapping[str, Any], seeds: Sequence[int], device) -> tuple[Batc
     d_net = BatchedMLP(sizes, seeds=copies.seeds, stream=STREAMS["d_init"]).to(device)
     critic = BatchedMLP(sizes, copies.seeds, CRITIC_ACTIVATION, stream=STREAMS["critic_init"])
     critic = critic.to(device)
+    graphs = use_graphs(device)  # each update a captured CUDA graph on CUDA
     opts = optim.Chain(
-        optim.make("adam", d_net.parameters(), float(params["lr_d"])),
-        optim.make("adam", critic.parameters(), float(params["lr_critic"]), betas=(0.0, 0.9)),
+        optim.make("adam", d_net.parameters(), float(params["lr_d"]), capturable=graphs),
+        optim.make(
+            "adam",
+            critic.parameters(),
+            float(params["lr_critic"]),
+            betas=(0.0, 0.9),
+            capturable=graphs,
+        ),
     )
-    gens = Stream(seeds, "data", device)
+    gens = Stream(seeds, "data", device, static=graphs)
     batch, lam = int(params["batch_size"]), float(params["gp_lambda"])
+    theta_t = torch.tensor(thetas, dtype=torch.get_default_dtype(), device=device)  # made once
 
     def per_copy_loss(step: int) -> torch.Tensor:
-        real, fake = sample_line_pairs(thetas, gens, batch)
+        real, fake = sample_line_pairs(theta_t, gens, batch)
         u = gens.uniform(len(thetas), batch, 1, dtype=torch.get_default_dtype())  # (S, T, B, 1)
         u = u.transpose(0, 1).reshape(-1, batch, 1)  # (T*S, B, 1), drawn per seed like the data
         d_loss = gan_d_loss(d_net(real), d_net(fake))
         # disjoint parameters: one backward of the sum serves both networks
         return d_loss + critic_loss(critic, real, fake, u, lam)
 
-    fit(opts, per_copy_loss, int(params["steps"]))
+    fit(opts, per_copy_loss, int(params["steps"]), graphs=graphs)
     return d_net, critic
 
 

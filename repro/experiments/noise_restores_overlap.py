@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from repro import divergences as dv
 from repro import plots
-from repro.data import sample_noisy_line_pairs
-from repro.engine import STREAMS, Copies, fit, optim
+from repro.data import line_offsets, sample_noisy_line_pairs
+from repro.engine import STREAMS, Copies, fit, optim, use_graphs
 from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables
 from repro.experiments.family.noise import bayes_accuracy, gen_grad_limit, js_noisy_lines
@@ -55,7 +55,9 @@ def _train_overlap_d(params: Mapping[str, Any], seeds: Sequence[int], device):
     copies = Copies.grid(seeds, noise_std=stds, theta=thetas)
     sizes = (2, *[int(params["hidden"])] * int(params["depth"]), 1)
     d_net = BatchedMLP(sizes, seeds=copies.seeds, stream=STREAMS["d_init"]).to(device)
-    gens = Stream(seeds, "data", device)  # the samplers draw on the device
+    graphs = use_graphs(device)  # each update a captured CUDA graph on CUDA
+    gens = Stream(seeds, "data", device, static=graphs)  # the samplers draw on the device
+    offsets = line_offsets(thetas, device)  # made once, not in every step
     eval_real, eval_fake = sample_noisy_line_pairs(
         stds, thetas, Stream(seeds, "eval", device), int(params["n_eval"])
     )
@@ -66,16 +68,17 @@ def _train_overlap_d(params: Mapping[str, Any], seeds: Sequence[int], device):
     )
 
     def per_copy_loss(step: int) -> torch.Tensor:
-        real, fake = sample_noisy_line_pairs(stds, thetas, gens, batch)
+        real, fake = sample_noisy_line_pairs(stds, thetas, gens, batch, offsets)
         return gan_d_loss(d_net(real), d_net(fake))
 
     result = fit(
-        optim.make("adam", d_net.parameters(), float(params["lr_d"])),
+        optim.make("adam", d_net.parameters(), float(params["lr_d"]), capturable=graphs),
         per_copy_loss,
         iters,
         evaluate=lambda step: {"grad": gen_cost_grad(d_net, eval_fake)},
         eval_at=[it for it in range(iters + 1) if it % every == 0 or it == iters],
         copies=copies,
+        graphs=graphs,
     )
     curves = result.curves.rename(columns={"step": "iteration"})
     curves.insert(4, "grad_norm", curves["grad"].abs())

@@ -22,7 +22,7 @@ from scipy.special import expit
 from repro import divergences as dv
 from repro import plots
 from repro.data import mixture_1d
-from repro.engine import STREAMS, Copies, Stream, cosine, fit, optim
+from repro.engine import STREAMS, Copies, Stream, cosine, fit, optim, use_graphs
 from repro.experiments import Experiment, Tables, check_names
 from repro.invariants import require
 from repro.losses import gan_d_loss
@@ -81,14 +81,18 @@ def train_discriminator(params: Mapping[str, Any], seeds: Sequence[int], device)
     width, depth = int(params["hidden"]), int(params["depth"])
     copies = Copies.grid(seeds, pair=pairs)  # copy (k, s) is initialised from seed s
     net = BatchedMLP((1, *[width] * depth, 1), copies.seeds, stream=STREAMS["d_init"]).to(device)
-    gens = Stream(seeds, "data", device)
+    graphs = use_graphs(device)  # each update a captured CUDA graph on CUDA
+    for mix in (m for name in pairs for m in PAIRS[name]):
+        mixture_1d(*mix).prepare(device)  # the samplers' device tables, before the first step
+    gens = Stream(seeds, "data", device, static=graphs)
 
     def per_copy_loss(step: int) -> torch.Tensor:
         real, fake = draw_batch(pairs, gens, int(params["batch_size"]))
         return gan_d_loss(net(real), net(fake))
 
     lr, steps = float(params["lr"]), int(params["steps"])
-    fit(optim.make("adam", net.parameters(), lr), per_copy_loss, steps, schedule=cosine(lr, steps))
+    opt = optim.make("adam", net.parameters(), lr, capturable=graphs)
+    fit(opt, per_copy_loss, steps, schedule=cosine(lr, steps), graphs=graphs)
     return net
 
 

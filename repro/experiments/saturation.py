@@ -206,6 +206,7 @@ def train_pair(params: Mapping[str, Any], seeds: Sequence[int], device: Any):
         # the same evaluation draws at every evaluation and for both runs of a seed
         return _evaluate(G, D, p, held_out, Stream(copy_seeds, "eval", device), device)
 
+    # eager (no graphs): EpochSampler reshuffles on the host, which a replayed graph would skip
     result = gan(
         opt_d,
         opt_g,

@@ -36,6 +36,7 @@ from torch import nn
 from repro import data as rdata
 from repro import plots
 from repro.data import resolve_dataset
+from repro.engine import use_graphs
 from repro.engine.streams import Stream
 from repro.experiments import Experiment, Tables, setup_table
 from repro.experiments.family.stacked_digits import (
@@ -198,7 +199,9 @@ def train_method(method: str, sampler, params, seeds, device, side: int) -> Stac
         betas=(0.5, 0.999),
         log_every=max(1, int(params["steps"]) // 10),
     )
-    train_gan(g, d, sampler, config, z_dim=int(params["z_dim"]), device=device)
+    # StackedSampler draws its indices on the device: graph-safe (captured on CUDA)
+    graphs = use_graphs(device)
+    train_gan(g, d, sampler, config, z_dim=int(params["z_dim"]), device=device, graphs=graphs)
     return g
 
 

@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 
 from repro import plots
-from repro.data import sample_mixture_1d
-from repro.engine import STREAMS, Stream, fit, optim
+from repro.data import GaussianMixture, mixture_1d
+from repro.engine import STREAMS, Stream, fit, optim, use_graphs
 from repro.experiments import Experiment, Tables
 from repro.losses import gan_d_loss, wgan_d_loss
 from repro.metrics import d_accuracy
@@ -51,10 +51,20 @@ def sigmoid_slope(logits: torch.Tensor, dlogits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits) * torch.sigmoid(-logits) * dlogits
 
 
-def _gaussians(params: Mapping[str, Any], gens: Stream, batch: int, device):
-    real = sample_mixture_1d(gens, batch, [params["real_mean"]], params["real_std"], device=device)
-    fake = sample_mixture_1d(gens, batch, [params["fake_mean"]], params["fake_std"], device=device)
-    return real, fake  # (S, B, 1) each
+def _pair(params: Mapping[str, Any], device) -> tuple[GaussianMixture, GaussianMixture]:
+    """The real and the fake 1-D Gaussian, their device tables made once."""
+    return tuple(
+        mixture_1d(None, (float(params[f"{side}_mean"]),), float(params[f"{side}_std"])).prepare(
+            device
+        )
+        for side in ("real", "fake")
+    )
+
+
+def _gaussians(params: Mapping[str, Any], gens: Stream, batch: int, device, pair=None):
+    """Real and fake batches, (S, B, 1) each; ``pair``: ``_pair(params, device)``."""
+    real_mix, fake_mix = pair if pair is not None else _pair(params, device)
+    return real_mix.sample(gens, batch, device=device), fake_mix.sample(gens, batch, device=device)
 
 
 def train_pair(
@@ -66,14 +76,16 @@ def train_pair(
     critic = BatchedMLP(sizes, seeds, stream=STREAMS["critic_init"]).to(device)
     clip = float(params["clip"])
     clip_parameters_(critic, clip)  # start inside the constraint set, as after any WGAN step
+    graphs = use_graphs(device)  # each update (with its clipping) a captured CUDA graph on CUDA
     opts = optim.Chain(
-        optim.make("adam", d_net.parameters(), float(params["lr_d"])),
-        optim.make("rmsprop", critic.parameters(), float(params["lr_critic"])),
+        optim.make("adam", d_net.parameters(), float(params["lr_d"]), capturable=graphs),
+        optim.make("rmsprop", critic.parameters(), float(params["lr_critic"]), capturable=graphs),
     )
-    gens = Stream(seeds, "data", device)
+    gens = Stream(seeds, "data", device, static=graphs)
+    pair = _pair(params, device)
 
     def per_copy_loss(step: int) -> torch.Tensor:
-        real, fake = _gaussians(params, gens, int(params["batch_size"]), device)
+        real, fake = _gaussians(params, gens, int(params["batch_size"]), device, pair)
         # disjoint parameters: one backward of the sum serves both nets
         return gan_d_loss(d_net(real), d_net(fake)) + wgan_d_loss(critic(real), critic(fake))
 
@@ -82,6 +94,7 @@ def train_pair(
         per_copy_loss,
         int(params["steps"]),
         after_step=lambda step: clip_parameters_(critic, clip),
+        graphs=graphs,
     )
     return d_net, critic
 

@@ -259,6 +259,8 @@ def run_fresh_d(
         }
         return {"train_accuracy": train_acc, **padded}
 
+    # eager: EpochSampler's reshuffles and the Python train-accuracy count are host state that
+    # a replayed graph would skip
     result = fit(opt, per_copy_loss, p["d_iterations"], evaluate=evaluate_at, eval_at=schedule)
     rows = result.curves.rename(columns={"step": "iteration"})
     G.load_state_dict(frozen)

@@ -108,8 +108,9 @@ def train_in_process(
             checkpoint_every=2000,
         )
         ckpt = snapshot_checkpoint(p, seeds, device)
+        # eager (graphs=False): EpochSampler reshuffles on the host, which a replay would skip
         snaps = train_gan(
-            G, D, real, cfg, z_dim=p["z_dim"], device=device, checkpoint=ckpt
+            G, D, real, cfg, z_dim=p["z_dim"], device=device, checkpoint=ckpt, graphs=False
         ).snapshots
     return [initial if s == 0 else snaps[s] for s in steps]
 

@@ -36,7 +36,7 @@ from scipy import optimize
 
 from repro import divergences as dv
 from repro.data import mixture_1d
-from repro.engine import STREAMS, Copies, Stream, cosine, fit, generators, optim
+from repro.engine import STREAMS, Copies, Stream, cosine, fit, generators, optim, use_graphs
 from repro.nets import BatchedMLP
 
 # A 1-D Gaussian mixture: (weights, means, stds).
@@ -174,11 +174,13 @@ def train_fits(
         mean0.to(torch.get_default_dtype()), std0.to(torch.get_default_dtype())
     ).to(device)
     lr_v, lr_g = float(params["lr_critic"]), float(params["lr_generator"])
+    graphs = use_graphs(device)  # each update a captured CUDA graph on CUDA
     opts = optim.Chain(
-        optim.make("adam", critic.parameters(), lr_v, betas=(0.5, 0.999)),
-        optim.make("adam", gen.parameters(), lr_g, betas=(0.5, 0.999)),
+        optim.make("adam", critic.parameters(), lr_v, betas=(0.5, 0.999), capturable=graphs),
+        optim.make("adam", gen.parameters(), lr_g, betas=(0.5, 0.999), capturable=graphs),
     )
-    gens, data = Stream(seeds, "data", device), mixture_1d(*mix)
+    gens = Stream(seeds, "data", device, static=graphs)
+    data = mixture_1d(*mix).prepare(device)  # its device tables made before the first step
 
     def per_copy_bound(step: int) -> torch.Tensor:
         real = data.sample(gens, batch, dtype=torch.float64)[..., 0]  # (S, B)
@@ -205,6 +207,7 @@ def train_fits(
         evaluate=thetas,
         eval_at=[t + 1 for t in range(steps) if t % log_every == 0 or t == steps - 1],
         copies=copies,
+        graphs=graphs,
     )
     return gen, result.curves[["step", "divergence", "seed", "mean", "std"]]
 

@@ -27,7 +27,7 @@ from torch.func import functional_call
 
 from repro import remedies
 from repro.data import GaussianMixture, grid_means, ring_means, sample_normal
-from repro.engine import gan, optim
+from repro.engine import gan, optim, use_graphs
 from repro.engine.streams import Stream
 from repro.losses import Objective, get_objective
 from repro.metrics import mode_metrics, w1_pool
@@ -225,13 +225,19 @@ def _real_sampler(mixture: Mixture, params, seeds, device):
     return draw
 
 
-def _noise(method: Method, params, step: int, x: torch.Tensor, gens) -> torch.Tensor:
-    """Instance noise (Sonderby et al. 2016) on D's input, annealed by ``repro.noise``."""
+def _noise(
+    method: Method, params, step: int, x: torch.Tensor, gens, step_t: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Instance noise (Sonderby et al. 2016) on D's input, annealed by ``repro.noise``; the std
+    from the device step count ``step_t`` when given (static steps), else from ``step``."""
     if not method.instance_noise:
         return x
     from repro import noise  # the suite's one implementation of instance noise
 
-    std = noise.noise_std_at(step, params["steps"], params["noise_schedule"])
+    if step_t is not None:
+        std = noise.noise_std_on_device(step_t, params["steps"], params["noise_schedule"])
+    else:
+        std = noise.noise_std_at(step, params["steps"], params["noise_schedule"])
     return noise.add_instance_noise(x, std, gens)
 
 
@@ -260,12 +266,22 @@ def train_method(
     lr = float(params[method.lr_key])
     lr_d = float(params[method.lr_d_key]) if method.lr_d_key else lr
     betas = tuple(method.betas or params["betas"])
-    opt_g = optim.make(method.optimizer, G.parameters(), lr, betas=betas)
-    opt_d = optim.make(method.optimizer, D.parameters(), lr_d, betas=betas)
-    gens = Stream(seeds, "data", device)
-    b, z_dim = params["batch_size"] * method.pack, params["z_dim"]
     steps = params["steps"]
+    graphs = use_graphs(device)  # D steps (with clipping) and G steps captured on CUDA
+    step_t = None  # instance noise on static steps: the G step count on the device
+    if method.instance_noise and graphs:
+        from repro import noise
 
+        if noise.noise_on_device(params["noise_schedule"], steps, range(steps)):
+            step_t = torch.zeros((), dtype=torch.float64, device=device)  # the G step advances it
+        else:  # eager: a std of 0 skips draws (host branch) or the schedule is not exact there
+            graphs = False
+    opt_g = optim.make(method.optimizer, G.parameters(), lr, betas=betas, capturable=graphs)
+    opt_d = optim.make(method.optimizer, D.parameters(), lr_d, betas=betas, capturable=graphs)
+    gens = Stream(seeds, "data", device, static=graphs)
+    b, z_dim = params["batch_size"] * method.pack, params["z_dim"]
+
+    mixture.gaussian.prepare(device)  # the data's device tables, before the first step
     real = _real_sampler(mixture, params, seeds, device)
 
     def batch():
@@ -275,7 +291,8 @@ def train_method(
         x, z = batch()
         with torch.no_grad():
             fake = G(z)
-        xr, xf = _noise(method, params, step, x, gens), _noise(method, params, step, fake, gens)
+        xr = _noise(method, params, step, x, gens, step_t)
+        xf = _noise(method, params, step, fake, gens, step_t)
         loss = _d_loss(obj, D, xr, xf)
         if obj.penalty is not None:
             loss = loss + obj.penalty_weight * obj.penalty(D, xr, xf, gens)
@@ -286,7 +303,10 @@ def train_method(
             clip_parameters_(D, obj.clip)
 
     def g_loss(step: int) -> torch.Tensor:
-        return _g_loss(method, obj, G, D, opt_d, params, step, gens, batch)
+        loss = _g_loss(method, obj, G, D, opt_d, params, step, gens, batch, step_t)
+        if step_t is not None:
+            step_t.add_(1)  # the next G step's noise std (captured with this step)
+        return loss
 
     def snapshot(step: int) -> dict[str, torch.Tensor]:
         return {"samples": sample_generator(G, params, seeds, device)}
@@ -304,13 +324,14 @@ def train_method(
         eval_at=[t for t in range(steps) if t % snapshot_every == 0] + [steps]
         if snapshot_every
         else (),
+        graphs=graphs,
     )
     snaps = {step: ev["samples"] for step, ev in result.evals}
     D.zero_grad(set_to_none=True)
     return G, snaps
 
 
-def _g_loss(method, obj, G, D, opt_d, params, step, gens, batch) -> torch.Tensor:
+def _g_loss(method, obj, G, D, opt_d, params, step, gens, batch, step_t=None) -> torch.Tensor:
     """G's per-seed loss for this step (its backward fills only G's gradients that are used)."""
     x, z = batch()
     fake = G(z)
@@ -321,6 +342,8 @@ def _g_loss(method, obj, G, D, opt_d, params, step, gens, batch) -> torch.Tensor
     if method.unroll:
         named = dict(D.named_parameters())
         state, t = remedies.adam_state_of(opt_d, named)
+        if opt_d.capturable:  # static steps: D's update count on the device (a replay's too)
+            t = opt_d.step_t
         unroll_batches = [batch() for _ in range(method.unroll)]
 
         def d_loss(theta, i):
@@ -338,7 +361,7 @@ def _g_loss(method, obj, G, D, opt_d, params, step, gens, batch) -> torch.Tensor
             flat=True,  # one flat buffer: the same K Adam updates in far fewer kernels
         )
         return obj.g_loss(functional_call(D, theta, (fake,)))
-    return obj.g_loss(D(_noise(method, params, step, fake, gens)))
+    return obj.g_loss(D(_noise(method, params, step, fake, gens, step_t)))
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from repro import data as rdata
-from repro.engine import STREAMS, Stream, fit, optim
+from repro.engine import STREAMS, Stream, fit, optim, use_graphs
 from repro.metrics import reverse_kl_uniform
 from repro.nets import (
     BatchedMLP,
@@ -114,7 +114,8 @@ def train_classifier(
     width = int(params["classifier_hidden"])
     net = BatchedMLP((side * side, width, width, N_CLASSES), seeds, stream=STREAMS["classifier"])
     net.to(device)
-    gens = Stream(seeds, "classifier", device)
+    graphs = use_graphs(device)  # each update a captured CUDA graph on CUDA
+    gens = Stream(seeds, "classifier", device, static=graphs)
     flat, labels = images.reshape(len(images), -1).to(device), labels.to(device)
     batch = min(128, len(flat))
 
@@ -126,7 +127,8 @@ def train_classifier(
         )
         return ce.reshape(len(seeds), batch).mean(1)
 
-    fit(optim.make("adam", net.parameters(), 1e-3), per_seed_loss, int(params["classifier_steps"]))
+    opt = optim.make("adam", net.parameters(), 1e-3, capturable=graphs)
+    fit(opt, per_seed_loss, int(params["classifier_steps"]), graphs=graphs)
     return net
 
 
