@@ -104,7 +104,7 @@ class GaussianMixture:
             ``Stream.randint``, else by the inverse CDF of a float64 uniform).
 
     Example:
-        >>> from repro.engine.streams import Stream, cdf, inverse_cdf
+        >>> from repro.engine.streams import Stream
         >>> GaussianMixture(ring_means(8), 0.01).sample(Stream([0, 1], "data"), 5).shape
         torch.Size([2, 5, 2])
     """
@@ -129,6 +129,7 @@ class GaussianMixture:
             raise ValueError(f"weights must be {k} non-negative numbers, got {weights}")
         self.cdf = cdf(probs)  # on the host, once: the same CDF on every device
         self._tables: dict[tuple, tuple] = {}
+        self._cdfs: dict[str, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.means)
@@ -140,9 +141,16 @@ class GaussianMixture:
             self._tables[key] = (
                 self.means.to(device, dtype),
                 self.stds.to(device, dtype),
-                self.cdf.to(device),
+                self.cdf_on(device),
             )
         return self._tables[key]
+
+    def cdf_on(self, device: Any) -> torch.Tensor:
+        """The weights' float64 CDF on ``device``, copied there once."""
+        key = str(device)
+        if key not in self._cdfs:
+            self._cdfs[key] = self.cdf.to(device)
+        return self._cdfs[key]
 
     def prepare(self, device: Any, dtype: torch.dtype | None = None) -> GaussianMixture:
         """Make the device tables a draw uses now (float64, and ``dtype``: default torch's
@@ -161,7 +169,7 @@ class GaussianMixture:
 
     def components_of(self, u: torch.Tensor) -> torch.Tensor:
         """Component indices of float64 uniforms ``u`` by the inverse CDF of the weights."""
-        return inverse_cdf(self.tables(u.device)[2], u)
+        return inverse_cdf(self.cdf_on(u.device), u)  # the CDF only, not means and stds
 
     def at(self, comp: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """mu_comp + s_comp eps in eps's dtype: comp (...), eps (..., d) -> (..., d)."""

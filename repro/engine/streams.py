@@ -187,29 +187,26 @@ def _words_host(seed_keys: np.ndarray, step_keys: tuple, n: int) -> torch.Tensor
     return torch.from_numpy(_mix32_np(x).view(np.int32))
 
 
-def _unsigned(words: torch.Tensor) -> torch.Tensor:
-    """int32 words as their unsigned values in int64, [0, 2^32)."""
-    return words.to(torch.int64) & _M32
-
-
-def _unsigned_f64(words: torch.Tensor) -> torch.Tensor:
-    """int32 words as their unsigned values in float64 (exact: 2^32 < 2^53)."""
-    if words.device.type == "cpu":  # one pass in numpy, no int64 temporary
-        return torch.from_numpy(words.numpy().view(np.uint32).astype(np.float64))
-    return _unsigned(words).to(torch.float64)
+def _unsigned(words: torch.Tensor, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """int32 words as their unsigned values, [0, 2^32), in int64 or float64 (exact: 2^32 <
+    2^53). On the CPU one numpy pass through a uint32 view, without an int64 temporary."""
+    if words.device.type == "cpu":
+        np_dtype = np.int64 if dtype == torch.int64 else np.float64
+        return torch.from_numpy(words.numpy().view(np.uint32).astype(np_dtype))
+    return (words.to(torch.int64) & _M32).to(dtype)
 
 
 def _as(words: torch.Tensor, shape: Sequence[int], dist: str, dtype: torch.dtype) -> torch.Tensor:
     """The (C, n) words as numbers of ``dist`` (see ``draw``), shaped (C, *shape)."""
     if dist == "uniform":
         if dtype == torch.float64:
-            u = _unsigned_f64(words).mul_(2.0**-32)
+            u = _unsigned(words, torch.float64).mul_(2.0**-32)
         else:
             u = ((words >> 8) & 0xFFFFFF).to(torch.float32) * 2.0**-24  # exact in float32
         return u.to(dtype).reshape(-1, *shape)
     # Box-Muller in float64; r cos and r sin are rounded to dtype as they are stored
     c, n = len(words), math.prod(shape)
-    w = _unsigned_f64(words).view(c, -1, 2)
+    w = _unsigned(words, torch.float64).view(c, -1, 2)
     r = (w[..., 0] + 1.0).mul_(2.0**-32).log_().mul_(-2.0).sqrt_()
     a = w[..., 1] * (2.0 * math.pi * 2.0**-32)
     z = torch.empty(c, w.shape[1], 2, dtype=dtype, device=words.device)
