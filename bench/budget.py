@@ -17,10 +17,12 @@ Time model per step (constants from ../shared/BUDGET.md, host op measured here, 
 
 Graph kernels are the ops a step issues inside ``repro.engine.graph.StaticStep`` (counted by
 ``Counting``): only code that actually runs through it gets the replay price, so nothing is
-predicted for a path an experiment does not use yet. Likewise the W1 term: only solves that go
-through ``w1_pool`` are seen (a serial ``w1_samples`` loop is numpy work the count does not
-see); they are recorded without solving (``repro.metrics.w1_dry_run``), extrapolated linearly
-in the loop length like the kernels, and priced by timing one solve of each shape on this CPU.
+predicted for a path an experiment does not use yet. The count runs with $REPRO_GRAPHS=1
+(what CUDA does by default, ``repro.engine.use_graphs``); ``--eager`` counts the eager path.
+Likewise the W1 term: only solves that go through ``w1_pool`` are seen (a serial
+``w1_samples`` loop is numpy work the count does not see); they are recorded without solving
+(``repro.metrics.w1_dry_run``), extrapolated linearly in the loop length like the kernels, and
+priced by timing one solve of each shape on this CPU.
 
 The Arjovsky-Bottou GAN run is one Snakemake job per distinct file (rules/shared.smk), not one
 per claim job: its ``g_epochs`` phase is priced in the first row that reads each file and skipped
@@ -36,6 +38,7 @@ syncs or the total exceeds ``LIMIT_S`` (480 s: the whole record in 8 minutes of 
 
     python bench/budget.py                          # every claim (tens of minutes on one core)
     python bench/budget.py --claims js-disjoint-supports optimal-discriminator --out /tmp/b.csv
+    python bench/budget.py --eager                  # as if every step ran eagerly on CUDA
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import argparse
 import contextlib
 import copy
 import math
+import os
 import sys
 import time
 import traceback
@@ -60,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from bench.counting import Counting, Counts  # noqa: E402
 from repro import experiments  # noqa: E402
 from repro.claims import load_all  # noqa: E402
+from repro.engine.graph import GRAPHS_ENV  # noqa: E402
 from repro.experiments.family.shared_runs import (  # noqa: E402
     ARJOVSKY_BOTTOU_USERS,
     shared_gan_name,
@@ -493,6 +498,22 @@ def markdown(csv: Path) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def graphs_env(on: bool):
+    """$REPRO_GRAPHS = "1" (``on``) or "0" while counting, restored after. On CUDA
+    ``repro.engine.use_graphs`` is True, so the experiments run their updates as static steps
+    (captured graphs); meta is not CUDA, so the count asks for that path explicitly."""
+    old = os.environ.get(GRAPHS_ENV)
+    os.environ[GRAPHS_ENV] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(GRAPHS_ENV, None)
+        else:
+            os.environ[GRAPHS_ENV] = old
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--claims", nargs="*", help="claim ids (default: all)")
@@ -500,6 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host-op-us", type=float, default=None, help="skip the calibration")
     ap.add_argument("--no-variants", action="store_true", help="main params only")
     ap.add_argument("--markdown", type=Path, help="print this budget CSV as Markdown and stop")
+    ap.add_argument(
+        "--eager",
+        action="store_true",
+        help="count the eager path (REPRO_GRAPHS=0); default: what CUDA runs (REPRO_GRAPHS=1)",
+    )
     args = ap.parse_args(argv)
     if args.markdown is not None:
         print(markdown(args.markdown))
@@ -513,19 +539,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     specs = load_all()
     rows = []
-    for cid in args.claims or sorted(specs):
-        spec = specs[cid]
-        variants = [None] + ([] if args.no_variants else spec.variants_at("full"))
-        for v in variants:
-            t0 = time.perf_counter()
-            row = budget_claim(spec, v, host_op_us)
-            rows.append(row)
-            print(
-                f"{cid:32s} {row.variant:12s} kernels {row.kernels_per_step:7.0f}"
-                f"  host {row.host_ops_per_step:7.0f}  syncs {row.syncs_per_step:5.1f}"
-                f"  {row.predicted_h100_s:8.1f} s  ({time.perf_counter() - t0:.0f} s)  {row.note}",
-                flush=True,
-            )
+    with graphs_env(on=not args.eager):
+        for cid in args.claims or sorted(specs):
+            spec = specs[cid]
+            variants = [None] + ([] if args.no_variants else spec.variants_at("full"))
+            for v in variants:
+                t0 = time.perf_counter()
+                row = budget_claim(spec, v, host_op_us)
+                rows.append(row)
+                print(
+                    f"{cid:32s} {row.variant:12s} kernels {row.kernels_per_step:7.0f}"
+                    f"  host {row.host_ops_per_step:7.0f}  syncs {row.syncs_per_step:5.1f}"
+                    f"  {row.predicted_h100_s:8.1f} s  ({time.perf_counter() - t0:.0f} s)"
+                    f"  {row.note}",
+                    flush=True,
+                )
     table = pd.DataFrame([r.__dict__ for r in rows])
     total = table["predicted_h100_s"].sum()
     constants = (

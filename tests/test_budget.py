@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 import torch
@@ -69,6 +71,30 @@ def test_budget_writes_a_row_per_claim_and_a_total(tmp_path):
     assert row["predicted_h100_s"] > 0
     assert table.iloc[1]["predicted_h100_s"] == row["predicted_h100_s"]
     assert rc == 0  # no sync, far under the limit
+    # counted as CUDA runs it: the update inside a static step (a graph replay); outside it
+    # only the cosine schedule's write of the tensor lr (optim's set_lr, one kernel a step)
+    assert row["kernels_per_step"] - row["graph_kernels_per_step"] == 1
+
+
+def test_budget_counts_the_cuda_path_unless_eager_and_restores_the_switch(tmp_path, monkeypatch):
+    from repro.engine import use_graphs
+
+    seen = []
+
+    def fake(spec, variant, host_op_us):
+        seen.append(use_graphs("meta"))
+        return budget.Row(spec.id, "", 10, 10, 0.0, 1.0)
+
+    monkeypatch.setattr(budget, "budget_claim", fake)
+    monkeypatch.setenv("REPRO_GRAPHS", "0")
+    args = ["--claims", "noise-bound", "--out", str(tmp_path / "b.csv"), "--host-op-us", "1"]
+    budget.main([*args, "--no-variants"])
+    budget.main([*args, "--no-variants", "--eager"])
+    assert seen == [True, False]
+    assert os.environ["REPRO_GRAPHS"] == "0"  # the caller's value, back
+    monkeypatch.delenv("REPRO_GRAPHS")
+    budget.main([*args, "--no-variants"])
+    assert "REPRO_GRAPHS" not in os.environ
 
 
 @pytest.mark.parametrize(
