@@ -4,8 +4,11 @@ On a bare GPU machine that has PyTorch but no package registry, ``profiles/gpu/r
 the carried wheels (snakemake, POT, ...) and calls this module, which
 
 1. **self-tests** the device: every claim's experiment at smoke scale, in this process, on the
-   device (1 seed; a few seconds each). If one raises or gives a non-finite checked metric, it
-   stops before the full run (exit 3), so no GPU minutes go to a broken build; then
+   device (1 seed; a few seconds each), with each update a captured CUDA graph where the claim
+   supports it (``repro.engine.use_graphs``). A claim that raises there is tried again eagerly;
+   if it passes, the whole record runs eagerly ($REPRO_GRAPHS=0, planned with
+   ``predicted_h100_eager.csv``) and ``gpurun.json`` says why (``graphs_fallback``). If one still
+   raises, it stops before the full run (exit 3), so no GPU minutes go to a broken build; then
    ``graph_check`` trains a batched GAN eagerly and on captured CUDA graphs and records in
    ``gpurun.json`` whether they agree bit for bit and the seconds per step of each (never fatal);
 2. **plans** which claims fit: with a table of predicted one-H100 seconds per run
@@ -85,9 +88,9 @@ def graph_check(device: str, steps: int = 200, n_seeds: int = 64) -> dict[str, A
     eager on ``device``: a batched ring GAN (MLPs 2-64-64, Adam without fusing, k = 1, batch 64)
     trained ``steps`` G steps both ways from the same start. Returns whether the parameters and
     losses agree bit for bit, their largest difference, whether a graph was captured, and the
-    seconds per G step of each path (warm-up and capture included). Informational: no
-    experiment runs on graphs yet; this measures, on the first GPU lent, that capture works and
-    what it saves (the budget's replay constant)."""
+    seconds per G step of each path (warm-up and capture included). Informational: the
+    claims' own capture is tested by the self-test; this measures, on the first GPU lent, that
+    capture gives eager's numbers and what it saves (the budget's replay constant)."""
     import torch
 
     from repro import provenance
@@ -141,7 +144,17 @@ def graph_check(device: str, steps: int = 200, n_seeds: int = 64) -> dict[str, A
     }
 
 
-DEFAULT_PREDICTED = ROOT / "profiles" / "gpu" / "predicted_h100.csv"
+DEFAULT_PREDICTED = ROOT / "profiles" / "gpu" / "predicted_h100.csv"  # updates as CUDA graphs
+DEFAULT_PREDICTED_EAGER = ROOT / "profiles" / "gpu" / "predicted_h100_eager.csv"
+
+
+def graphs_on(device: str) -> bool:
+    """Whether the claims' updates take the static-step path on ``device`` now
+    (``repro.engine.use_graphs``: on CUDA unless $REPRO_GRAPHS=0)."""
+    from repro import provenance
+    from repro.engine import use_graphs
+
+    return use_graphs(provenance.pick_device(device))
 
 
 def plan(
@@ -257,12 +270,26 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"scale": args.scale, "device": args.device}
     report["self_test"] = self_test(args.device, args.claims)
     failed = [r["claim"] for r in report["self_test"] if not r["ok"]]
+    predicted = args.predicted
+    if failed and graphs_on(args.device):
+        # the static-step path (captured graphs) failed somewhere: if those claims pass eagerly,
+        # the whole record runs eagerly ($REPRO_GRAPHS=0 reaches every Snakemake job), planned
+        # with the eager predictions
+        from repro.engine.graph import GRAPHS_ENV
+
+        os.environ[GRAPHS_ENV] = "0"
+        retry = self_test(args.device, failed)
+        report["graphs_fallback"] = {"failed_on_graphs": failed, "eager_self_test": retry}
+        failed = [r["claim"] for r in retry if not r["ok"]]
+        if predicted == str(DEFAULT_PREDICTED):
+            predicted = str(DEFAULT_PREDICTED_EAGER)
+    report["graphs_on"] = graphs_on(args.device)
     if failed:
         report["stopped"] = f"self-test failed: {', '.join(failed)}"
         (out / "gpurun.json").write_text(json.dumps(report, indent=1))
         print(report["stopped"], file=sys.stderr)
         return EXIT_SELF_TEST
-    try:  # informational: a failure is recorded, never fatal (no claim runs on graphs yet)
+    try:  # informational: a failure is recorded, never fatal
         small = args.device == "cpu" or args.scale != "full"
         report["graphs"] = graph_check(args.device, *((10, 4) if small else (200, 64)))
     except Exception as e:  # noqa: BLE001
@@ -274,11 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         from repro import claims
 
         every = args.claims or sorted(claims.load_all())
-        claim_ids, skipped = plan(Path(args.predicted), budget, every)
-        report["plan"] = {"predicted": args.predicted, "budget_s": round(budget, 1),
+        claim_ids, skipped = plan(Path(predicted), budget, every)
+        report["plan"] = {"predicted": predicted, "budget_s": round(budget, 1),
                           "chosen": claim_ids, "skipped": skipped}  # fmt: skip
         if not claim_ids:
-            report["stopped"] = f"no claim fits {budget:.0f} s by {args.predicted}"
+            report["stopped"] = f"no claim fits {budget:.0f} s by {predicted}"
             (out / "gpurun.json").write_text(json.dumps(report, indent=1))
             print(report["stopped"], file=sys.stderr)
             return 1

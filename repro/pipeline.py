@@ -64,6 +64,8 @@ def run_claim(
     """
     import torch
 
+    from repro.engine import use_graphs
+
     spec = load_spec(spec_path)
     out = Path(out)
     if figures is not None:
@@ -85,6 +87,7 @@ def run_claim(
         "device_name": provenance.device_name(dev),
         "cpu": provenance.cpu_info(),
         "threads": torch.get_num_threads(),
+        "graphs": use_graphs(dev),  # updates as static steps: captured CUDA graphs on CUDA
         "packages": provenance.package_versions(),
         "started": provenance.now_utc(),
         "run_id": uuid.uuid4().hex,

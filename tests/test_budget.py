@@ -152,7 +152,7 @@ def test_kernels_of_a_static_step_are_counted_as_graph_kernels():
     per_eager = {k: getattr(eager.counts, k) / 3 for k in budget.COUNTED}
     per_static = {k: getattr(static.counts, k) / 3 for k in budget.COUNTED}
     # eager: 4 launches x 10 us; static: on the host one replay (10 us) and one copy (15 us),
-    # on the GPU 4 graph kernels x 4 us = 16 us: the host bounds it at 25 us
+    # on the GPU 4 kernels x 4 us = 16 us: the host bounds it at 25 us
     assert budget.step_seconds(per_eager, 5.0) == (
         pytest.approx(4 * budget.KERNEL_US * 1e-6),
         "host",
@@ -160,8 +160,20 @@ def test_kernels_of_a_static_step_are_counted_as_graph_kernels():
     static_s = (budget.REPLAY_US + budget.COPY_US) * 1e-6
     assert budget.step_seconds(per_static, 5.0) == (pytest.approx(static_s), "host")
     per_static["copies"] = 0  # batches drawn on the device: the graph's GPU time bounds it
-    gpu_s = 4 * budget.GRAPH_KERNEL_US * 1e-6 + per_static["flops"] / budget.GPU_FLOPS
+    gpu_s = 4 * budget.KERNEL_GPU_US * 1e-6 + per_static["flops"] / budget.GPU_FLOPS
     assert budget.step_seconds(per_static, 5.0) == (pytest.approx(gpu_s), "gpu")
+    # a compute-heavy step: eager or replayed, each kernel's GPU time adds to the FLOPs' time
+    heavy = 3e8  # FLOPs: 10 us at 30 TFLOP/s
+    per_eager["flops"] = per_static["flops"] = heavy
+    gpu_heavy = heavy / budget.GPU_FLOPS + 4 * budget.KERNEL_GPU_US * 1e-6
+    assert budget.step_seconds(per_static, 5.0) == (pytest.approx(gpu_heavy), "gpu")
+    assert budget.step_seconds(per_eager, 5.0) == (
+        pytest.approx(4 * budget.KERNEL_US * 1e-6),
+        "host",
+    )
+    per_eager["flops"] = 3e9  # 100 us of compute: now the GPU bounds the eager step too
+    gpu_eager = 3e9 / budget.GPU_FLOPS + 4 * budget.KERNEL_GPU_US * 1e-6
+    assert budget.step_seconds(per_eager, 5.0) == (pytest.approx(gpu_eager), "gpu")
 
 
 def test_w1_dry_run_records_the_solves_and_solves_nothing():

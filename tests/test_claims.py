@@ -406,6 +406,21 @@ def test_broken_invariant_makes_the_claim_an_error(tmp_path, toy_env):
     assert summary["verdict"] == "error" and summary["checks"] == []
 
 
+def test_the_record_says_whether_updates_took_the_static_step_path(tmp_path, toy_env, monkeypatch):
+    from repro import pipeline
+    from repro.report.markdown import graphs_note
+
+    path = write(tmp_path, toy_spec())
+    monkeypatch.delenv("REPRO_GRAPHS", raising=False)
+    assert pipeline.run_claim(path, "quick", tmp_path / "a", device="cpu")["graphs"] is False
+    monkeypatch.setenv("REPRO_GRAPHS", "1")
+    record = pipeline.run_claim(path, "quick", tmp_path / "b", device="cpu")
+    assert record["graphs"] is True
+    assert graphs_note(record) == " (updates on the static-step path, eager)"
+    assert graphs_note(record | {"device": "cuda"}) == " (updates as CUDA graphs)"
+    assert graphs_note({"device": "cuda"}) == ""  # records from before the field: eager
+
+
 def test_summary_tables_carry_test_checks_and_premises(tmp_path, toy_env):
     from repro import pipeline
 

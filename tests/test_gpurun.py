@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import tarfile
 
@@ -149,3 +150,63 @@ def test_graph_check_on_the_cpu_runs_both_paths_and_they_agree_bitwise():
     assert row["device"] == "cpu" and not row["captured"]
     assert row["bitwise_equal"] and row["max_abs_diff"] == 0.0
     assert row["eager_s_per_step"] > 0 and row["graphs_s_per_step"] > 0
+
+
+def _fails_on_graphs(eager_too: bool):
+    """experiments.get, with optimal-discriminator raising on the static-step path (and, with
+    ``eager_too``, eagerly as well)."""
+    from repro.engine import use_graphs
+
+    real_get = experiments.get
+
+    def get(name):
+        exp = real_get(name)
+        if name != "optimal_discriminator":
+            return exp
+
+        def run(params, seeds, device):
+            if eager_too or use_graphs(device):
+                raise RuntimeError("operation not permitted when stream is capturing")
+            return exp.run(params, seeds, device)
+
+        return experiments.Experiment(
+            run=run, params=exp.params, metrics=exp.metrics, figures=exp.figures
+        )
+
+    return get
+
+
+def test_a_claim_failing_only_on_graphs_runs_the_whole_record_eagerly(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_GRAPHS", "1")  # the CPU's stand-in for CUDA's default
+    monkeypatch.setattr(experiments, "get", _fails_on_graphs(eager_too=False))
+    seen = {}
+
+    def pipeline(scale, device, jobs, limit, ids, dry_run, workdir):
+        seen.update(graphs=os.environ.get("REPRO_GRAPHS"), ids=ids)  # what the jobs inherit
+        return {"rc": 0}
+
+    monkeypatch.setattr(gpurun, "run_pipeline", pipeline)
+    monkeypatch.setattr(gpurun, "pack", lambda *a, **k: [])
+    out = tmp_path / "out"
+    rc = gpurun.main(["--scale", "full", "--device", "cpu", "--claims", *CLAIMS, "--out", str(out)])
+    assert rc == 0 and seen["graphs"] == "0"
+    report = json.loads((out / "gpurun.json").read_text())
+    fallback = report["graphs_fallback"]
+    assert fallback["failed_on_graphs"] == ["optimal-discriminator"]
+    assert [r["ok"] for r in fallback["eager_self_test"]] == [True]
+    assert report["graphs_on"] is False
+    assert report["plan"]["predicted"] == str(gpurun.DEFAULT_PREDICTED_EAGER)
+
+
+def test_a_claim_failing_eagerly_too_stops_before_the_pipeline(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_GRAPHS", "1")
+    monkeypatch.setattr(experiments, "get", _fails_on_graphs(eager_too=True))
+    monkeypatch.setattr(gpurun, "run_pipeline", lambda *a, **k: pytest.fail("pipeline ran"))
+    out = tmp_path / "out"
+    rc = gpurun.main(
+        ["--scale", "smoke", "--device", "cpu", "--claims", *CLAIMS, "--out", str(out)]
+    )
+    assert rc == gpurun.EXIT_SELF_TEST
+    report = json.loads((out / "gpurun.json").read_text())
+    assert report["graphs_fallback"]["failed_on_graphs"] == ["optimal-discriminator"]
+    assert report["stopped"] == "self-test failed: optimal-discriminator"

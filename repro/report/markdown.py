@@ -253,7 +253,7 @@ def _claim_section(spec: Spec, s, row, variants, figures_rel: str) -> list[str]:
     lines += [
         f"*Verdict:* **{row.verdict}** ({s['reason']})",
         "",
-        f"*Seeds:* {s['seeds']}; *device:* {prov.get('device_name')}; "
+        f"*Seeds:* {s['seeds']}; *device:* {prov.get('device_name')}{graphs_note(prov)}; "
         f"*wall time:* {fmt(prov.get('wall_time_s'))} s; "
         f"*peak memory:* {fmt(prov.get('peak_mem_mb'))} MiB; "
         f"*results commit:* `{str(prov.get('commit'))[:10]}` (dirty: {prov.get('dirty')}); "
@@ -291,6 +291,15 @@ def _claim_section(spec: Spec, s, row, variants, figures_rel: str) -> list[str]:
     if spec.data.get("notes"):
         lines += [f"*Notes.* {spec['notes'].strip()}", ""]
     return lines
+
+
+def graphs_note(prov: dict[str, Any]) -> str:
+    """How the run's updates ran, when not plainly eager (run.json's ``graphs``)."""
+    if not prov.get("graphs"):
+        return ""
+    if prov.get("device") == "cuda":
+        return " (updates as CUDA graphs)"
+    return " (updates on the static-step path, eager)"
 
 
 def cpu_line(cpu: dict | None) -> str:
