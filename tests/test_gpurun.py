@@ -36,22 +36,32 @@ def test_cpu_smoke_run_self_tests_runs_the_pipeline_and_packs_the_record(tmp_pat
     assert "results/smoke/REPORT.md" in names
 
 
-def test_a_failing_self_test_stops_before_the_pipeline(tmp_path, monkeypatch):
+def _raising(message: str, only_on_graphs: bool = False):
+    """experiments.get, with optimal-discriminator raising ``message`` (with ``only_on_graphs``,
+    only on the static-step path; eagerly it runs as usual)."""
+    from repro.engine import use_graphs
+
     real_get = experiments.get
 
-    def broken(name):
+    def get(name):
         exp = real_get(name)
         if name != "optimal_discriminator":
             return exp
 
-        def boom(params, seeds, device):
-            raise RuntimeError("CUDA kernel failed")
+        def run(params, seeds, device):
+            if not only_on_graphs or use_graphs(device):
+                raise RuntimeError(message)
+            return exp.run(params, seeds, device)
 
         return experiments.Experiment(
-            run=boom, params=exp.params, metrics=exp.metrics, figures=exp.figures
+            run=run, params=exp.params, metrics=exp.metrics, figures=exp.figures
         )
 
-    monkeypatch.setattr(experiments, "get", broken)
+    return get
+
+
+def test_a_failing_self_test_stops_before_the_pipeline(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "get", _raising("CUDA kernel failed"))
     monkeypatch.setattr(gpurun, "run_pipeline", lambda *a, **k: pytest.fail("pipeline ran"))
     out = tmp_path / "out"
     rc = gpurun.main(
@@ -152,33 +162,13 @@ def test_graph_check_on_the_cpu_runs_both_paths_and_they_agree_bitwise():
     assert row["eager_s_per_step"] > 0 and row["graphs_s_per_step"] > 0
 
 
-def _fails_on_graphs(eager_too: bool):
-    """experiments.get, with optimal-discriminator raising on the static-step path (and, with
-    ``eager_too``, eagerly as well)."""
-    from repro.engine import use_graphs
-
-    real_get = experiments.get
-
-    def get(name):
-        exp = real_get(name)
-        if name != "optimal_discriminator":
-            return exp
-
-        def run(params, seeds, device):
-            if eager_too or use_graphs(device):
-                raise RuntimeError("operation not permitted when stream is capturing")
-            return exp.run(params, seeds, device)
-
-        return experiments.Experiment(
-            run=run, params=exp.params, metrics=exp.metrics, figures=exp.figures
-        )
-
-    return get
-
-
 def test_a_claim_failing_only_on_graphs_runs_the_whole_record_eagerly(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_GRAPHS", "1")  # the CPU's stand-in for CUDA's default
-    monkeypatch.setattr(experiments, "get", _fails_on_graphs(eager_too=False))
+    monkeypatch.setattr(
+        experiments,
+        "get",
+        _raising("operation not permitted when stream is capturing", only_on_graphs=True),
+    )
     seen = {}
 
     def pipeline(scale, device, jobs, limit, ids, dry_run, workdir):
@@ -200,7 +190,9 @@ def test_a_claim_failing_only_on_graphs_runs_the_whole_record_eagerly(tmp_path, 
 
 def test_a_claim_failing_eagerly_too_stops_before_the_pipeline(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_GRAPHS", "1")
-    monkeypatch.setattr(experiments, "get", _fails_on_graphs(eager_too=True))
+    monkeypatch.setattr(
+        experiments, "get", _raising("operation not permitted when stream is capturing")
+    )
     monkeypatch.setattr(gpurun, "run_pipeline", lambda *a, **k: pytest.fail("pipeline ran"))
     out = tmp_path / "out"
     rc = gpurun.main(
